@@ -1,0 +1,16 @@
+//! # switchboard-core
+//!
+//! The wire protocol and the sans-IO state machines of Switchboard, a
+//! cluster communication manager: one message server sequences messages
+//! and events for many member processes.
+//!
+//! This crate does no IO: no sockets, no clock, no threads, no global RNG.
+//! Time is passed in as `Tick`s and randomness comes from an
+//! RNG the caller seeds, so the simulator (`switchboard-sim`) and the tokio
+//! adapter (`switchboard-net`) drive exactly the same code.
+//!
+//! ## Layout
+//! * [`frame`]: frames, byte layout, limits, encode/decode.
+#![deny(missing_docs)]
+
+pub mod frame;
