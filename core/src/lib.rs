@@ -13,4 +13,6 @@
 //! * [`frame`]: frames, byte layout, limits, encode/decode.
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod frame;
+pub mod time;

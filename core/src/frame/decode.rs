@@ -201,6 +201,13 @@ impl Reader {
         })
     }
 
+    fn filter(&mut self) -> Result<Filter> {
+        Ok(Filter {
+            kinds: self.u16("kinds")?,
+            topic_prefix: self.string("topic_prefix", TOPIC_BYTES_MAX)?,
+        })
+    }
+
     fn member(&mut self) -> Result<MemberInfo> {
         Ok(MemberInfo {
             member_id: self.u64("member_id")?,
@@ -323,6 +330,19 @@ impl Reader {
                 client_nonce: self.array("client_nonce")?,
                 services: self.names("services", SERVICES_MAX)?,
                 load: self.u32("load")?,
+                groups: self.names("groups", GROUPS_PER_MEMBER_MAX)?,
+                subscriptions: {
+                    // A subscription is at least 4 + 2 + 2 bytes.
+                    let count = self.count("subscriptions", SUBSCRIPTIONS_MAX, 8)?;
+                    let mut subs = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        subs.push(SubscriptionSpec {
+                            sub_id: self.u32("sub_id")?,
+                            filter: self.filter()?,
+                        });
+                    }
+                    subs
+                },
             }),
             kind::RESUME => Frame::Resume(Resume {
                 cluster: self.string("cluster", NAME_BYTES_MAX)?,
@@ -410,8 +430,10 @@ impl Reader {
             }
             kind::ACK => Frame::Ack(Ack {
                 through: self.u64("through")?,
+                stable_through: self.u64("stable_through")?,
             }),
             kind::NACK => Frame::Nack(Nack {
+                gseq: self.u64("gseq")?,
                 seq: self.u64("seq")?,
                 reason: self.code("reason", NackReason::from_code)?,
             }),
@@ -442,6 +464,7 @@ impl Reader {
                 through: self.u64("through")?,
             }),
             kind::OUTCOME => {
+                let gseq = self.u64("gseq")?;
                 let seq = self.u64("seq")?;
                 let delivered = self.u32("delivered")?;
                 let count = self.count("missed", OUTCOME_MISSED_MAX, 9)?;
@@ -453,6 +476,7 @@ impl Reader {
                     });
                 }
                 Frame::Outcome(Outcome {
+                    gseq,
                     seq,
                     delivered,
                     missed,
@@ -465,15 +489,14 @@ impl Reader {
             kind::NOTIFY => Frame::Notify(Notify {
                 gseq: self.u64("gseq")?,
                 epoch: self.u64("epoch")?,
+                origin_incarnation: self.u64("origin_incarnation")?,
+                origin_seq: self.u64("origin_seq")?,
                 event: self.cluster_event()?,
             }),
             kind::SUBSCRIBE => Frame::Subscribe(Subscribe {
                 seq: self.u64("seq")?,
                 sub_id: self.u32("sub_id")?,
-                filter: Filter {
-                    kinds: self.u16("kinds")?,
-                    topic_prefix: self.string("topic_prefix", TOPIC_BYTES_MAX)?,
-                },
+                filter: self.filter()?,
             }),
             kind::UNSUBSCRIBE => Frame::Unsubscribe(Unsubscribe {
                 seq: self.u64("seq")?,

@@ -58,6 +58,12 @@ impl Frame {
                 w.put_slice(&h.client_nonce);
                 put_names(w, "services", &h.services, SERVICES_MAX)?;
                 w.put_u32(h.load);
+                put_names(w, "groups", &h.groups, GROUPS_PER_MEMBER_MAX)?;
+                put_count(w, "subscriptions", h.subscriptions.len(), SUBSCRIPTIONS_MAX)?;
+                for sub in &h.subscriptions {
+                    w.put_u32(sub.sub_id);
+                    put_filter(w, &sub.filter)?;
+                }
             }
             Frame::Resume(r) => {
                 put_str(w, "cluster", &r.cluster, NAME_BYTES_MAX)?;
@@ -124,8 +130,12 @@ impl Frame {
                 w.put_u32(c.offset);
                 put_payload(w, &c.payload);
             }
-            Frame::Ack(a) => w.put_u64(a.through),
+            Frame::Ack(a) => {
+                w.put_u64(a.through);
+                w.put_u64(a.stable_through);
+            }
             Frame::Nack(n) => {
+                w.put_u64(n.gseq);
                 w.put_u64(n.seq);
                 w.put_u8(n.reason.code());
             }
@@ -143,6 +153,7 @@ impl Frame {
             }
             Frame::DeliveryAck(a) => w.put_u64(a.through),
             Frame::Outcome(o) => {
+                w.put_u64(o.gseq);
                 w.put_u64(o.seq);
                 w.put_u32(o.delivered);
                 put_count(w, "missed", o.missed.len(), OUTCOME_MISSED_MAX)?;
@@ -158,13 +169,14 @@ impl Frame {
             Frame::Notify(n) => {
                 w.put_u64(n.gseq);
                 w.put_u64(n.epoch);
+                w.put_u64(n.origin_incarnation);
+                w.put_u64(n.origin_seq);
                 put_cluster_event(w, &n.event)?;
             }
             Frame::Subscribe(s) => {
                 w.put_u64(s.seq);
                 w.put_u32(s.sub_id);
-                w.put_u16(s.filter.kinds);
-                put_str(w, "topic_prefix", &s.filter.topic_prefix, TOPIC_BYTES_MAX)?;
+                put_filter(w, &s.filter)?;
             }
             Frame::Unsubscribe(u) => {
                 w.put_u64(u.seq);
@@ -239,6 +251,11 @@ fn put_names(w: &mut BytesMut, field: &'static str, names: &[String], max: usize
         put_str(w, field, n, NAME_BYTES_MAX)?;
     }
     Ok(())
+}
+
+fn put_filter(w: &mut BytesMut, f: &Filter) -> Result {
+    w.put_u16(f.kinds);
+    put_str(w, "topic_prefix", &f.topic_prefix, TOPIC_BYTES_MAX)
 }
 
 fn put_payload(w: &mut BytesMut, payload: &[u8]) {

@@ -41,6 +41,9 @@ pub const SERVICES_MAX: usize = 32;
 /// Largest number of groups one member may join.
 pub const GROUPS_PER_MEMBER_MAX: usize = 64;
 
+/// Largest number of subscriptions one member may hold.
+pub const SUBSCRIPTIONS_MAX: usize = 64;
+
 /// Largest number of addressees listed in one `Outcome` frame.
 pub const OUTCOME_MISSED_MAX: usize = 4096;
 

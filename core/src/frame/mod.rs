@@ -70,6 +70,21 @@ pub struct Hello {
     pub services: Vec<String>,
     /// Initial load figure.
     pub load: u32,
+    /// Groups the member is in at registration (restored after a server
+    /// restart in the same step as the registration).
+    pub groups: Vec<String>,
+    /// Subscriptions the member holds at registration.
+    pub subscriptions: Vec<SubscriptionSpec>,
+}
+
+/// A subscription as carried in [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct SubscriptionSpec {
+    /// Client-chosen subscription id.
+    pub sub_id: u32,
+    /// What it selects.
+    pub filter: Filter,
 }
 
 /// Client → server: resume an existing session after a connection loss
@@ -216,12 +231,21 @@ pub struct Chunk {
 pub struct Ack {
     /// Highest client sequence received (accepted or NACKed).
     pub through: u64,
+    /// Highest client sequence such that it and every sequence before it
+    /// has reached a final state at every addressee (delivered and
+    /// acknowledged, or missed). The client may forget those messages;
+    /// it keeps the others to resend after a server restart.
+    pub stable_through: u64,
 }
 
-/// Server → client: a frame with this sequence was refused.
+/// Server → client: a frame with this sequence was refused. Travels in the
+/// member's ordered stream, before any [`Ack`] that covers its sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Nack {
+    /// Position in the member's stream (see [`Deliver::gseq`]): NACKs are
+    /// replayed after a resume like deliveries.
+    pub gseq: u64,
     /// The refused frame's sequence.
     pub seq: u64,
     /// Why.
@@ -275,6 +299,9 @@ pub struct Missed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Outcome {
+    /// Position in the member's stream (see [`Deliver::gseq`]): outcomes
+    /// are replayed after a resume like deliveries.
+    pub gseq: u64,
     /// The message's sender sequence.
     pub seq: u64,
     /// Number of addressees that acknowledged delivery.
@@ -301,6 +328,11 @@ pub struct Notify {
     pub gseq: u64,
     /// View epoch after this event.
     pub epoch: u64,
+    /// Incarnation of the member that published the event; 0 for events
+    /// the server raises itself.
+    pub origin_incarnation: u64,
+    /// The publisher's sequence for the event; 0 for server events.
+    pub origin_seq: u64,
     /// The event.
     pub event: ClusterEvent,
 }
