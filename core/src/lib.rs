@@ -14,5 +14,6 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod server;
 pub mod frame;
 pub mod time;

@@ -1,0 +1,73 @@
+//! Server settings: every limit is named here with its default.
+
+use crate::auth::Secret;
+use crate::frame::Limits;
+
+/// Settings of a message server. Every queue and table has a bound here.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Cluster name members must present.
+    pub cluster: String,
+    /// Cluster secret for the challenge-response handshake.
+    pub secret: Secret,
+    /// Frame size limit.
+    pub limits: Limits,
+    /// Largest number of registered members (SAP's `max_clients` is 600).
+    pub members_max: usize,
+    /// Largest number of connections still in their handshake.
+    pub handshakes_max: usize,
+    /// A handshake that takes longer is closed.
+    pub handshake_timeout_ms: u64,
+    /// Idle interval after which either side pings.
+    pub heartbeat_interval_ms: u32,
+    /// Silence after which a member is declared failed.
+    pub heartbeat_timeout_ms: u32,
+    /// How long a member whose connection dropped may resume.
+    pub resume_window_ms: u32,
+    /// Soft limit of a member's unacknowledged stream, in items.
+    pub member_queue_items_max: usize,
+    /// Soft limit of a member's unacknowledged stream, in bytes.
+    pub member_queue_bytes_max: usize,
+    /// How long a member may stay over its soft limit before eviction.
+    /// At twice the soft limit it is evicted at once.
+    pub slow_consumer_grace_ms: u64,
+    /// Stream items in flight (sent, not acknowledged) per connection.
+    pub send_window_items: usize,
+    /// Stream bytes in flight per connection.
+    pub send_window_bytes: usize,
+    /// Largest number of a sender's messages not yet final at every
+    /// addressee; beyond it messages are NACKed `OverQuota`.
+    pub sender_inflight_max: usize,
+    /// Largest message accepted (all chunks), bytes.
+    pub message_bytes_max: u32,
+    /// Largest number of distinct groups.
+    pub groups_max: usize,
+    /// Largest transmit produced by one `poll_output`, bytes.
+    pub transmit_batch_bytes: usize,
+}
+
+impl ServerConfig {
+    /// Defaults for a cluster name and secret.
+    pub fn new(cluster: impl Into<String>, secret: Secret) -> Self {
+        ServerConfig {
+            cluster: cluster.into(),
+            secret,
+            limits: Limits::default(),
+            members_max: 600,
+            handshakes_max: 128,
+            handshake_timeout_ms: 5_000,
+            heartbeat_interval_ms: 1_000,
+            heartbeat_timeout_ms: 5_000,
+            resume_window_ms: 10_000,
+            member_queue_items_max: 65_536,
+            member_queue_bytes_max: 64 * 1024 * 1024,
+            slow_consumer_grace_ms: 2_000,
+            send_window_items: 8_192,
+            send_window_bytes: 4 * 1024 * 1024,
+            sender_inflight_max: 65_536,
+            message_bytes_max: 16 * 1024 * 1024,
+            groups_max: 4_096,
+            transmit_batch_bytes: 256 * 1024,
+        }
+    }
+}

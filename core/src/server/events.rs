@@ -1,0 +1,283 @@
+//! The view and its events: membership changes raised by the server,
+//! events published by members, subscriptions and groups.
+
+use super::member::ItemData;
+use super::*;
+use crate::frame::{
+    ClusterEvent, EventBody, EventKind, GroupOp, NackReason, Notify, Publish, Subscribe,
+    Unsubscribe,
+};
+
+impl Server {
+    /// Sequences an event and appends it to the stream of every member
+    /// that receives it: membership events go to everyone, the others to
+    /// members with a matching subscription. `origin` is the publishing
+    /// member and its sequence (tracked for stability), `None` for events
+    /// the server raises.
+    pub(super) fn raise(&mut self, event: ClusterEvent, origin: Option<(u64, u64)>) {
+        let gseq = self.next_gseq();
+        if event.changes_view() {
+            self.epoch += 1;
+        }
+        self.stats.events += 1;
+        let (origin_incarnation, origin_seq) = match origin {
+            Some((id, seq)) => (
+                self.members.get(&id).map_or(0, |m| m.info.incarnation),
+                seq,
+            ),
+            None => (0, 0),
+        };
+        let everyone = event.kind() == EventKind::Membership;
+        let mut to = std::mem::take(&mut self.scratch);
+        to.clear();
+        to.extend(
+            self.members
+                .iter()
+                .filter(|(_, m)| everyone || m.subscriptions.values().any(|f| f.matches(&event)))
+                .map(|(id, _)| *id),
+        );
+        let data = ItemData::One(self.encode(&Frame::Notify(Notify {
+            gseq,
+            epoch: self.epoch,
+            origin_incarnation,
+            origin_seq,
+            event,
+        })));
+        let tracked = origin.is_some();
+        if let Some((id, seq)) = origin {
+            self.track(id, seq, gseq, to.len() as u32, false);
+        }
+        self.enqueue_all(&to, gseq, &data, tracked);
+        self.scratch = to;
+    }
+
+    pub(super) fn on_publish(&mut self, id: u64, p: Publish) {
+        if !self.accept_seq(id, p.seq) {
+            return;
+        }
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let event = match p.event {
+            EventBody::ServiceState { service, up } => {
+                if service.is_empty() {
+                    return self.nack(id, p.seq, NackReason::Invalid);
+                }
+                let have = m.info.services.binary_search(&service);
+                match (up, have) {
+                    (true, Err(pos)) => {
+                        if m.info.services.len() >= frame::SERVICES_MAX {
+                            return self.nack(id, p.seq, NackReason::OverQuota);
+                        }
+                        m.info.services.insert(pos, service.clone());
+                    }
+                    (false, Ok(pos)) => {
+                        m.info.services.remove(pos);
+                    }
+                    _ => {}
+                }
+                ClusterEvent::ServiceState {
+                    member_id: id,
+                    service,
+                    up,
+                }
+            }
+            EventBody::Load(load) => {
+                m.info.load = load;
+                ClusterEvent::Load { member_id: id, load }
+            }
+            EventBody::Custom { topic, payload } => {
+                if payload.len() > self.config.limits.chunk_bytes_max() as usize {
+                    return self.nack(id, p.seq, NackReason::TooLarge);
+                }
+                ClusterEvent::Custom {
+                    member_id: id,
+                    topic,
+                    payload,
+                }
+            }
+        };
+        self.raise(event, Some((id, p.seq)));
+        self.process_evictions();
+    }
+
+    pub(super) fn on_subscribe(&mut self, id: u64, s: Subscribe) {
+        if !self.accept_seq(id, s.seq) {
+            return;
+        }
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        if !m.subscriptions.contains_key(&s.sub_id)
+            && m.subscriptions.len() >= frame::SUBSCRIPTIONS_MAX
+        {
+            return self.nack(id, s.seq, NackReason::OverQuota);
+        }
+        m.subscriptions.insert(s.sub_id, s.filter);
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, id: u64, u: Unsubscribe) {
+        if !self.accept_seq(id, u.seq) {
+            return;
+        }
+        if let Some(m) = self.members.get_mut(&id) {
+            m.subscriptions.remove(&u.sub_id);
+        }
+    }
+
+    pub(super) fn on_join(&mut self, id: u64, g: GroupOp) {
+        if !self.accept_seq(id, g.seq) {
+            return;
+        }
+        if g.group.is_empty() {
+            return self.nack(id, g.seq, NackReason::Invalid);
+        }
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let Err(pos) = m.info.groups.binary_search(&g.group) else {
+            return; // already a member: nothing changes
+        };
+        if m.info.groups.len() >= frame::GROUPS_PER_MEMBER_MAX
+            || (!self.groups.contains_key(&g.group) && self.groups.len() >= self.config.groups_max)
+        {
+            return self.nack(id, g.seq, NackReason::OverQuota);
+        }
+        m.info.groups.insert(pos, g.group.clone());
+        self.groups.entry(g.group.clone()).or_default().insert(id);
+        self.raise(
+            ClusterEvent::GroupJoined {
+                member_id: id,
+                group: g.group,
+            },
+            None,
+        );
+        self.process_evictions();
+    }
+
+    pub(super) fn on_leave(&mut self, id: u64, g: GroupOp) {
+        if !self.accept_seq(id, g.seq) {
+            return;
+        }
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let Ok(pos) = m.info.groups.binary_search(&g.group) else {
+            return;
+        };
+        m.info.groups.remove(pos);
+        self.leave_group(id, &g.group);
+        self.raise(
+            ClusterEvent::GroupLeft {
+                member_id: id,
+                group: g.group,
+            },
+            None,
+        );
+        self.process_evictions();
+    }
+
+    fn leave_group(&mut self, id: u64, group: &str) {
+        if let Some(set) = self.groups.get_mut(group) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.groups.remove(group);
+                self.anycast_cursor.remove(group);
+            }
+        }
+    }
+
+    /// Takes a member out of the view: its undelivered stream items count
+    /// as missed, the others learn of it in their streams, its connection
+    /// (if any) is closed.
+    pub(super) fn remove_member(&mut self, id: u64, how: Removal) {
+        let Some(mut m) = self.members.remove(&id) else {
+            return;
+        };
+        let name = m.name();
+        self.by_name
+            .remove(&(m.info.instance.clone(), m.info.process.clone()));
+        let mut instance_empty = false;
+        if let Some(set) = self.instances.get_mut(&m.info.instance) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.instances.remove(&m.info.instance);
+                instance_empty = true;
+            }
+        }
+        for g in std::mem::take(&mut m.info.groups) {
+            self.leave_group(id, &g);
+        }
+        let miss = how.miss_reason();
+        for item in std::mem::take(&mut m.queue) {
+            if item.tracked {
+                self.resolve_one(item.gseq, Some(miss), id);
+            }
+        }
+        if let Some(conn) = m.conn.take() {
+            // Put the member back so the final frames reach its connection.
+            let reason = match how {
+                Removal::Left => CloseReason::Goodbye,
+                Removal::Failed(r) => CloseReason::MemberFailed(r),
+            };
+            self.flush_control(conn, &mut m.control);
+            if let Removal::Failed(r) = how {
+                let _ = self.write_raw(
+                    conn,
+                    &Frame::Error(ErrorFrame {
+                        code: ErrorCode::UnexpectedFrame,
+                        text: format!("declared failed: {r:?}"),
+                    }),
+                );
+            }
+            self.close_conn(conn, reason);
+        }
+        let event = match how {
+            Removal::Left => {
+                self.outputs
+                    .push_back(Output::Event(ServerEvent::MemberLeft {
+                        member_id: id,
+                        name,
+                    }));
+                ClusterEvent::MemberLeft { member_id: id }
+            }
+            Removal::Failed(reason) => {
+                self.outputs
+                    .push_back(Output::Event(ServerEvent::MemberFailed {
+                        member_id: id,
+                        name,
+                        reason,
+                    }));
+                ClusterEvent::MemberFailed {
+                    member_id: id,
+                    reason,
+                }
+            }
+        };
+        self.raise(event, None);
+        if instance_empty {
+            self.raise(
+                ClusterEvent::InstanceDown {
+                    instance: m.info.instance.clone(),
+                },
+                None,
+            );
+        }
+        self.process_evictions();
+    }
+
+    /// Emits a frame on a connection at once, outside any member lane.
+    fn write_raw(&mut self, conn: ConnId, f: &Frame) -> bool {
+        let data = self.encode(f);
+        self.outputs.push_back(Output::Transmit { conn, data });
+        true
+    }
+
+    /// Emits whatever control frames were pending for a departing member.
+    fn flush_control(&mut self, conn: ConnId, control: &mut BytesMut) {
+        if !control.is_empty() {
+            let data = control.split().freeze();
+            self.outputs.push_back(Output::Transmit { conn, data });
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Registration: hello or resume, mutual challenge-response, welcome with
+//! the view snapshot, or a reject with a reason.
+
+use super::member::Member;
+use super::timers::Timer;
+use super::*;
+use crate::auth::proofs_equal;
+use crate::frame::{
+    Challenge, Gap, Hello, RejectReason, Resume, Resumed, Snapshot, Welcome, NAME_BYTES_MAX,
+};
+
+/// What the client asked for in its first frame.
+#[derive(Debug)]
+pub(super) enum Start {
+    Hello(Box<Hello>),
+    Resume(Resume),
+}
+
+/// Bytes of a member in a snapshot frame (see `frame::encode`).
+fn member_encoded_len(m: &MemberInfo) -> usize {
+    8 + 8
+        + 2
+        + m.instance.len()
+        + 2
+        + m.process.len()
+        + 2
+        + m.services.iter().map(|s| 2 + s.len()).sum::<usize>()
+        + 4
+        + 2
+        + m.groups.iter().map(|g| 2 + g.len()).sum::<usize>()
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= NAME_BYTES_MAX && !s.chars().any(|c| c.is_control())
+}
+
+impl Server {
+    pub(super) fn handshake_frame(&mut self, conn: ConnId, f: Frame) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match (&c.state, f) {
+            (ConnState::AwaitHello, Frame::Hello(h)) => {
+                if h.cluster != self.config.cluster {
+                    return self.reject(conn, RejectReason::WrongCluster, "unknown cluster".into());
+                }
+                if !valid_name(&h.instance) || !valid_name(&h.process) {
+                    return self.reject(conn, RejectReason::Invalid, "invalid member name".into());
+                }
+                if h.incarnation == 0 {
+                    return self.reject(conn, RejectReason::Invalid, "incarnation 0".into());
+                }
+                let nonce = h.client_nonce;
+                self.challenge(conn, Start::Hello(Box::new(h)), &nonce);
+            }
+            (ConnState::AwaitHello, Frame::Resume(r)) => {
+                if r.cluster != self.config.cluster {
+                    return self.reject(conn, RejectReason::WrongCluster, "unknown cluster".into());
+                }
+                let nonce = r.client_nonce;
+                self.challenge(conn, Start::Resume(r), &nonce);
+            }
+            (ConnState::AwaitAuth { .. }, Frame::Auth(a)) => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                let state = std::mem::replace(&mut c.state, ConnState::AwaitHello);
+                let ConnState::AwaitAuth {
+                    start,
+                    server_nonce,
+                } = state
+                else {
+                    return;
+                };
+                let client_nonce = match &start {
+                    Start::Hello(h) => h.client_nonce,
+                    Start::Resume(r) => r.client_nonce,
+                };
+                let expected = self.config.secret.client_proof(&server_nonce, &client_nonce);
+                if !proofs_equal(&expected, &a.client_proof) {
+                    return self.reject(conn, RejectReason::BadSecret, "authentication failed".into());
+                }
+                match start {
+                    Start::Hello(h) => self.register(conn, *h),
+                    Start::Resume(r) => self.resume(conn, r),
+                }
+            }
+            (_, other) => {
+                let detail = format!("{} is not allowed during the handshake", other.name());
+                self.reject(conn, RejectReason::Invalid, detail);
+            }
+        }
+    }
+
+    fn challenge(&mut self, conn: ConnId, start: Start, client_nonce: &[u8; frame::NONCE_BYTES]) {
+        let mut server_nonce = [0u8; frame::NONCE_BYTES];
+        self.rng.fill_bytes(&mut server_nonce);
+        let server_proof = self.config.secret.server_proof(client_nonce, &server_nonce);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::AwaitAuth {
+                start,
+                server_nonce,
+            };
+        }
+        let _ = self.write_control(
+            conn,
+            &Frame::Challenge(Challenge {
+                server_incarnation: self.incarnation,
+                server_nonce,
+                server_proof,
+            }),
+        );
+    }
+
+    /// Refuses a handshake and closes the connection.
+    pub(super) fn reject(&mut self, conn: ConnId, reason: RejectReason, text: String) {
+        self.stats.rejects += 1;
+        self.outputs
+            .push_back(Output::Event(ServerEvent::HandshakeRejected {
+                conn,
+                reason,
+                detail: text.clone(),
+            }));
+        let _ = self.write_control(conn, &Frame::Reject(frame::Reject { reason, text }));
+        self.close_conn(conn, CloseReason::Rejected(reason));
+    }
+
+    /// A new member, authenticated.
+    fn register(&mut self, conn: ConnId, h: Hello) {
+        let key = (h.instance.clone(), h.process.clone());
+        if let Some(&old) = self.by_name.get(&key) {
+            let (attached, same) = match self.members.get(&old) {
+                Some(m) => (m.conn.is_some(), m.info.incarnation == h.incarnation),
+                None => (false, false),
+            };
+            if same && attached {
+                return self.reject(
+                    conn,
+                    RejectReason::DuplicateIdentity,
+                    format!("{}/{} is already registered", h.instance, h.process),
+                );
+            }
+            // A new incarnation of the process replaces the old one; the
+            // same incarnation re-registering drops its stale session.
+            let reason = if same {
+                FailReason::ConnectionLost
+            } else {
+                FailReason::Superseded
+            };
+            self.remove_member(old, Removal::Failed(reason));
+        }
+        if self.members.len() >= self.config.members_max {
+            return self.reject(conn, RejectReason::ServerFull, "member limit reached".into());
+        }
+        let mut groups: Vec<String> = h.groups.clone();
+        groups.sort();
+        groups.dedup();
+        let new_groups = groups
+            .iter()
+            .filter(|g| !self.groups.contains_key(*g))
+            .count();
+        if groups.iter().any(|g| !valid_name(g))
+            || h.services.iter().any(|s| !valid_name(s))
+            || self.groups.len() + new_groups > self.config.groups_max
+        {
+            return self.reject(conn, RejectReason::Invalid, "invalid groups or services".into());
+        }
+        let mut services = h.services.clone();
+        services.sort();
+        services.dedup();
+
+        self.handshakes = self.handshakes.saturating_sub(1);
+        let id = self.next_member_id;
+        self.next_member_id += 1;
+        let info = MemberInfo {
+            member_id: id,
+            incarnation: h.incarnation,
+            instance: h.instance.clone(),
+            process: h.process.clone(),
+            services,
+            load: h.load,
+            groups: groups.clone(),
+        };
+        // Existing members learn of the joiner in their stream; the joiner
+        // learns of itself in its snapshot, taken right after.
+        let instance_new = !self.instances.contains_key(&h.instance);
+        self.raise(frame::ClusterEvent::MemberJoined(info.clone()), None);
+        if instance_new {
+            self.raise(
+                frame::ClusterEvent::InstanceUp {
+                    instance: h.instance.clone(),
+                },
+                None,
+            );
+        }
+        self.by_name.insert(key, id);
+        self.instances.entry(h.instance.clone()).or_default().insert(id);
+        for g in &groups {
+            self.groups.entry(g.clone()).or_default().insert(id);
+        }
+        let mut m = Member::new(info, conn, self.now);
+        for s in &h.subscriptions {
+            if m.subscriptions.len() < frame::SUBSCRIPTIONS_MAX {
+                m.subscriptions.insert(s.sub_id, s.filter.clone());
+            }
+        }
+        self.members.insert(id, m);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Attached(id);
+        }
+        self.send_welcome(conn, id);
+        let interval = u64::from(self.config.heartbeat_interval_ms);
+        self.timers
+            .insert((self.now.plus_millis(interval), Timer::Heartbeat(id)));
+        self.outputs
+            .push_back(Output::Event(ServerEvent::MemberJoined {
+                member_id: id,
+                name: format!("{}/{}", h.instance, h.process),
+                incarnation: h.incarnation,
+            }));
+    }
+
+    fn send_welcome(&mut self, conn: ConnId, id: u64) {
+        let welcome = Welcome {
+            member_id: id,
+            server_incarnation: self.incarnation,
+            epoch: self.epoch,
+            position: self.gseq,
+            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            heartbeat_timeout_ms: self.config.heartbeat_timeout_ms,
+            resume_window_ms: self.config.resume_window_ms,
+            frame_bytes_max: self.config.limits.frame_bytes_max,
+            snapshot_members: self.members.len() as u32,
+        };
+        let _ = self.write_control(conn, &Frame::Welcome(welcome));
+        // Split the snapshot by count and by encoded size.
+        let budget = self.config.limits.frame_bytes_max as usize - 64;
+        let mut batch: Vec<MemberInfo> = Vec::new();
+        let mut batch_bytes = 0;
+        let infos: Vec<MemberInfo> = self.members.values().map(|m| m.info.clone()).collect();
+        for info in infos {
+            let len = member_encoded_len(&info);
+            if !batch.is_empty()
+                && (batch.len() == frame::SNAPSHOT_MEMBERS_MAX || batch_bytes + len > budget)
+            {
+                let members = std::mem::take(&mut batch);
+                let _ = self.write_control(conn, &Frame::Snapshot(Snapshot { members }));
+                batch_bytes = 0;
+            }
+            batch_bytes += len;
+            batch.push(info);
+        }
+        if !batch.is_empty() {
+            let _ = self.write_control(conn, &Frame::Snapshot(Snapshot { members: batch }));
+        }
+    }
+
+    /// A returning member, authenticated.
+    fn resume(&mut self, conn: ConnId, r: Resume) {
+        let known = r.server_incarnation == self.incarnation
+            && self
+                .members
+                .get(&r.member_id)
+                .is_some_and(|m| m.info.incarnation == r.incarnation);
+        if !known {
+            if r.server_incarnation == self.incarnation && r.member_id < self.next_member_id {
+                // The session expired on this server: say what was lost.
+                self.stats.gaps += 1;
+                let gap = Gap {
+                    from: r.delivered_through + 1,
+                    through: self.gseq,
+                };
+                let _ = self.write_control(conn, &Frame::Gap(gap));
+            }
+            return self.reject(
+                conn,
+                RejectReason::SessionUnknown,
+                "session unknown or expired: register again".into(),
+            );
+        }
+        let id = r.member_id;
+        let old_conn = self.members.get(&id).and_then(|m| m.conn);
+        if let Some(old) = old_conn {
+            self.close_conn(old, CloseReason::Replaced);
+        }
+        self.handshakes = self.handshakes.saturating_sub(1);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Attached(id);
+        }
+        // Everything the member already has counts as acknowledged.
+        let through = r.delivered_through;
+        if let Some(m) = self.members.get_mut(&id) {
+            m.rewind();
+            m.sent_items = m.queue.iter().take_while(|i| i.gseq <= through).count();
+            m.sent_bytes = m.queue.iter().take(m.sent_items).map(|i| i.bytes).sum();
+        }
+        self.on_delivery_ack(id, through);
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        m.conn = Some(conn);
+        m.detached_since = None;
+        m.last_heard = self.now;
+        m.rewind();
+        let replay_from = m.queue.front().map_or(self.gseq + 1, |i| i.gseq);
+        let replayed = m.queue.len();
+        let received_through = m.received_through;
+        self.stats.resumes += 1;
+        let _ = self.write_control(
+            conn,
+            &Frame::Resumed(Resumed {
+                received_through,
+                replay_from,
+            }),
+        );
+        self.dirty.insert(conn);
+        self.outputs
+            .push_back(Output::Event(ServerEvent::MemberResumed {
+                member_id: id,
+                replayed,
+            }));
+    }
+}

@@ -1,0 +1,197 @@
+//! One registered member as the server holds it: identity, session state,
+//! the ordered outbound stream and its replay buffer, subscriptions.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::types::ConnId;
+use crate::frame::{Filter, MemberInfo, Send};
+use crate::time::Tick;
+
+/// The encoded frames of one stream item, shared by every recipient of a
+/// multicast: the payload is encoded once and never copied per recipient.
+#[derive(Debug, Clone)]
+pub(crate) enum ItemData {
+    /// One frame.
+    One(Bytes),
+    /// A chunked message: `Deliver` with `MORE`, then `Chunk` frames.
+    Parts(Arc<[Bytes]>),
+}
+
+impl ItemData {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            ItemData::One(b) => b.len(),
+            ItemData::Parts(p) => p.iter().map(|b| b.len()).sum(),
+        }
+    }
+}
+
+/// One entry of a member's ordered stream, kept until the member
+/// acknowledges it (so that it can be replayed after a resume).
+#[derive(Debug, Clone)]
+pub(crate) struct Item {
+    /// Global sequence; strictly increasing along a member's queue.
+    pub gseq: u64,
+    /// The encoded frame(s).
+    pub data: ItemData,
+    /// Encoded length.
+    pub bytes: usize,
+    /// True when an in-flight record (keyed by `gseq`) waits for this
+    /// member's acknowledgement.
+    pub tracked: bool,
+    /// For a NACK item: the refused sequence (acks must not pass it
+    /// before the NACK itself is transmitted).
+    pub nack_seq: Option<u64>,
+}
+
+/// A chunked message from the member being reassembled.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    /// The first frame, payload emptied.
+    pub head: Send,
+    /// Bytes so far (empty when `discard`).
+    pub buf: BytesMut,
+    /// Bytes received so far.
+    pub received: u32,
+    /// True when the message is refused or a duplicate: chunks are counted
+    /// and dropped.
+    pub discard: bool,
+}
+
+/// Server-side state of one member.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub info: MemberInfo,
+    /// The connection it is attached to, if any.
+    pub conn: Option<ConnId>,
+    /// When its connection dropped (while detached).
+    pub detached_since: Option<Tick>,
+    /// Highest client sequence processed.
+    pub received_through: u64,
+    /// A chunked message in reassembly.
+    pub partial: Option<Partial>,
+    /// Unacknowledged stream, in gseq order.
+    pub queue: VecDeque<Item>,
+    /// Sum of `queue[..].bytes`.
+    pub queue_bytes: usize,
+    /// Number of `queue` items transmitted on the current connection.
+    pub sent_items: usize,
+    /// Bytes of those items.
+    pub sent_bytes: usize,
+    /// Parts of `queue[sent_items]` already transmitted (chunked items).
+    pub sent_parts: usize,
+    /// Control frames waiting for transmission (Pong, Ping, Welcome, ...).
+    pub control: BytesMut,
+    /// This member's messages not yet final everywhere, by sequence.
+    pub pending: BTreeSet<u64>,
+    /// Sequences of NACK items not yet transmitted.
+    pub unsent_nacks: BTreeSet<u64>,
+    /// The last (through, stable_through) sent in an `Ack`.
+    pub ack_sent: (u64, u64),
+    /// Subscriptions by client id.
+    pub subscriptions: BTreeMap<u32, Filter>,
+    /// Last time a frame arrived from the member.
+    pub last_heard: Tick,
+    /// Last time something was queued for transmission to it.
+    pub last_sent: Tick,
+    /// Since when the queue is over its soft limit.
+    pub over_since: Option<Tick>,
+    /// A recipient over its limit that this member (as a sender) waits for.
+    pub throttled_by: Option<u64>,
+}
+
+impl Member {
+    pub(crate) fn new(info: MemberInfo, conn: ConnId, now: Tick) -> Member {
+        Member {
+            info,
+            conn: Some(conn),
+            detached_since: None,
+            received_through: 0,
+            partial: None,
+            queue: VecDeque::new(),
+            queue_bytes: 0,
+            sent_items: 0,
+            sent_bytes: 0,
+            sent_parts: 0,
+            control: BytesMut::new(),
+            pending: BTreeSet::new(),
+            unsent_nacks: BTreeSet::new(),
+            ack_sent: (0, 0),
+            subscriptions: BTreeMap::new(),
+            last_heard: now,
+            last_sent: now,
+            over_since: None,
+            throttled_by: None,
+        }
+    }
+
+    /// `instance/process`, for logs.
+    pub(crate) fn name(&self) -> String {
+        format!("{}/{}", self.info.instance, self.info.process)
+    }
+
+    /// Highest sequence the `Ack` may cover: never past a NACK not yet
+    /// transmitted, so the client always sees a NACK before its ack.
+    pub(crate) fn ack_through(&self) -> u64 {
+        match self.unsent_nacks.first() {
+            Some(&n) => self.received_through.min(n - 1),
+            None => self.received_through,
+        }
+    }
+
+    /// Highest sequence final at every addressee, capped by `ack_through`.
+    pub(crate) fn stable_through(&self) -> u64 {
+        let through = self.ack_through();
+        match self.pending.first() {
+            Some(&p) => through.min(p - 1),
+            None => through,
+        }
+    }
+
+    /// Appends a stream item.
+    pub(crate) fn push(&mut self, item: Item) {
+        debug_assert!(
+            self.queue.back().is_none_or(|last| last.gseq < item.gseq),
+            "stream items must be in strictly increasing gseq order"
+        );
+        if let Some(seq) = item.nack_seq {
+            self.unsent_nacks.insert(seq);
+        }
+        self.queue_bytes += item.bytes;
+        self.queue.push_back(item);
+    }
+
+    /// True when the queue is over its soft limit.
+    pub(crate) fn over_limit(&self, items_max: usize, bytes_max: usize) -> bool {
+        self.queue.len() > items_max || self.queue_bytes > bytes_max
+    }
+
+    /// True when something can be transmitted now.
+    pub(crate) fn has_output(&self, window_items: usize, window_bytes: usize) -> bool {
+        !self.control.is_empty()
+            || self.ack_sent != (self.ack_through(), self.stable_through())
+            || (self.sent_items < self.queue.len()
+                && self.sent_items < window_items
+                && self.sent_bytes < window_bytes)
+    }
+
+    /// Rewinds the transmit cursor for a new connection (replay).
+    pub(crate) fn rewind(&mut self) {
+        self.sent_items = 0;
+        self.sent_bytes = 0;
+        self.sent_parts = 0;
+        self.control.clear();
+        self.ack_sent = (0, 0);
+        self.unsent_nacks = self.queue.iter().filter_map(|i| i.nack_seq).collect();
+    }
+
+    pub(crate) fn check_invariants(&self) {
+        debug_assert!(self.sent_items <= self.queue.len());
+        debug_assert!(self.queue.is_empty() == (self.queue_bytes == 0));
+        debug_assert!(self.stable_through() <= self.ack_through());
+        debug_assert!(self.ack_through() <= self.received_through);
+    }
+}

@@ -1,0 +1,497 @@
+//! The message server as a sans-IO state machine.
+//!
+//! # Driving it
+//! Inputs are `handle_*` calls, each with the current [`Tick`]:
+//! [`handle_connected`](Server::handle_connected),
+//! [`handle_bytes`](Server::handle_bytes),
+//! [`handle_closed`](Server::handle_closed),
+//! [`handle_timeout`](Server::handle_timeout) and
+//! [`shutdown`](Server::shutdown).
+//!
+//! **After every input, drain [`poll_output`](Server::poll_output) until it
+//! returns `None`, then re-arm the timer from
+//! [`poll_timeout`](Server::poll_timeout).** Outputs are bytes to write per
+//! connection, connections to close, and events for logs. Before reading
+//! more bytes from a connection, ask [`wants_read`](Server::wants_read):
+//! `false` means the member is throttled because a recipient of its
+//! messages is over its queue limit.
+//!
+//! # Layout
+//! * `config`: every limit.
+//! * `member`: per-member session, stream queue and replay buffer.
+//! * `handshake`: hello/resume, challenge-response, welcome, reject.
+//! * `routing`: addresses to recipients, sequencing, outcomes.
+//! * `events`: membership and published events.
+//! * `transmit`: building transmits, windows, acks.
+//! * `timers`: heartbeats, resume windows, eviction, handshake deadlines.
+
+mod config;
+mod events;
+mod handshake;
+mod member;
+mod routing;
+mod timers;
+mod transmit;
+mod types;
+
+pub use config::ServerConfig;
+pub use types::{CloseReason, ConnId, Output, ServerEvent, ServerStats};
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+use rand::RngCore;
+
+use crate::frame::{self, ErrorCode, ErrorFrame, FailReason, Frame, MemberInfo, MissReason};
+use crate::time::Tick;
+use member::Member;
+use routing::Inflight;
+use timers::Timer;
+
+/// A connection as the server sees it.
+#[derive(Debug)]
+struct Conn {
+    state: ConnState,
+    read_buf: BytesMut,
+}
+
+#[derive(Debug)]
+enum ConnState {
+    /// Waiting for `Hello` or `Resume`.
+    AwaitHello,
+    /// Challenge sent, waiting for `Auth`.
+    AwaitAuth {
+        start: handshake::Start,
+        server_nonce: [u8; frame::NONCE_BYTES],
+    },
+    /// Registered: carries the member's frames.
+    Attached(u64),
+}
+
+/// The message server state machine. See the module docs for the driving
+/// contract.
+pub struct Server {
+    config: ServerConfig,
+    rng: Box<dyn RngCore + Send>,
+    incarnation: u64,
+    now: Tick,
+    conns: BTreeMap<ConnId, Conn>,
+    handshakes: usize,
+    members: BTreeMap<u64, Member>,
+    by_name: BTreeMap<(String, String), u64>,
+    instances: BTreeMap<String, BTreeSet<u64>>,
+    groups: BTreeMap<String, BTreeSet<u64>>,
+    anycast_cursor: BTreeMap<String, u64>,
+    next_member_id: u64,
+    gseq: u64,
+    epoch: u64,
+    inflight: BTreeMap<u64, Inflight>,
+    timers: BTreeSet<(Tick, Timer)>,
+    outputs: VecDeque<Output>,
+    dirty: BTreeSet<ConnId>,
+    scratch: Vec<u64>,
+    pending_evictions: Vec<u64>,
+    shutting_down: bool,
+    stats: ServerStats,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("incarnation", &self.incarnation)
+            .field("members", &self.members.len())
+            .field("conns", &self.conns.len())
+            .field("gseq", &self.gseq)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A new server. Its incarnation id and all nonces come from `rng`.
+    pub fn new(config: ServerConfig, mut rng: Box<dyn RngCore + Send>, now: Tick) -> Server {
+        let incarnation = rng.next_u64() | 1;
+        Server {
+            config,
+            rng,
+            incarnation,
+            now,
+            conns: BTreeMap::new(),
+            handshakes: 0,
+            members: BTreeMap::new(),
+            by_name: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            anycast_cursor: BTreeMap::new(),
+            next_member_id: 1,
+            gseq: 0,
+            epoch: 0,
+            inflight: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            outputs: VecDeque::new(),
+            dirty: BTreeSet::new(),
+            scratch: Vec::new(),
+            pending_evictions: Vec::new(),
+            shutting_down: false,
+            stats: ServerStats::default(),
+        }
+    }
+
+    /// This server run's random incarnation id.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Current view epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Last global sequence assigned.
+    pub fn gseq(&self) -> u64 {
+        self.gseq
+    }
+
+    /// The current view, in member-id order.
+    pub fn view(&self) -> impl Iterator<Item = &MemberInfo> {
+        self.members.values().map(|m| &m.info)
+    }
+
+    /// Unacknowledged stream items queued for a member (for metrics/tests).
+    pub fn queue_len(&self, member_id: u64) -> Option<usize> {
+        self.members.get(&member_id).map(|m| m.queue.len())
+    }
+
+    /// True when the member is registered and attached to a connection.
+    pub fn is_attached(&self, member_id: u64) -> bool {
+        self.members
+            .get(&member_id)
+            .is_some_and(|m| m.conn.is_some())
+    }
+
+    /// Number of open connections (handshaking or attached).
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// False when bytes from this connection should not be read for now:
+    /// its member is throttled by a recipient over its queue limit.
+    pub fn wants_read(&self, conn: ConnId) -> bool {
+        let Some(Conn {
+            state: ConnState::Attached(id),
+            ..
+        }) = self.conns.get(&conn)
+        else {
+            return true;
+        };
+        let Some(m) = self.members.get(id) else {
+            return true;
+        };
+        match m.throttled_by.and_then(|r| self.members.get(&r)) {
+            Some(r) => !r.over_limit(
+                self.config.member_queue_items_max / 2,
+                self.config.member_queue_bytes_max / 2,
+            ),
+            None => true,
+        }
+    }
+
+    /// A connection was accepted on the internal port.
+    pub fn handle_connected(&mut self, now: Tick, conn: ConnId) {
+        self.now = now;
+        debug_assert!(!self.conns.contains_key(&conn), "connection id reused");
+        self.conns.insert(
+            conn,
+            Conn {
+                state: ConnState::AwaitHello,
+                read_buf: BytesMut::new(),
+            },
+        );
+        if self.shutting_down {
+            self.reject(
+                conn,
+                frame::RejectReason::ServerFull,
+                "server shutting down".into(),
+            );
+            return;
+        }
+        if self.handshakes >= self.config.handshakes_max {
+            self.reject(
+                conn,
+                frame::RejectReason::ServerFull,
+                "too many handshakes in progress".into(),
+            );
+            return;
+        }
+        self.handshakes += 1;
+        let deadline = now.plus_millis(self.config.handshake_timeout_ms);
+        self.timers.insert((deadline, Timer::Handshake(conn)));
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn handle_bytes(&mut self, now: Tick, conn: ConnId, data: &[u8]) {
+        self.now = now;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.read_buf.extend_from_slice(data);
+        let limits = self.config.limits;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match frame::decode(&mut c.read_buf, &limits) {
+                Ok(Some(f)) => self.handle_frame(conn, f),
+                Ok(None) => break,
+                Err(e) => {
+                    self.protocol_error(conn, ErrorCode::Malformed, e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connection closed (reset, EOF or write error).
+    pub fn handle_closed(&mut self, now: Tick, conn: ConnId) {
+        self.now = now;
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.dirty.remove(&conn);
+        match c.state {
+            ConnState::AwaitHello | ConnState::AwaitAuth { .. } => {
+                self.handshakes = self.handshakes.saturating_sub(1);
+            }
+            ConnState::Attached(id) => self.detach(id),
+        }
+    }
+
+    /// Starts a graceful shutdown: every member gets a `Goodbye`, every
+    /// connection is closed, new connections are refused.
+    pub fn shutdown(&mut self, now: Tick) {
+        self.now = now;
+        self.shutting_down = true;
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            let _ = self.write_control(
+                conn,
+                &Frame::Goodbye(frame::Goodbye {
+                    text: "server shutting down".into(),
+                }),
+            );
+            self.close_conn(conn, CloseReason::Shutdown);
+        }
+    }
+
+    /// The next output. Drain until `None` after every input.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(o) = self.outputs.pop_front() {
+            return Some(o);
+        }
+        while let Some(conn) = self.dirty.pop_first() {
+            if let Some(o) = self.build_transmit(conn) {
+                return Some(o);
+            }
+        }
+        None
+    }
+
+    /// The earliest time `handle_timeout` must be called, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Tick> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    fn handle_frame(&mut self, conn: ConnId, f: Frame) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        match &c.state {
+            ConnState::AwaitHello | ConnState::AwaitAuth { .. } => self.handshake_frame(conn, f),
+            ConnState::Attached(id) => {
+                let id = *id;
+                self.member_frame(conn, id, f);
+            }
+        }
+    }
+
+    /// A frame from a registered member.
+    fn member_frame(&mut self, conn: ConnId, id: u64, f: Frame) {
+        let now = self.now;
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        m.last_heard = now;
+        match f {
+            Frame::Send(s) => self.on_send(id, s),
+            Frame::Chunk(c) => self.on_chunk(id, c),
+            Frame::DeliveryAck(a) => self.on_delivery_ack(id, a.through),
+            Frame::Publish(p) => self.on_publish(id, p),
+            Frame::Subscribe(s) => self.on_subscribe(id, s),
+            Frame::Unsubscribe(u) => self.on_unsubscribe(id, u),
+            Frame::Join(g) => self.on_join(id, g),
+            Frame::Leave(g) => self.on_leave(id, g),
+            Frame::Ping(n) => {
+                let _ = self.write_control(conn, &Frame::Pong(n));
+            }
+            Frame::Pong(_) => {}
+            Frame::Goodbye(_) => self.remove_member(id, Removal::Left),
+            Frame::Error(_) => {
+                // The client gave up on this connection; keep the session
+                // for a resume.
+                self.close_conn(conn, CloseReason::ProtocolError);
+                self.detach(id);
+            }
+            other => self.protocol_error(
+                conn,
+                ErrorCode::UnexpectedFrame,
+                format!("{} is not allowed after registration", other.name()),
+            ),
+        }
+        if let Some(m) = self.members.get(&id) {
+            m.check_invariants();
+        }
+    }
+
+    /// A connection broke the protocol: report, and fail its member.
+    fn protocol_error(&mut self, conn: ConnId, code: ErrorCode, detail: String) {
+        self.outputs
+            .push_back(Output::Event(ServerEvent::ProtocolError {
+                conn,
+                detail: detail.clone(),
+            }));
+        let state_member = match self.conns.get(&conn).map(|c| &c.state) {
+            Some(ConnState::Attached(id)) => Some(*id),
+            _ => None,
+        };
+        match state_member {
+            Some(id) => {
+                let _ = self.write_control(conn, &Frame::Error(ErrorFrame { code, text: detail }));
+                self.remove_member(id, Removal::Failed(FailReason::ProtocolViolation));
+            }
+            None => {
+                let _ = self.write_control(conn, &Frame::Error(ErrorFrame { code, text: detail }));
+                self.close_conn(conn, CloseReason::ProtocolError);
+            }
+        }
+    }
+
+    /// The member's connection is gone; its session waits for a resume.
+    fn detach(&mut self, id: u64) {
+        let now = self.now;
+        let window = u64::from(self.config.resume_window_ms);
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        if let Some(conn) = m.conn.take() {
+            self.dirty.remove(&conn);
+        }
+        m.detached_since = Some(now);
+        m.partial = None;
+        m.rewind();
+        self.timers
+            .insert((now.plus_millis(window), Timer::ResumeWindow(id)));
+        self.outputs
+            .push_back(Output::Event(ServerEvent::MemberDetached { member_id: id }));
+    }
+
+    /// Encodes a control frame onto a connection's control lane.
+    fn write_control(&mut self, conn: ConnId, f: &Frame) -> bool {
+        let limits = self.config.limits;
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let buf = match c.state {
+            ConnState::Attached(id) => match self.members.get_mut(&id) {
+                Some(m) => {
+                    m.last_sent = now;
+                    &mut m.control
+                }
+                None => return false,
+            },
+            // Handshaking connections keep their few frames in the read
+            // buffer's sibling: a transmit is emitted at once instead.
+            _ => {
+                let mut b = BytesMut::new();
+                if f.encode(&mut b, &limits).is_ok() {
+                    self.outputs.push_back(Output::Transmit {
+                        conn,
+                        data: b.freeze(),
+                    });
+                    return true;
+                }
+                debug_assert!(false, "server-built control frame must encode");
+                return false;
+            }
+        };
+        let ok = f.encode(buf, &limits).is_ok();
+        debug_assert!(ok, "server-built control frame must encode");
+        self.dirty.insert(conn);
+        ok
+    }
+
+    /// Flushes what is pending on a connection and closes it.
+    fn close_conn(&mut self, conn: ConnId, reason: CloseReason) {
+        if let Some(o) = self.build_transmit(conn) {
+            self.outputs.push_back(o);
+        }
+        self.dirty.remove(&conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            match c.state {
+                ConnState::AwaitHello | ConnState::AwaitAuth { .. } => {
+                    self.handshakes = self.handshakes.saturating_sub(1);
+                }
+                ConnState::Attached(id) => {
+                    if let Some(m) = self.members.get_mut(&id) {
+                        if m.conn == Some(conn) {
+                            m.conn = None;
+                        }
+                    }
+                }
+            }
+            self.outputs.push_back(Output::Close { conn, reason });
+        }
+    }
+
+    /// Encodes a frame the server built itself.
+    fn encode(&self, f: &Frame) -> Bytes {
+        let mut b = BytesMut::new();
+        let r = f.encode(&mut b, &self.config.limits);
+        debug_assert!(r.is_ok(), "server-built frame must encode: {r:?}");
+        b.freeze()
+    }
+
+    fn next_gseq(&mut self) -> u64 {
+        self.gseq += 1;
+        self.gseq
+    }
+}
+
+/// How a member leaves the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    Left,
+    Failed(FailReason),
+}
+
+impl Removal {
+    fn miss_reason(self) -> MissReason {
+        match self {
+            Removal::Left => MissReason::Left,
+            Removal::Failed(FailReason::SlowConsumer) => MissReason::Evicted,
+            Removal::Failed(_) => MissReason::Failed,
+        }
+    }
+}

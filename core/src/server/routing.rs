@@ -1,0 +1,485 @@
+//! Messages: reassembly, addressing, sequencing, receipt acks and NACKs,
+//! delivery acknowledgements and per-message outcomes.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::member::{Item, ItemData, Partial};
+use super::*;
+use crate::frame::{
+    flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Outcome, Send,
+};
+
+/// A sequenced message (or published event) not yet final at every
+/// addressee. Keyed by its gseq.
+#[derive(Debug)]
+pub(super) struct Inflight {
+    pub sender: u64,
+    pub seq: u64,
+    pub remaining: u32,
+    pub delivered: u32,
+    pub missed: Vec<Missed>,
+    pub confirm: bool,
+}
+
+impl Server {
+    /// Common check for every sequenced frame. Returns false for a resent
+    /// frame the server already processed (it is acked again, not redone).
+    pub(super) fn accept_seq(&mut self, id: u64, seq: u64) -> bool {
+        let Some(m) = self.members.get_mut(&id) else {
+            return false;
+        };
+        if seq <= m.received_through {
+            self.mark_dirty(id);
+            return false;
+        }
+        m.received_through = seq;
+        self.mark_dirty(id);
+        true
+    }
+
+    pub(super) fn mark_dirty(&mut self, id: u64) {
+        if let Some(conn) = self.members.get(&id).and_then(|m| m.conn) {
+            self.dirty.insert(conn);
+        }
+    }
+
+    pub(super) fn on_send(&mut self, id: u64, mut s: Send) {
+        if s.flags & flags::MORE != 0 {
+            let Some(m) = self.members.get_mut(&id) else {
+                return;
+            };
+            if m.partial.is_some() {
+                let conn = m.conn;
+                if let Some(conn) = conn {
+                    self.protocol_error(
+                        conn,
+                        ErrorCode::UnexpectedFrame,
+                        "new chunked Send before the previous one completed".into(),
+                    );
+                }
+                return;
+            }
+            let duplicate = s.seq <= m.received_through;
+            let too_large = s.total_len > self.config.message_bytes_max;
+            let discard = duplicate || too_large;
+            let mut buf = BytesMut::new();
+            if !discard {
+                buf.reserve(s.total_len as usize);
+                buf.extend_from_slice(&s.payload);
+            }
+            let received = s.payload.len() as u32;
+            s.payload = Bytes::new();
+            m.partial = Some(Partial {
+                head: s,
+                buf,
+                received,
+                discard,
+            });
+            return;
+        }
+        self.process_send(id, s);
+    }
+
+    pub(super) fn on_chunk(&mut self, id: u64, c: Chunk) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        let conn = m.conn;
+        let ok = m
+            .partial
+            .as_ref()
+            .is_some_and(|p| p.head.seq == c.id && p.received == c.offset);
+        let fits = m.partial.as_ref().is_some_and(|p| {
+            u64::from(p.received) + c.payload.len() as u64 <= u64::from(p.head.total_len)
+        });
+        if !ok || !fits || c.payload.is_empty() {
+            if let Some(conn) = conn {
+                self.protocol_error(
+                    conn,
+                    ErrorCode::UnexpectedFrame,
+                    "chunk out of order or beyond its message".into(),
+                );
+            }
+            return;
+        }
+        let Some(p) = m.partial.as_mut() else {
+            return;
+        };
+        p.received += c.payload.len() as u32;
+        if !p.discard {
+            p.buf.extend_from_slice(&c.payload);
+        }
+        if p.received < p.head.total_len {
+            return;
+        }
+        let Some(p) = m.partial.take() else {
+            return;
+        };
+        let mut s = p.head;
+        if s.total_len > self.config.message_bytes_max {
+            if self.accept_seq(id, s.seq) {
+                self.nack(id, s.seq, NackReason::TooLarge);
+            }
+            return;
+        }
+        if p.discard {
+            // A resend of something already processed.
+            self.mark_dirty(id);
+            return;
+        }
+        s.payload = p.buf.freeze();
+        s.flags &= !flags::MORE;
+        self.process_send(id, s);
+    }
+
+    /// A complete message from member `id`.
+    fn process_send(&mut self, id: u64, s: Send) {
+        if !self.accept_seq(id, s.seq) {
+            return;
+        }
+        if s.flags & flags::REQUEST != 0 && s.flags & flags::REPLY != 0 {
+            return self.nack(id, s.seq, NackReason::Invalid);
+        }
+        if s.payload.len() as u64 > u64::from(self.config.message_bytes_max) {
+            return self.nack(id, s.seq, NackReason::TooLarge);
+        }
+        let over_quota = self
+            .members
+            .get(&id)
+            .is_some_and(|m| m.pending.len() >= self.config.sender_inflight_max);
+        if over_quota {
+            return self.nack(id, s.seq, NackReason::OverQuota);
+        }
+        let mut recipients = std::mem::take(&mut self.scratch);
+        recipients.clear();
+        if let Err(reason) = self.resolve(id, &s.to, &mut recipients) {
+            self.scratch = recipients;
+            return self.nack(id, s.seq, reason);
+        }
+        let Some(from_incarnation) = self.members.get(&id).map(|m| m.info.incarnation) else {
+            self.scratch = recipients;
+            return;
+        };
+        let gseq = self.next_gseq();
+        let deliver = Deliver {
+            gseq,
+            from: id,
+            from_incarnation,
+            seq: s.seq,
+            flags: s.flags & !flags::MORE,
+            to: s.to,
+            correlation: s.correlation,
+            total_len: s.payload.len() as u32,
+            payload: s.payload,
+        };
+        let data = self.encode_deliver(deliver);
+        self.stats.messages_accepted += 1;
+        let confirm = s.flags & flags::CONFIRM != 0;
+        self.track(id, s.seq, gseq, recipients.len() as u32, confirm);
+        if let Some(slow) = self.enqueue_all(&recipients, gseq, &data, true) {
+            if let Some(m) = self.members.get_mut(&id) {
+                m.throttled_by = Some(slow);
+            }
+        }
+        self.scratch = recipients;
+        self.process_evictions();
+    }
+
+    /// Encodes a delivery once, chunked when its payload is large.
+    fn encode_deliver(&self, mut d: Deliver) -> ItemData {
+        let chunk = self.config.limits.chunk_bytes_max() as usize;
+        if d.payload.len() <= chunk {
+            return ItemData::One(self.encode(&Frame::Deliver(d)));
+        }
+        let payload = std::mem::take(&mut d.payload);
+        let gseq = d.gseq;
+        let mut parts = Vec::with_capacity(payload.len() / chunk + 1);
+        d.flags |= flags::MORE;
+        d.payload = payload.slice(..chunk);
+        parts.push(self.encode(&Frame::Deliver(d)));
+        let mut offset = chunk;
+        while offset < payload.len() {
+            let end = (offset + chunk).min(payload.len());
+            parts.push(self.encode(&Frame::Chunk(Chunk {
+                id: gseq,
+                offset: offset as u32,
+                payload: payload.slice(offset..end),
+            })));
+            offset = end;
+        }
+        ItemData::Parts(Arc::from(parts))
+    }
+
+    /// Records a sequenced message that waits for its addressees.
+    pub(super) fn track(&mut self, sender: u64, seq: u64, gseq: u64, count: u32, confirm: bool) {
+        if let Some(m) = self.members.get_mut(&sender) {
+            m.pending.insert(seq);
+        }
+        self.inflight.insert(
+            gseq,
+            Inflight {
+                sender,
+                seq,
+                remaining: count,
+                delivered: 0,
+                missed: Vec::new(),
+                confirm,
+            },
+        );
+        if count == 0 {
+            self.finalize(gseq);
+        }
+    }
+
+    /// Appends one shared item to several members' streams. Returns one
+    /// recipient that is over its queue limit, if any; recipients far over
+    /// it are marked for eviction (see [`Self::process_evictions`]).
+    pub(super) fn enqueue_all(
+        &mut self,
+        to: &[u64],
+        gseq: u64,
+        data: &ItemData,
+        tracked: bool,
+    ) -> Option<u64> {
+        let bytes = data.len();
+        let now = self.now;
+        let items_max = self.config.member_queue_items_max;
+        let bytes_max = self.config.member_queue_bytes_max;
+        let grace = self.config.slow_consumer_grace_ms;
+        let mut slow = None;
+        for r in to {
+            if let Some(m) = self.members.get_mut(r) {
+                m.push(Item {
+                    gseq,
+                    data: data.clone(),
+                    bytes,
+                    tracked,
+                    nack_seq: None,
+                });
+                m.last_sent = now;
+                self.stats.items_enqueued += 1;
+                if let Some(conn) = m.conn {
+                    self.dirty.insert(conn);
+                }
+                if m.over_limit(items_max, bytes_max) {
+                    slow = Some(*r);
+                    if m.over_limit(items_max.saturating_mul(2), bytes_max.saturating_mul(2)) {
+                        self.pending_evictions.push(*r);
+                    } else if m.over_since.is_none() {
+                        m.over_since = Some(now);
+                        self.timers
+                            .insert((now.plus_millis(grace), Timer::SlowConsumer(*r)));
+                    }
+                }
+            }
+        }
+        slow
+    }
+
+    /// Appends an item for one member (NACK or outcome).
+    fn enqueue_one(&mut self, id: u64, f: &Frame, nack_seq: Option<u64>, gseq: u64) {
+        let data = self.encode(f);
+        let now = self.now;
+        if let Some(m) = self.members.get_mut(&id) {
+            m.push(Item {
+                gseq,
+                bytes: data.len(),
+                data: ItemData::One(data),
+                tracked: false,
+                nack_seq,
+            });
+            m.last_sent = now;
+            self.stats.items_enqueued += 1;
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Refuses sequence `seq` of member `id`.
+    pub(super) fn nack(&mut self, id: u64, seq: u64, reason: NackReason) {
+        self.stats.messages_nacked += 1;
+        let gseq = self.next_gseq();
+        self.enqueue_one(id, &Frame::Nack(Nack { gseq, seq, reason }), Some(seq), gseq);
+    }
+
+    /// Addressees of a message from `from`. Errors say why none is possible.
+    fn resolve(&mut self, from: u64, to: &Address, out: &mut Vec<u64>) -> Result<(), NackReason> {
+        match to {
+            Address::MemberId(id) => {
+                if self.members.contains_key(id) {
+                    out.push(*id);
+                } else if *id < self.next_member_id && *id != 0 {
+                    return Err(NackReason::DestinationGone);
+                } else {
+                    return Err(NackReason::UnknownDestination);
+                }
+            }
+            Address::Member { instance, process } => {
+                match self.by_name.get(&(instance.clone(), process.clone())) {
+                    Some(id) => out.push(*id),
+                    None if self.instances.contains_key(instance) => {
+                        return Err(NackReason::DestinationGone)
+                    }
+                    None => return Err(NackReason::UnknownDestination),
+                }
+            }
+            Address::Instance(name) => {
+                let Some(set) = self.instances.get(name) else {
+                    return Err(NackReason::UnknownDestination);
+                };
+                out.extend(set.iter().copied().filter(|m| *m != from));
+                if out.is_empty() {
+                    return Err(NackReason::DestinationGone);
+                }
+            }
+            Address::Group(name) => {
+                let Some(set) = self.groups.get(name) else {
+                    return Err(NackReason::UnknownDestination);
+                };
+                out.extend(set.iter().copied().filter(|m| *m != from));
+                if out.is_empty() {
+                    return Err(NackReason::DestinationGone);
+                }
+            }
+            Address::Anycast(name) => {
+                // Round robin over the group in member-id order, skipping
+                // the sender and, while another member is available,
+                // members over their queue limit.
+                let Some(set) = self.groups.get(name) else {
+                    return Err(NackReason::UnknownDestination);
+                };
+                let cursor = self.anycast_cursor.get(name).copied().unwrap_or(0);
+                let items_max = self.config.member_queue_items_max;
+                let bytes_max = self.config.member_queue_bytes_max;
+                let candidates = set
+                    .range(cursor + 1..)
+                    .chain(set.range(..=cursor))
+                    .copied()
+                    .filter(|m| *m != from);
+                let mut fallback = None;
+                let mut pick = None;
+                for c in candidates {
+                    let slow = self
+                        .members
+                        .get(&c)
+                        .is_none_or(|m| m.over_limit(items_max, bytes_max));
+                    if !slow {
+                        pick = Some(c);
+                        break;
+                    }
+                    fallback = fallback.or(Some(c));
+                }
+                match pick.or(fallback) {
+                    Some(p) => {
+                        self.anycast_cursor.insert(name.clone(), p);
+                        out.push(p);
+                    }
+                    None => return Err(NackReason::DestinationGone),
+                }
+            }
+            Address::Broadcast => {
+                out.extend(self.members.keys().copied().filter(|m| *m != from));
+            }
+        }
+        Ok(())
+    }
+
+    /// The member acknowledged its stream through `through`.
+    pub(super) fn on_delivery_ack(&mut self, id: u64, through: u64) {
+        let mut done = std::mem::take(&mut self.scratch);
+        done.clear();
+        if let Some(m) = self.members.get_mut(&id) {
+            while m.sent_items > 0 {
+                let Some(front) = m.queue.front() else {
+                    break;
+                };
+                if front.gseq > through {
+                    break;
+                }
+                let bytes = front.bytes;
+                if front.tracked {
+                    done.push(front.gseq);
+                }
+                m.queue.pop_front();
+                m.queue_bytes -= bytes;
+                m.sent_items -= 1;
+                m.sent_bytes = m.sent_bytes.saturating_sub(bytes);
+                self.stats.items_acked += 1;
+            }
+            if m.sent_items == 0 {
+                m.sent_parts = 0;
+            }
+            if m.over_since.is_some()
+                && !m.over_limit(
+                    self.config.member_queue_items_max,
+                    self.config.member_queue_bytes_max,
+                )
+            {
+                m.over_since = None;
+            }
+            if let Some(conn) = m.conn {
+                self.dirty.insert(conn);
+            }
+        }
+        for gseq in done.drain(..) {
+            self.resolve_one(gseq, None, id);
+        }
+        self.scratch = done;
+    }
+
+    /// One addressee of in-flight message `gseq` reached a final state.
+    pub(super) fn resolve_one(&mut self, gseq: u64, missed: Option<MissReason>, member_id: u64) {
+        let Some(f) = self.inflight.get_mut(&gseq) else {
+            debug_assert!(false, "tracked item without an in-flight record");
+            return;
+        };
+        debug_assert!(f.remaining > 0);
+        f.remaining -= 1;
+        match missed {
+            None => f.delivered += 1,
+            Some(reason) => {
+                if f.missed.len() < frame::OUTCOME_MISSED_MAX {
+                    f.missed.push(Missed { member_id, reason });
+                }
+            }
+        }
+        if f.remaining == 0 {
+            self.finalize(gseq);
+        }
+    }
+
+    /// In-flight message `gseq` is final everywhere.
+    fn finalize(&mut self, gseq: u64) {
+        let Some(f) = self.inflight.remove(&gseq) else {
+            return;
+        };
+        let Some(sender) = self.members.get_mut(&f.sender) else {
+            return;
+        };
+        sender.pending.remove(&f.seq);
+        if f.confirm {
+            let ogseq = self.next_gseq();
+            let outcome = Frame::Outcome(Outcome {
+                gseq: ogseq,
+                seq: f.seq,
+                delivered: f.delivered,
+                missed: f.missed,
+            });
+            self.enqueue_one(f.sender, &outcome, None, ogseq);
+        } else {
+            self.mark_dirty(f.sender);
+        }
+    }
+
+    /// Evicts members whose queues went far over their limit while items
+    /// were enqueued.
+    pub(super) fn process_evictions(&mut self) {
+        while let Some(id) = self.pending_evictions.pop() {
+            if self.members.contains_key(&id) {
+                self.stats.evictions += 1;
+                self.remove_member(id, Removal::Failed(FailReason::SlowConsumer));
+            }
+        }
+    }
+}

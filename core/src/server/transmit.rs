@@ -1,0 +1,79 @@
+//! Building transmits: the control lane first (handshake replies, pongs,
+//! pings, the cumulative ack), then the member's ordered stream within its
+//! send window. Chunked items go out one part per transmit so control
+//! frames can pass between the parts of a large message.
+
+use bytes::BufMut;
+
+use super::member::ItemData;
+use super::*;
+use crate::frame::Ack;
+
+impl Server {
+    /// Builds the next transmit for a connection, if it has anything.
+    pub(super) fn build_transmit(&mut self, conn: ConnId) -> Option<Output> {
+        let Some(Conn {
+            state: ConnState::Attached(id),
+            ..
+        }) = self.conns.get(&conn)
+        else {
+            return None;
+        };
+        let id = *id;
+        let limits = self.config.limits;
+        let batch = self.config.transmit_batch_bytes;
+        let window_items = self.config.send_window_items;
+        let window_bytes = self.config.send_window_bytes;
+        let m = self.members.get_mut(&id)?;
+        let mut out = m.control.split();
+        loop {
+            if out.len() >= batch
+                || m.sent_items >= m.queue.len()
+                || m.sent_items >= window_items
+                || m.sent_bytes >= window_bytes
+            {
+                break;
+            }
+            let item = &m.queue[m.sent_items];
+            match &item.data {
+                ItemData::One(b) => {
+                    out.put_slice(b);
+                }
+                ItemData::Parts(parts) => {
+                    out.put_slice(&parts[m.sent_parts]);
+                    m.sent_parts += 1;
+                    if m.sent_parts < parts.len() {
+                        // Let control frames through before the next part.
+                        break;
+                    }
+                    m.sent_parts = 0;
+                }
+            }
+            if let Some(seq) = item.nack_seq {
+                m.unsent_nacks.remove(&seq);
+            }
+            m.sent_bytes += item.bytes;
+            m.sent_items += 1;
+        }
+        let ack = (m.ack_through(), m.stable_through());
+        if ack != m.ack_sent && ack.0 > 0 {
+            let f = Frame::Ack(Ack {
+                through: ack.0,
+                stable_through: ack.1,
+            });
+            let ok = f.encode(&mut out, &limits).is_ok();
+            debug_assert!(ok);
+            m.ack_sent = ack;
+        }
+        if m.has_output(window_items, window_bytes) {
+            self.dirty.insert(conn);
+        }
+        if out.is_empty() {
+            return None;
+        }
+        Some(Output::Transmit {
+            conn,
+            data: out.freeze(),
+        })
+    }
+}
