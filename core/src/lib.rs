@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
-pub mod server;
+pub mod client;
 pub mod frame;
+pub mod server;
 pub mod time;

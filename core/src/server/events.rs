@@ -21,10 +21,7 @@ impl Server {
         }
         self.stats.events += 1;
         let (origin_incarnation, origin_seq) = match origin {
-            Some((id, seq)) => (
-                self.members.get(&id).map_or(0, |m| m.info.incarnation),
-                seq,
-            ),
+            Some((id, seq)) => (self.members.get(&id).map_or(0, |m| m.info.incarnation), seq),
             None => (0, 0),
         };
         let everyone = event.kind() == EventKind::Membership;
@@ -84,7 +81,10 @@ impl Server {
             }
             EventBody::Load(load) => {
                 m.info.load = load;
-                ClusterEvent::Load { member_id: id, load }
+                ClusterEvent::Load {
+                    member_id: id,
+                    load,
+                }
             }
             EventBody::Custom { topic, payload } => {
                 if payload.len() > self.config.limits.chunk_bytes_max() as usize {

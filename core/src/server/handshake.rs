@@ -76,9 +76,16 @@ impl Server {
                     Start::Hello(h) => h.client_nonce,
                     Start::Resume(r) => r.client_nonce,
                 };
-                let expected = self.config.secret.client_proof(&server_nonce, &client_nonce);
+                let expected = self
+                    .config
+                    .secret
+                    .client_proof(&server_nonce, &client_nonce);
                 if !proofs_equal(&expected, &a.client_proof) {
-                    return self.reject(conn, RejectReason::BadSecret, "authentication failed".into());
+                    return self.reject(
+                        conn,
+                        RejectReason::BadSecret,
+                        "authentication failed".into(),
+                    );
                 }
                 match start {
                     Start::Hello(h) => self.register(conn, *h),
@@ -150,7 +157,11 @@ impl Server {
             self.remove_member(old, Removal::Failed(reason));
         }
         if self.members.len() >= self.config.members_max {
-            return self.reject(conn, RejectReason::ServerFull, "member limit reached".into());
+            return self.reject(
+                conn,
+                RejectReason::ServerFull,
+                "member limit reached".into(),
+            );
         }
         let mut groups: Vec<String> = h.groups.clone();
         groups.sort();
@@ -163,7 +174,11 @@ impl Server {
             || h.services.iter().any(|s| !valid_name(s))
             || self.groups.len() + new_groups > self.config.groups_max
         {
-            return self.reject(conn, RejectReason::Invalid, "invalid groups or services".into());
+            return self.reject(
+                conn,
+                RejectReason::Invalid,
+                "invalid groups or services".into(),
+            );
         }
         let mut services = h.services.clone();
         services.sort();
@@ -194,7 +209,10 @@ impl Server {
             );
         }
         self.by_name.insert(key, id);
-        self.instances.entry(h.instance.clone()).or_default().insert(id);
+        self.instances
+            .entry(h.instance.clone())
+            .or_default()
+            .insert(id);
         for g in &groups {
             self.groups.entry(g.clone()).or_default().insert(id);
         }

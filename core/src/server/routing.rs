@@ -7,9 +7,7 @@ use bytes::BytesMut;
 
 use super::member::{Item, ItemData, Partial};
 use super::*;
-use crate::frame::{
-    flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Outcome, Send,
-};
+use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Outcome, Send};
 
 /// A sequenced message (or published event) not yet final at every
 /// addressee. Keyed by its gseq.
@@ -300,7 +298,12 @@ impl Server {
     pub(super) fn nack(&mut self, id: u64, seq: u64, reason: NackReason) {
         self.stats.messages_nacked += 1;
         let gseq = self.next_gseq();
-        self.enqueue_one(id, &Frame::Nack(Nack { gseq, seq, reason }), Some(seq), gseq);
+        self.enqueue_one(
+            id,
+            &Frame::Nack(Nack { gseq, seq, reason }),
+            Some(seq),
+            gseq,
+        );
     }
 
     /// Addressees of a message from `from`. Errors say why none is possible.

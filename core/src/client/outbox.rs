@@ -1,0 +1,106 @@
+//! Unconfirmed outgoing frames, kept in sequence order until they are
+//! final, so that they can be resent after a resume or a server restart.
+
+use std::collections::BTreeMap;
+
+use crate::frame::Frame;
+
+/// One sequenced frame the server has not yet made final.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// The frame (Send, Publish, Subscribe, Unsubscribe, Join, Leave).
+    pub frame: Frame,
+    /// Payload bytes counted against the outbox limit.
+    pub bytes: usize,
+    /// The server's receipt ack covered it.
+    pub acked: bool,
+    /// Wait for an `Outcome` before forgetting it.
+    pub confirm: bool,
+    /// Data (Send, Publish) rather than registration state: state frames
+    /// are not resent after a fresh registration, which carries the state.
+    pub data: bool,
+}
+
+/// The outbox: entries by sequence, with count and byte totals.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    entries: BTreeMap<u64, Entry>,
+    bytes: usize,
+}
+
+impl Outbox {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn insert(&mut self, seq: u64, entry: Entry) {
+        debug_assert!(
+            self.entries.last_key_value().is_none_or(|(s, _)| *s < seq),
+            "outbox sequences must increase"
+        );
+        self.bytes += entry.bytes;
+        self.entries.insert(seq, entry);
+    }
+
+    pub(crate) fn remove(&mut self, seq: u64) -> Option<Entry> {
+        let e = self.entries.remove(&seq)?;
+        self.bytes -= e.bytes;
+        Some(e)
+    }
+
+    /// Marks entries through `through` as acked; returns the data entries
+    /// newly acked.
+    pub(crate) fn ack_through(&mut self, through: u64, out: &mut Vec<u64>) {
+        for (seq, e) in self.entries.range_mut(..=through) {
+            if !e.acked {
+                e.acked = true;
+                if e.data {
+                    out.push(*seq);
+                }
+            }
+        }
+    }
+
+    /// Forgets entries through `stable` that wait for nothing more: every
+    /// acked entry except those waiting for an outcome.
+    pub(crate) fn release_stable(&mut self, stable: u64) {
+        let done: Vec<u64> = self
+            .entries
+            .range(..=stable)
+            .filter(|(_, e)| e.acked && !e.confirm)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in done {
+            self.remove(s);
+        }
+    }
+
+    /// Drops registration-state entries (after a fresh registration).
+    pub(crate) fn drop_state_entries(&mut self) {
+        let state: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.data)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in state {
+            self.remove(s);
+        }
+    }
+
+    /// Clears the acked marks (a fresh server has acked nothing).
+    pub(crate) fn clear_acks(&mut self) {
+        for e in self.entries.values_mut() {
+            e.acked = false;
+        }
+    }
+
+    /// Entries with a sequence above `after`, in order.
+    pub(crate) fn after(&self, after: u64) -> impl Iterator<Item = (&u64, &Entry)> {
+        self.entries.range(after.saturating_add(1)..)
+    }
+}
