@@ -366,8 +366,12 @@ fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
         ),
         (
             kind::NACK,
-            (any::<u64>(), prop::sample::select(NackReason::ALL))
-                .prop_map(|(seq, reason)| Frame::Nack(Nack { seq, reason }))
+            (
+                any::<u64>(),
+                any::<u64>(),
+                prop::sample::select(NackReason::ALL),
+            )
+                .prop_map(|(gseq, seq, reason)| Frame::Nack(Nack { gseq, seq, reason }))
                 .boxed(),
         ),
         (
@@ -398,6 +402,7 @@ fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
             kind::OUTCOME,
             (
                 any::<u64>(),
+                any::<u64>(),
                 any::<u32>(),
                 prop::collection::vec(
                     (any::<u64>(), miss_reason())
@@ -405,8 +410,9 @@ fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                     0..=8,
                 ),
             )
-                .prop_map(|(seq, delivered, missed)| {
+                .prop_map(|(gseq, seq, delivered, missed)| {
                     Frame::Outcome(Outcome {
+                        gseq,
                         seq,
                         delivered,
                         missed,
@@ -763,6 +769,7 @@ fn maximal_frames_round_trip() {
             event: ClusterEvent::MemberJoined(member),
         }),
         Frame::Outcome(Outcome {
+            gseq: u64::MAX,
             seq: 1,
             delivered: 2,
             missed: vec![

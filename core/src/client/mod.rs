@@ -334,10 +334,10 @@ impl Client {
             Phase::Connecting { since }
             | Phase::AwaitChallenge { since, .. }
             | Phase::AwaitWelcome { since }
-            | Phase::Snapshot { since, .. } => {
-                if now.millis_since(since) >= self.config.handshake_timeout_ms {
-                    self.drop_connection("handshake timed out".into(), true);
-                }
+            | Phase::Snapshot { since, .. }
+                if now.millis_since(since) >= self.config.handshake_timeout_ms =>
+            {
+                self.drop_connection("handshake timed out".into(), true);
             }
             Phase::Ready => {
                 if now.millis_since(self.last_heard) >= self.heartbeat_timeout_ms {

@@ -82,6 +82,6 @@ impl Limits {
     pub fn chunk_bytes_max(&self) -> u32 {
         // Worst case fixed part: Deliver with a group address of a maximal
         // name; see `frame::encode`. 512 bytes is a generous round bound.
-        self.frame_bytes_max - 512
+        self.frame_bytes_max.saturating_sub(512).max(1)
     }
 }

@@ -217,10 +217,8 @@ impl Cluster {
         let end = self.now.plus_millis(ms);
         while self.now < end {
             self.now = self.now.plus_millis(step_ms).min(end);
-            if self.server_up {
-                if self.server.poll_timeout().is_some_and(|t| t <= self.now) {
-                    self.server.handle_timeout(self.now);
-                }
+            if self.server_up && self.server.poll_timeout().is_some_and(|t| t <= self.now) {
+                self.server.handle_timeout(self.now);
             }
             for i in 0..self.nodes.len() {
                 if self.nodes[i].stopped {
