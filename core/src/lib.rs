@@ -11,10 +11,16 @@
 //!
 //! ## Layout
 //! * [`frame`]: frames, byte layout, limits, encode/decode.
+//! * [`server`]: the message server state machine.
+//! * [`client`]: the member (work process) state machine.
+//! * [`auth`]: the challenge-response proofs.
+//! * [`time`]: the virtual time type.
+//! * [`mutation`]: deliberate bugs for checker validation.
 #![deny(missing_docs)]
 
 pub mod auth;
 pub mod client;
 pub mod frame;
+pub mod mutation;
 pub mod server;
 pub mod time;

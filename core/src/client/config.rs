@@ -46,6 +46,8 @@ pub struct ClientConfig {
     pub heartbeat_timeout_ms: u32,
     /// Largest transmit produced by one `poll_output`, bytes.
     pub transmit_batch_bytes: usize,
+    /// A deliberate bug, for checker validation only.
+    pub mutation: crate::mutation::Mutation,
 }
 
 impl ClientConfig {
@@ -77,6 +79,7 @@ impl ClientConfig {
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             transmit_batch_bytes: 256 * 1024,
+            mutation: crate::mutation::Mutation::None,
         }
     }
 }

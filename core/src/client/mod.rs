@@ -911,6 +911,7 @@ impl Client {
         self.event(ClientEvent::Registered {
             member_id: welcome.member_id,
             epoch: welcome.epoch,
+            position: welcome.position,
             view: members,
             session_lost,
         });
@@ -1053,7 +1054,9 @@ impl Client {
         if !self.advance(d.gseq) {
             return;
         }
-        if !self.dedup.admit(d.from_incarnation, d.seq) {
+        if !self.dedup.admit(d.from_incarnation, d.seq)
+            && self.config.mutation != crate::mutation::Mutation::ClientSkipDedup
+        {
             return;
         }
         if d.flags & flags::REPLY != 0 {

@@ -109,6 +109,9 @@ pub enum ClientEvent {
         member_id: u64,
         /// View epoch of the snapshot.
         epoch: u64,
+        /// Stream position of the snapshot: the member's stream starts
+        /// right after it.
+        position: u64,
         /// The view.
         view: Vec<MemberInfo>,
         /// True when a previous session was lost (server restart or

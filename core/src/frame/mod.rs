@@ -286,7 +286,7 @@ pub struct DeliveryAck {
 }
 
 /// One addressee that missed a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Missed {
     /// The addressee.

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub groups_max: usize,
     /// Largest transmit produced by one `poll_output`, bytes.
     pub transmit_batch_bytes: usize,
+    /// A deliberate bug, for checker validation only.
+    pub mutation: crate::mutation::Mutation,
 }
 
 impl ServerConfig {
@@ -68,6 +70,7 @@ impl ServerConfig {
             message_bytes_max: 16 * 1024 * 1024,
             groups_max: 4_096,
             transmit_batch_bytes: 256 * 1024,
+            mutation: crate::mutation::Mutation::None,
         }
     }
 }

@@ -320,6 +320,11 @@ impl Server {
         m.detached_since = None;
         m.last_heard = self.now;
         m.rewind();
+        if self.config.mutation == crate::mutation::Mutation::ServerSkipReplay {
+            // Pretend everything queued was already sent.
+            m.sent_items = m.queue.len();
+            m.sent_bytes = m.queue_bytes;
+        }
         let replay_from = m.queue.front().map_or(self.gseq + 1, |i| i.gseq);
         let replayed = m.queue.len();
         let received_through = m.received_through;

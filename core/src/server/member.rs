@@ -169,10 +169,27 @@ impl Member {
         self.queue.len() > items_max || self.queue_bytes > bytes_max
     }
 
+    /// The `(through, stable_through)` pair the next `Ack` carries.
+    /// `stable_on_receipt` is the deliberate bug of
+    /// [`Mutation::ServerStableOnReceipt`](crate::mutation::Mutation).
+    pub(crate) fn ack_pair(&self, stable_on_receipt: bool) -> (u64, u64) {
+        let through = self.ack_through();
+        if stable_on_receipt {
+            (through, through)
+        } else {
+            (through, self.stable_through())
+        }
+    }
+
     /// True when something can be transmitted now.
-    pub(crate) fn has_output(&self, window_items: usize, window_bytes: usize) -> bool {
+    pub(crate) fn has_output(
+        &self,
+        window_items: usize,
+        window_bytes: usize,
+        stable_on_receipt: bool,
+    ) -> bool {
         !self.control.is_empty()
-            || self.ack_sent != (self.ack_through(), self.stable_through())
+            || self.ack_sent != self.ack_pair(stable_on_receipt)
             || (self.sent_items < self.queue.len()
                 && self.sent_items < window_items
                 && self.sent_bytes < window_bytes)

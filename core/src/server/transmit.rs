@@ -24,6 +24,8 @@ impl Server {
         let batch = self.config.transmit_batch_bytes;
         let window_items = self.config.send_window_items;
         let window_bytes = self.config.send_window_bytes;
+        let stable_on_receipt =
+            self.config.mutation == crate::mutation::Mutation::ServerStableOnReceipt;
         let m = self.members.get_mut(&id)?;
         let mut out = m.control.split();
         loop {
@@ -55,21 +57,24 @@ impl Server {
             m.sent_bytes += item.bytes;
             m.sent_items += 1;
         }
-        let ack = (m.ack_through(), m.stable_through());
-        if ack != m.ack_sent && ack.0 > 0 {
-            let f = Frame::Ack(Ack {
-                through: ack.0,
-                stable_through: ack.1,
-            });
-            let ok = f.encode(&mut out, &limits).is_ok();
-            debug_assert!(ok);
+        let ack = m.ack_pair(stable_on_receipt);
+        if ack != m.ack_sent {
+            if ack.0 > 0 {
+                let f = Frame::Ack(Ack {
+                    through: ack.0,
+                    stable_through: ack.1,
+                });
+                let ok = f.encode(&mut out, &limits).is_ok();
+                debug_assert!(ok);
+            }
             m.ack_sent = ack;
         }
-        if m.has_output(window_items, window_bytes) {
-            self.dirty.insert(conn);
-        }
         if out.is_empty() {
+            // Nothing to send: the window is full or the lane is idle.
             return None;
+        }
+        if m.has_output(window_items, window_bytes, stable_on_receipt) {
+            self.dirty.insert(conn);
         }
         Some(Output::Transmit {
             conn,
