@@ -228,6 +228,12 @@ impl Client {
         self.outbox.len()
     }
 
+    /// The sequence given to the most recent sequenced command (0 before
+    /// the first).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// Highest stream position received.
     pub fn delivered_through(&self) -> u64 {
         self.delivered_through

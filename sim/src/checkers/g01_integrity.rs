@@ -1,0 +1,260 @@
+//! G1 Integrity: only sent messages are delivered, unmodified, only to
+//! their addressees, with the true sender.
+//!
+//! For every `Delivered`: the payload is intact; a `Sent` with the same
+//! [`MsgId`](crate::history::MsgId) exists with the same tag; the receiver
+//! is a plausible addressee (`MemberId(x)`: the delivering session is member
+//! `x`; `Member{i,p}`: the receiver's names are `i/p`; `Instance(i)`: the
+//! receiver's instance is `i` and it is not the sender; `Group(g)` and
+//! `Anycast(g)`: the receiver issued a join of `g` before the delivery and
+//! is not the sender; `Broadcast`: the receiver is not the sender); and when
+//! the sender registered in the delivering server, `from` is one of the
+//! sender's member ids there.
+
+use std::collections::{HashMap, HashSet};
+
+use switchboard_core::frame::Address;
+
+use super::sessions::{fm, fp, Facts, Report, Sessions};
+use crate::history::{Act, Bounds, History, Proc, Violation};
+
+/// Name of the guarantee.
+pub const NAME: &str = "G1 integrity";
+
+/// Checks G1.
+pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
+    let mut r = Report::new(NAME);
+    let facts = Facts::build(h);
+    let sessions = Sessions::build(h);
+    let mut member_ids: HashMap<(Proc, u64), HashSet<u64>> = HashMap::new();
+    for s in &sessions.all {
+        member_ids
+            .entry((s.proc, s.server))
+            .or_default()
+            .insert(s.member_id);
+    }
+    for (idx, e) in h.entries.iter().enumerate() {
+        let Act::Delivered {
+            proc: recv,
+            server,
+            member_id,
+            gseq,
+            from,
+            id,
+            tag,
+            intact,
+        } = &e.act
+        else {
+            continue;
+        };
+        let what = format!(
+            "{} delivered {} at gseq {gseq} in server {server} (t={})",
+            fp(*recv),
+            fm(*id),
+            e.at
+        );
+        if !intact {
+            r.add(format!("{what}: payload corrupted (checksum mismatch)"));
+        }
+        let Some(sent) = facts.sent(*id) else {
+            r.add(format!("{what}: no Sent with that id"));
+            continue;
+        };
+        if sent.tag != *tag {
+            r.add(format!(
+                "{what}: tag {tag} but {} sent tag {}",
+                fp(sent.proc),
+                sent.tag
+            ));
+        }
+        let sender = sent.proc;
+        let names = facts.names.get(recv);
+        let not_self = || *recv != sender;
+        let addressed = match sent.to {
+            Address::MemberId(x) => *member_id == *x,
+            Address::Member { instance, process } => {
+                names.is_some_and(|&(i, p)| i == instance && p == process)
+            }
+            Address::Instance(i) => not_self() && names.is_some_and(|&(ri, _)| ri == i),
+            Address::Group(g) | Address::Anycast(g) => {
+                not_self() && facts.joined_before(*recv, g, idx)
+            }
+            Address::Broadcast => not_self(),
+        };
+        if !addressed {
+            r.add(format!(
+                "{what} as member {member_id}: not an addressee of {:?} sent by {}",
+                sent.to,
+                fp(sender)
+            ));
+        }
+        if let Some(ids) = member_ids.get(&(sender, *server)) {
+            if !ids.contains(from) {
+                let mut ids: Vec<u64> = ids.iter().copied().collect();
+                ids.sort_unstable();
+                r.add(format!(
+                    "{what}: from member {from} but sender {} is member {ids:?} there",
+                    fp(sender)
+                ));
+            }
+        }
+    }
+    r.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::frame::Address;
+
+    use super::check;
+    use crate::checkers::testkit::*;
+    use crate::history::{Act, MsgId};
+
+    #[test]
+    fn good_history_passes() {
+        assert_clean(&check(&happy().build(), &bounds()));
+    }
+
+    #[test]
+    fn corrupted_payload_is_flagged() {
+        let h = happy()
+            .act(Act::Delivered {
+                proc: B,
+                server: 1,
+                member_id: 2,
+                gseq: 10,
+                from: 1,
+                id: id(A, 4),
+                tag: tag(id(A, 4)),
+                intact: false,
+            })
+            .build();
+        // A never sent A:4 either: both are reported.
+        let v = check(&h, &bounds());
+        assert_flags(&v, "corrupted");
+        assert_flags(&v, "no Sent");
+    }
+
+    #[test]
+    fn unsent_message_is_flagged() {
+        let h = happy()
+            .deliver(
+                B,
+                1,
+                2,
+                10,
+                1,
+                MsgId {
+                    sender: 100,
+                    seq: 99,
+                },
+            )
+            .build();
+        assert_flags(&check(&h, &bounds()), "no Sent with that id");
+    }
+
+    #[test]
+    fn modified_tag_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::Broadcast)
+            .act(Act::Delivered {
+                proc: B,
+                server: 1,
+                member_id: 2,
+                gseq: 10,
+                from: 1,
+                id: id(A, 4),
+                tag: 7,
+                intact: true,
+            })
+            .build();
+        assert_flags(&check(&h, &bounds()), "tag 7");
+    }
+
+    #[test]
+    fn wrong_member_id_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .deliver(C, 1, 3, 10, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+    }
+
+    #[test]
+    fn wrong_member_name_is_flagged() {
+        let h = happy()
+            .send(
+                A,
+                4,
+                Address::Member {
+                    instance: "alpha".into(),
+                    process: "b".into(),
+                },
+            )
+            .deliver(C, 1, 3, 10, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+    }
+
+    #[test]
+    fn instance_delivered_outside_instance_or_to_self_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::Instance("alpha".into()))
+            .deliver(C, 1, 3, 10, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+        let h = happy()
+            .send(A, 4, Address::Instance("alpha".into()))
+            .deliver(A, 1, 1, 10, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+    }
+
+    #[test]
+    fn group_delivered_to_non_member_is_flagged() {
+        let h = happy()
+            .send(B, 3, group("g"))
+            .deliver(A, 1, 1, 10, 2, id(B, 3))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+        // A join after the delivery does not count.
+        let h = happy()
+            .send(B, 3, group("g"))
+            .deliver(A, 1, 1, 10, 2, id(B, 3))
+            .join(A, "g", 4)
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+    }
+
+    #[test]
+    fn anycast_to_sender_is_flagged_but_to_member_passes() {
+        let h = happy()
+            .send(B, 3, Address::Anycast("g".into()))
+            .deliver(B, 1, 2, 10, 2, id(B, 3))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+        let h = happy()
+            .send(A, 4, Address::Anycast("g".into()))
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn broadcast_to_sender_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::Broadcast)
+            .deliver(A, 1, 1, 10, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "not an addressee");
+    }
+
+    #[test]
+    fn false_sender_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::Broadcast)
+            .deliver(B, 1, 2, 10, 3, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "from member 3");
+    }
+}

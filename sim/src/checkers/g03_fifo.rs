@@ -1,0 +1,85 @@
+//! G3 FIFO per sender: messages from one sender are delivered in send
+//! order.
+//!
+//! Per (receiver process, sender incarnation), the sequences of its
+//! `Delivered` acts strictly increase in history order (across servers).
+
+use std::collections::HashMap;
+
+use super::sessions::{fp, Report};
+use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
+
+/// Name of the guarantee.
+pub const NAME: &str = "G3 FIFO";
+
+/// Checks G3.
+pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
+    let mut r = Report::new(NAME);
+    let mut last: HashMap<(Proc, u64), (u64, Ms)> = HashMap::new();
+    for e in h.iter() {
+        let Act::Delivered { proc, id, .. } = &e.act else {
+            continue;
+        };
+        match last.get_mut(&(*proc, id.sender)) {
+            Some((seq, at)) if id.seq <= *seq => {
+                r.add(format!(
+                    "{} delivered seq {} from sender {} at t={} after seq {seq} at t={at}",
+                    fp(*proc),
+                    id.seq,
+                    id.sender,
+                    e.at
+                ));
+            }
+            Some(prev) => *prev = (id.seq, e.at),
+            None => {
+                last.insert((*proc, id.sender), (id.seq, e.at));
+            }
+        }
+    }
+    r.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::frame::Address;
+
+    use super::check;
+    use crate::checkers::testkit::*;
+
+    #[test]
+    fn good_history_passes() {
+        assert_clean(&check(&happy().build(), &bounds()));
+    }
+
+    #[test]
+    fn gaps_are_allowed() {
+        let h = happy()
+            .send(A, 5, Address::Broadcast)
+            .deliver(B, 1, 2, 10, 1, id(A, 5))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn reorder_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::Broadcast)
+            .send(A, 5, Address::Broadcast)
+            .deliver(B, 1, 2, 10, 1, id(A, 5))
+            .deliver(B, 1, 2, 11, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "delivered seq 4 from sender 100");
+    }
+
+    #[test]
+    fn reorder_across_server_restart_is_flagged() {
+        let h = happy()
+            .server_crash(1)
+            .server_start(2)
+            .reg(B, 2, 1, 1, &[1])
+            .send(A, 0, Address::Broadcast)
+            .deliver(B, 2, 1, 2, 5, id(A, 0))
+            .build();
+        assert_flags(&check(&h, &bounds()), "seq 0");
+    }
+}

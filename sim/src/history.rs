@@ -1,0 +1,283 @@
+//! The recorded history of a run: every observable act, in the order the
+//! simulator saw it. Checkers read only this, so a hand-made history can
+//! test a checker without running anything.
+
+use switchboard_core::frame::{Address, FailReason, Missed, NackReason};
+
+/// Virtual time in milliseconds.
+pub type Ms = u64;
+
+/// A member process incarnation: the simulator's slot index plus the
+/// incarnation id the process chose at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Proc {
+    /// Slot (0..members).
+    pub slot: usize,
+    /// Incarnation id.
+    pub incarnation: u64,
+}
+
+/// Identity of a message: sender incarnation and sender sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgId {
+    /// Sender incarnation.
+    pub sender: u64,
+    /// Sender sequence.
+    pub seq: u64,
+}
+
+/// A membership event as a member saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViewChange {
+    /// `MemberJoined(member_id)`.
+    Joined(u64),
+    /// `MemberLeft(member_id)`.
+    Left(u64),
+    /// `MemberFailed(member_id)`.
+    Failed(u64, FailReason),
+}
+
+impl ViewChange {
+    /// The member the change is about.
+    pub fn member_id(&self) -> u64 {
+        match self {
+            ViewChange::Joined(m) | ViewChange::Left(m) | ViewChange::Failed(m, _) => *m,
+        }
+    }
+}
+
+/// One observable act.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Act {
+    /// A process started (first start or restart after a crash).
+    Started {
+        /// The process.
+        proc: Proc,
+        /// Instance name.
+        instance: String,
+        /// Process name.
+        process: String,
+    },
+    /// A process crashed (all its state lost).
+    Crashed {
+        /// The process.
+        proc: Proc,
+    },
+    /// A process said goodbye (it stops for good).
+    Goodbye {
+        /// The process.
+        proc: Proc,
+    },
+    /// The server started (first start or restart), with its incarnation.
+    ServerStarted {
+        /// Server incarnation.
+        server: u64,
+    },
+    /// The server crashed (all its state lost).
+    ServerCrashed {
+        /// Server incarnation that died.
+        server: u64,
+    },
+    /// A member registered: its id and the view snapshot at `position`.
+    Registered {
+        /// The process.
+        proc: Proc,
+        /// Server incarnation.
+        server: u64,
+        /// Member id given.
+        member_id: u64,
+        /// Stream position of the snapshot.
+        position: u64,
+        /// Member ids in the snapshot.
+        view: Vec<u64>,
+    },
+    /// The member resumed its session.
+    Resumed {
+        /// The process.
+        proc: Proc,
+    },
+    /// The member was told positions `from..=through` may be lost.
+    GapNotice {
+        /// The process.
+        proc: Proc,
+        /// First position.
+        from: u64,
+        /// Last position.
+        through: u64,
+    },
+    /// The application asked to send a message and the client accepted it.
+    Sent {
+        /// The sender.
+        proc: Proc,
+        /// Message identity.
+        id: MsgId,
+        /// Address.
+        to: Address,
+        /// Unique payload tag chosen by the workload.
+        tag: u64,
+        /// Confirmation asked.
+        confirm: bool,
+        /// Request (expects a reply).
+        request: bool,
+    },
+    /// The application joined (true) or left a group.
+    GroupOp {
+        /// The member.
+        proc: Proc,
+        /// Group.
+        group: String,
+        /// Join (true) or leave.
+        join: bool,
+        /// Its sequence.
+        seq: u64,
+    },
+    /// The server acknowledged receipt.
+    Acked {
+        /// The sender.
+        proc: Proc,
+        /// Sequence.
+        seq: u64,
+    },
+    /// The server refused.
+    Nacked {
+        /// The sender.
+        proc: Proc,
+        /// Sequence.
+        seq: u64,
+        /// Why.
+        reason: NackReason,
+    },
+    /// Final outcome of a confirmed message.
+    Outcome {
+        /// The sender.
+        proc: Proc,
+        /// Sequence.
+        seq: u64,
+        /// Addressees that delivered.
+        delivered: u32,
+        /// Addressees that missed it.
+        missed: Vec<Missed>,
+    },
+    /// A message was handed to the application.
+    Delivered {
+        /// The receiver.
+        proc: Proc,
+        /// Server incarnation of the session it arrived in.
+        server: u64,
+        /// Receiver's member id in that session.
+        member_id: u64,
+        /// Stream position.
+        gseq: u64,
+        /// Sender member id.
+        from: u64,
+        /// Message identity.
+        id: MsgId,
+        /// Payload tag as decoded from the payload.
+        tag: u64,
+        /// True when the payload's checksum matched its tag.
+        intact: bool,
+    },
+    /// A membership event was handed to the application.
+    ViewEvent {
+        /// The receiver.
+        proc: Proc,
+        /// Server incarnation.
+        server: u64,
+        /// Stream position.
+        gseq: u64,
+        /// The change.
+        change: ViewChange,
+    },
+    /// The server declared a member failed or saw it leave (server-side
+    /// log, independent of any member's stream).
+    ServerRemoved {
+        /// Server incarnation.
+        server: u64,
+        /// Member id.
+        member_id: u64,
+        /// `None` for a goodbye.
+        reason: Option<FailReason>,
+    },
+    /// A fault hit a slot (or the server, with `slot: None`) over an
+    /// interval: used to judge failure declarations.
+    Fault {
+        /// Affected slot; `None` for the server or the whole network.
+        slot: Option<usize>,
+        /// Start.
+        from: Ms,
+        /// End.
+        until: Ms,
+        /// Which fault.
+        kind: &'static str,
+    },
+    /// A memory sample: largest server queue and client outbox seen.
+    Memory {
+        /// Largest unacknowledged stream of any member, items.
+        server_queue_max: usize,
+        /// Largest client outbox, items.
+        outbox_max: usize,
+    },
+    /// End of run: the state of each live process after healing.
+    Final {
+        /// The process.
+        proc: Proc,
+        /// Registered and streaming.
+        ready: bool,
+        /// In the server's view.
+        in_view: bool,
+        /// Unconfirmed messages left in its outbox.
+        outbox: usize,
+        /// Confirmed messages still without a final status.
+        unresolved_confirms: usize,
+    },
+}
+
+/// A timestamped act.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// Virtual time, ms.
+    pub at: Ms,
+    /// The act.
+    pub act: Act,
+}
+
+/// Settings the checkers need to judge a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Server heartbeat timeout.
+    pub heartbeat_timeout_ms: u64,
+    /// Server resume window.
+    pub resume_window_ms: u64,
+    /// Soft queue limit (items); twice this is the hard bound.
+    pub member_queue_items_max: usize,
+    /// Client outbox limit (items).
+    pub outbox_items_max: usize,
+}
+
+/// A run's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Acts in order.
+    pub entries: Vec<Entry>,
+}
+
+impl History {
+    /// Appends an act.
+    pub fn push(&mut self, at: Ms, act: Act) {
+        self.entries.push(Entry { at, act });
+    }
+
+    /// Iterates the acts.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+}
+
+/// A guarantee violated, found by a checker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Guarantee name, e.g. `G2 no duplicates`.
+    pub guarantee: &'static str,
+    /// What went wrong, with the acts involved.
+    pub detail: String,
+}

@@ -1,0 +1,372 @@
+//! A run's plan: every workload operation and every fault, with its time,
+//! drawn up front from the seed. A plan is plain data, so a failing run
+//! can be shrunk by removing steps, and a scripted scenario is just a
+//! hand-written plan.
+
+use std::fmt;
+
+use rand::Rng;
+
+use crate::config::{FaultKind, FaultSelection, SimConfig};
+use crate::history::Ms;
+use crate::rng::{stream, Stream};
+
+/// Group names the workload uses.
+pub const GROUPS: [&str; 3] = ["cache", "jobs", "audit"];
+
+/// Whom a message goes to, in simulator terms (resolved at send time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The current member id of a slot.
+    Id(usize),
+    /// A slot by its instance/process name.
+    Name(usize),
+    /// Every member of an instance.
+    Instance(usize),
+    /// Every member of a group.
+    Group(&'static str),
+    /// One member of a group.
+    Anycast(&'static str),
+    /// Everyone else.
+    Broadcast,
+}
+
+/// Direction(s) a partition blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Member → server only.
+    Up,
+    /// Server → member only.
+    Down,
+    /// Both.
+    Both,
+}
+
+/// One planned operation or fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a message.
+    Send {
+        /// Sender slot.
+        slot: usize,
+        /// Addressee.
+        to: Target,
+        /// Ask for an outcome.
+        confirm: bool,
+        /// Payload size, bytes.
+        size: usize,
+    },
+    /// Send a request (addressees reply at once).
+    Request {
+        /// Requester slot.
+        slot: usize,
+        /// Addressee.
+        to: Target,
+        /// Reply deadline, ms.
+        timeout_ms: u32,
+    },
+    /// Publish an event.
+    Publish {
+        /// Publisher slot.
+        slot: usize,
+        /// 0 service up/down, 1 load, 2 custom.
+        kind: u8,
+    },
+    /// Join a group.
+    Join {
+        /// Slot.
+        slot: usize,
+        /// Group.
+        group: &'static str,
+    },
+    /// Leave a group.
+    Leave {
+        /// Slot.
+        slot: usize,
+        /// Group.
+        group: &'static str,
+    },
+    /// Subscribe to custom and service events.
+    Subscribe {
+        /// Slot.
+        slot: usize,
+    },
+    /// Leave the cluster for good.
+    Goodbye {
+        /// Slot.
+        slot: usize,
+    },
+    /// Reset a member's connection (frames in flight are lost).
+    Reset {
+        /// Slot.
+        slot: usize,
+    },
+    /// Add latency to a member's link for a while.
+    Clog {
+        /// Slot.
+        slot: usize,
+        /// Extra latency, ms.
+        extra_ms: u64,
+        /// For how long, ms.
+        ms: u64,
+    },
+    /// Cut members off from the server for a while.
+    Partition {
+        /// Slots cut off.
+        slots: Vec<usize>,
+        /// Which direction.
+        dir: Direction,
+        /// For how long, ms.
+        ms: u64,
+    },
+    /// Kill a member process; it restarts as a new incarnation.
+    Crash {
+        /// Slot.
+        slot: usize,
+        /// Down time, ms.
+        down_ms: u64,
+    },
+    /// Kill the server (all state lost); it restarts.
+    ServerCrash {
+        /// Down time, ms.
+        down_ms: u64,
+    },
+    /// Freeze a member process for a while.
+    Pause {
+        /// Slot.
+        slot: usize,
+        /// For how long, ms.
+        ms: u64,
+    },
+    /// A member stops reading for a while.
+    Slow {
+        /// Slot.
+        slot: usize,
+        /// For how long, ms.
+        ms: u64,
+    },
+}
+
+impl Action {
+    /// The slot a workload operation runs on (`None` for faults).
+    pub fn workload_slot(&self) -> Option<usize> {
+        match self {
+            Action::Send { slot, .. }
+            | Action::Request { slot, .. }
+            | Action::Publish { slot, .. }
+            | Action::Join { slot, .. }
+            | Action::Leave { slot, .. }
+            | Action::Subscribe { slot }
+            | Action::Goodbye { slot } => Some(*slot),
+            _ => None,
+        }
+    }
+
+    /// True for faults (as opposed to workload operations).
+    pub fn is_fault(&self) -> bool {
+        matches!(
+            self,
+            Action::Reset { .. }
+                | Action::Clog { .. }
+                | Action::Partition { .. }
+                | Action::Crash { .. }
+                | Action::ServerCrash { .. }
+                | Action::Pause { .. }
+                | Action::Slow { .. }
+        )
+    }
+}
+
+/// A timed action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// When, ms from the start.
+    pub at: Ms,
+    /// What.
+    pub action: Action,
+}
+
+/// Everything a run will do, in time order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// Fault kinds enabled (for the summary).
+    pub faults: Vec<FaultKind>,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            writeln!(f, "  t={:>6}ms  {:?}", s.at, s.action)?;
+        }
+        Ok(())
+    }
+}
+
+/// Fault rates a seed picked: mean gap between two faults of a kind, ms.
+fn fault_gap_ms(rng: &mut impl Rng) -> u64 {
+    [1_000, 2_500, 5_000, 10_000][rng.gen_range(0..4)]
+}
+
+/// Draws the plan of a run from its seed.
+pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
+    let mut plan = Plan::default();
+    let n = cfg.members.max(1);
+    let end = cfg.duration_ms;
+
+    // Swarm testing: the seed decides which faults are on.
+    let mut swarm = stream(seed, Stream::Swarm, 0);
+    let enabled: Vec<FaultKind> = match &cfg.faults {
+        FaultSelection::None => Vec::new(),
+        FaultSelection::Only(k) => k.clone(),
+        FaultSelection::Swarm => FaultKind::ALL
+            .into_iter()
+            .filter(|_| swarm.gen_bool(0.6))
+            .collect(),
+    };
+    plan.faults = enabled.clone();
+
+    // Workload: every member joins some groups, some subscribe; then a mix
+    // of operations at a seed-chosen rate.
+    let mut w = stream(seed, Stream::Workload, 0);
+    for slot in 0..n {
+        for g in GROUPS {
+            if w.gen_bool(0.5) {
+                plan.steps.push(Step {
+                    at: w.gen_range(0..200),
+                    action: Action::Join { slot, group: g },
+                });
+            }
+        }
+        if w.gen_bool(0.5) {
+            plan.steps.push(Step {
+                at: w.gen_range(0..200),
+                action: Action::Subscribe { slot },
+            });
+        }
+    }
+    let ops_per_s = [50u64, 200, 500][w.gen_range(0..3)];
+    let confirm_p = [0.1, 0.5, 0.9][w.gen_range(0..3)];
+    let count = ops_per_s * end / 1_000;
+    for _ in 0..count {
+        let at = w.gen_range(300..end.max(301));
+        let slot = w.gen_range(0..n);
+        let roll = w.gen_range(0..100);
+        let action = match roll {
+            0..=54 => Action::Send {
+                slot,
+                to: random_target(&mut w, n, cfg.instances),
+                confirm: w.gen_bool(confirm_p),
+                size: if w.gen_bool(0.02) {
+                    w.gen_range(20_000..60_000)
+                } else {
+                    w.gen_range(16..200)
+                },
+            },
+            55..=69 => Action::Request {
+                slot,
+                to: match w.gen_range(0..3) {
+                    0 => Target::Id(w.gen_range(0..n)),
+                    1 => Target::Name(w.gen_range(0..n)),
+                    _ => Target::Anycast(GROUPS[w.gen_range(0..GROUPS.len())]),
+                },
+                timeout_ms: w.gen_range(200..2_000),
+            },
+            70..=84 => Action::Publish {
+                slot,
+                kind: w.gen_range(0..3),
+            },
+            85..=91 => Action::Join {
+                slot,
+                group: GROUPS[w.gen_range(0..GROUPS.len())],
+            },
+            92..=98 => Action::Leave {
+                slot,
+                group: GROUPS[w.gen_range(0..GROUPS.len())],
+            },
+            _ => Action::Subscribe { slot },
+        };
+        plan.steps.push(Step { at, action });
+    }
+    // A few members leave for good near the end (never all).
+    if n > 2 && w.gen_bool(0.3) {
+        plan.steps.push(Step {
+            at: w.gen_range(end / 2..end),
+            action: Action::Goodbye {
+                slot: w.gen_range(0..n),
+            },
+        });
+    }
+
+    // Faults, each kind at its own seed-chosen rate, all over by `end`.
+    let mut fr = stream(seed, Stream::Faults, 0);
+    for kind in enabled {
+        let gap = fault_gap_ms(&mut fr);
+        let mut t = fr.gen_range(500..gap + 501);
+        while t + 100 < end {
+            let slot = fr.gen_range(0..n);
+            let left = end - t;
+            let action = match kind {
+                FaultKind::Reset => Action::Reset { slot },
+                FaultKind::Clog => Action::Clog {
+                    slot,
+                    extra_ms: fr.gen_range(20..400),
+                    ms: fr.gen_range(100..3_000).min(left),
+                },
+                FaultKind::Partition => {
+                    let slots = if fr.gen_bool(0.3) {
+                        // A whole instance.
+                        let inst = fr.gen_range(0..cfg.instances.max(1));
+                        (0..n)
+                            .filter(|s| s % cfg.instances.max(1) == inst)
+                            .collect()
+                    } else {
+                        vec![slot]
+                    };
+                    let dir = match fr.gen_range(0..3) {
+                        0 => Direction::Up,
+                        1 => Direction::Down,
+                        _ => Direction::Both,
+                    };
+                    Action::Partition {
+                        slots,
+                        dir,
+                        ms: fr.gen_range(100..4_000).min(left),
+                    }
+                }
+                FaultKind::Crash => Action::Crash {
+                    slot,
+                    down_ms: fr.gen_range(50..3_000).min(left),
+                },
+                FaultKind::ServerCrash => Action::ServerCrash {
+                    down_ms: fr.gen_range(50..1_500).min(left),
+                },
+                FaultKind::Pause => Action::Pause {
+                    slot,
+                    ms: fr.gen_range(50..2_500).min(left),
+                },
+                FaultKind::Slow => Action::Slow {
+                    slot,
+                    ms: fr.gen_range(100..4_000).min(left),
+                },
+            };
+            plan.steps.push(Step { at: t, action });
+            t += fr.gen_range(gap / 2..gap * 3 / 2 + 1);
+        }
+    }
+    // Stable order: by time, then by generation order.
+    plan.steps.sort_by_key(|s| s.at);
+    plan
+}
+
+fn random_target(w: &mut impl Rng, n: usize, instances: usize) -> Target {
+    match w.gen_range(0..10) {
+        0..=2 => Target::Id(w.gen_range(0..n)),
+        3 => Target::Name(w.gen_range(0..n)),
+        4 => Target::Instance(w.gen_range(0..instances.max(1))),
+        5 | 6 => Target::Group(GROUPS[w.gen_range(0..GROUPS.len())]),
+        7 => Target::Anycast(GROUPS[w.gen_range(0..GROUPS.len())]),
+        _ => Target::Broadcast,
+    }
+}
