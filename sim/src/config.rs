@@ -131,6 +131,7 @@ impl SimConfig {
         c.send_window_bytes = 128 * 1024;
         c.sender_inflight_max = 1_024;
         c.message_bytes_max = 256 * 1024;
+        c.member_inbox_bytes_max = 4 * 1024 * 1024;
         c.transmit_batch_bytes = 32 * 1024;
         c.mutation = self.mutation;
         c
@@ -141,6 +142,7 @@ impl SimConfig {
         let mut c = ClientConfig::new(CLUSTER, secret(), instance, process, incarnation);
         c.limits = Limits::with_frame_bytes_max(SIM_FRAME_BYTES_MAX);
         c.outbox_items_max = 512;
+        c.outbox_bytes_max = 4 * 1024 * 1024;
         c.message_bytes_max = 256 * 1024;
         c.handshake_timeout_ms = 1_000;
         c.reconnect_min_ms = 20;

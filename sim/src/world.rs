@@ -373,6 +373,21 @@ impl World {
 
     /// Writes the final state of every live process (for G9).
     fn finish(&mut self) {
+        if std::env::var("SIM_DEBUG").is_ok() {
+            if let Some(server) = &self.server {
+                for m in server.view() {
+                    eprintln!(
+                        "DBG member {} {}/{} queue={:?} throttled={} attached={}",
+                        m.member_id,
+                        m.instance,
+                        m.process,
+                        server.queue_len(m.member_id),
+                        server.is_throttled(m.member_id),
+                        server.is_attached(m.member_id)
+                    );
+                }
+            }
+        }
         let view: Vec<(u64, u64)> = self
             .server
             .as_ref()
@@ -454,9 +469,10 @@ impl World {
                     return;
                 };
                 if !server.wants_read(ConnId(conn)) {
-                    // Throttled: the bytes wait in the socket buffer.
+                    // The member's deferred frames are at their limit: the
+                    // bytes wait in the socket (TCP backpressure).
                     self.coverage.throttled += 1;
-                    let at = self.now + 5_000;
+                    let at = self.now + 1_000;
                     self.push(at, Ev::ToServer { conn, data });
                     return;
                 }
@@ -813,32 +829,12 @@ impl World {
                     through,
                 });
             }
+            ClientEvent::Reply { message, .. } => {
+                self.coverage.replies += 1;
+                self.record_delivery(slot, &message);
+            }
             ClientEvent::Message(m) => {
-                let (tag, intact) = check_payload(&m.payload);
-                let member_id = self.slots[slot]
-                    .client
-                    .as_ref()
-                    .and_then(|c| c.member_id())
-                    .unwrap_or(0);
-                if matches!(m.to, Address::Anycast(_)) {
-                    self.coverage.anycast_deliveries += 1;
-                }
-                if m.payload.len() > 16 * 1024 {
-                    self.coverage.chunked_deliveries += 1;
-                }
-                self.record(Act::Delivered {
-                    proc,
-                    server,
-                    member_id,
-                    gseq: m.gseq,
-                    from: m.from,
-                    id: MsgId {
-                        sender: m.from_incarnation,
-                        seq: m.seq,
-                    },
-                    tag,
-                    intact,
-                });
+                self.record_delivery(slot, &m);
                 if m.is_request() {
                     let tag = self.next_tag;
                     self.next_tag += 1;
@@ -905,7 +901,6 @@ impl World {
                     missed,
                 });
             }
-            ClientEvent::Reply { .. } => self.coverage.replies += 1,
             ClientEvent::RequestFailed { error, .. } => match error {
                 RequestError::TimedOut => self.coverage.request_timeouts += 1,
                 RequestError::PartnerGone => self.coverage.partner_gone += 1,
@@ -917,10 +912,48 @@ impl World {
         }
     }
 
+    fn record_delivery(&mut self, slot: usize, m: &switchboard_core::client::Message) {
+        let proc = self.slots[slot].proc;
+        let server = self.server_inc;
+        let (tag, intact) = check_payload(&m.payload);
+        let member_id = self.slots[slot]
+            .client
+            .as_ref()
+            .and_then(|c| c.member_id())
+            .unwrap_or(0);
+        if matches!(m.to, Address::Anycast(_)) {
+            self.coverage.anycast_deliveries += 1;
+        }
+        if m.payload.len() > 16 * 1024 {
+            self.coverage.chunked_deliveries += 1;
+        }
+        self.record(Act::Delivered {
+            proc,
+            server,
+            member_id,
+            gseq: m.gseq,
+            from: m.from,
+            id: MsgId {
+                sender: m.from_incarnation,
+                seq: m.seq,
+            },
+            tag,
+            intact,
+        });
+    }
+
     /// Resolves a target to an address, if the slot it names is known.
-    fn address(&self, to: &Target) -> Option<Address> {
+    fn address(&self, from: usize, to: &Target) -> Option<Address> {
         Some(match to {
-            Target::Id(s) => Address::MemberId(self.slots.get(*s)?.client.as_ref()?.member_id()?),
+            // As an application would: the id from the sender's own view.
+            Target::Id(s) => {
+                let t = self.slots.get(*s)?;
+                let view = self.slots.get(from)?.client.as_ref()?.view();
+                let m = view
+                    .values()
+                    .find(|m| m.instance == t.instance && m.process == t.process)?;
+                Address::MemberId(m.member_id)
+            }
             Target::Name(s) => {
                 let s = self.slots.get(*s)?;
                 Address::Member {
@@ -944,7 +977,7 @@ impl World {
                 confirm,
                 size,
             } => {
-                let Some(addr) = self.address(&to) else {
+                let Some(addr) = self.address(slot, &to) else {
                     return;
                 };
                 let tag = self.next_tag;
@@ -988,7 +1021,7 @@ impl World {
                 to,
                 timeout_ms,
             } => {
-                let Some(addr) = self.address(&to) else {
+                let Some(addr) = self.address(slot, &to) else {
                     return;
                 };
                 let tag = self.next_tag;

@@ -69,7 +69,7 @@ impl ClientConfig {
             load: 0,
             limits: Limits::default(),
             outbox_items_max: 16_384,
-            outbox_bytes_max: 64 * 1024 * 1024,
+            outbox_bytes_max: 8 * 1024 * 1024,
             message_bytes_max: 16 * 1024 * 1024,
             requests_max: 4_096,
             dedup_senders_max: 16_384,

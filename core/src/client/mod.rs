@@ -471,17 +471,12 @@ impl Client {
         self.now = now;
         self.check_open()?;
         match &event {
-            EventBody::ServiceState { service, up } => {
+            EventBody::ServiceState { service, .. } => {
                 if service.is_empty() || service.len() > frame::NAME_BYTES_MAX {
                     return Err(CommandError::Invalid("service name"));
                 }
-                if *up {
-                    self.services.insert(service.clone());
-                } else {
-                    self.services.remove(service);
-                }
             }
-            EventBody::Load(l) => self.load = *l,
+            EventBody::Load(_) => {}
             EventBody::Custom { topic, payload } => {
                 if topic.len() > frame::TOPIC_BYTES_MAX {
                     return Err(CommandError::Invalid("topic"));
@@ -499,6 +494,17 @@ impl Client {
             _ => 64,
         };
         let seq = self.reserve(bytes)?;
+        // Local state changes only once the frame is queued.
+        match &event {
+            EventBody::ServiceState { service, up: true } => {
+                self.services.insert(service.clone());
+            }
+            EventBody::ServiceState { service, up: false } => {
+                self.services.remove(service);
+            }
+            EventBody::Load(l) => self.load = *l,
+            EventBody::Custom { .. } => {}
+        }
         self.push_entry(
             seq,
             Frame::Publish(frame::Publish { seq, event }),
@@ -542,10 +548,11 @@ impl Client {
     pub fn unsubscribe(&mut self, now: Tick, sub_id: u32) -> Result<(), CommandError> {
         self.now = now;
         self.check_open()?;
-        if self.subscriptions.remove(&sub_id).is_none() {
+        if !self.subscriptions.contains_key(&sub_id) {
             return Ok(());
         }
         let seq = self.reserve(16)?;
+        self.subscriptions.remove(&sub_id);
         self.push_entry(
             seq,
             Frame::Unsubscribe(Unsubscribe { seq, sub_id }),
@@ -583,10 +590,11 @@ impl Client {
     pub fn leave(&mut self, now: Tick, group: &str) -> Result<(), CommandError> {
         self.now = now;
         self.check_open()?;
-        if !self.groups.remove(group) {
+        if !self.groups.contains(group) {
             return Ok(());
         }
         let seq = self.reserve(64)?;
+        self.groups.remove(group);
         let f = Frame::Leave(GroupOp {
             seq,
             group: group.to_owned(),
@@ -632,8 +640,15 @@ impl Client {
 
     /// Takes the next sequence if the outbox has room for `bytes`.
     fn reserve(&mut self, bytes: usize) -> Result<u64, CommandError> {
+        // Receivers detect duplicates within SEQ_WINDOW: never let the
+        // oldest unconfirmed message fall that far behind.
+        let window_full = self
+            .outbox
+            .first_seq()
+            .is_some_and(|first| self.next_seq - first >= frame::SEQ_WINDOW);
         if self.outbox.len() >= self.config.outbox_items_max
             || self.outbox.bytes() + bytes > self.config.outbox_bytes_max
+            || window_full
         {
             return Err(CommandError::OutboxFull {
                 items: self.outbox.len(),
@@ -904,6 +919,11 @@ impl Client {
             member_id: welcome.member_id,
             server_incarnation: welcome.server_incarnation,
         });
+        // Never send frames larger than the server accepts.
+        let frame_max = welcome
+            .frame_bytes_max
+            .min(self.config.limits.frame_bytes_max);
+        self.config.limits = frame::Limits::with_frame_bytes_max(frame_max);
         self.heartbeat_interval_ms = u64::from(welcome.heartbeat_interval_ms.max(1));
         self.heartbeat_timeout_ms = u64::from(welcome.heartbeat_timeout_ms.max(1));
         self.delivered_through = welcome.position;
@@ -932,7 +952,8 @@ impl Client {
                         self.drop_connection("bad chunked delivery".into(), true);
                         return false;
                     }
-                    let mut buf = BytesMut::with_capacity(d.total_len as usize);
+                    // Grow with the pieces, never by the declared length.
+                    let mut buf = BytesMut::with_capacity(d.payload.len());
                     buf.put_slice(&d.payload);
                     self.partial = Some(PartialIn { head: d, buf });
                     return true;
@@ -978,7 +999,11 @@ impl Client {
                 if !self.advance(n.gseq) {
                     return true;
                 }
-                self.outbox.remove(n.seq);
+                // Only the first final status counts: a server may re-issue
+                // one after the session was lost and registered again.
+                if self.outbox.remove(n.seq).is_none() {
+                    return true;
+                }
                 if self.requests.remove(&n.seq).is_some() {
                     self.event(ClientEvent::RequestFailed {
                         request: n.seq,
@@ -994,7 +1019,9 @@ impl Client {
                 if !self.advance(o.gseq) {
                     return true;
                 }
-                self.outbox.remove(o.seq);
+                if self.outbox.remove(o.seq).is_none() {
+                    return true;
+                }
                 if !o.missed.is_empty() && self.requests.remove(&o.seq).is_some() {
                     self.event(ClientEvent::RequestFailed {
                         request: o.seq,
@@ -1065,17 +1092,7 @@ impl Client {
         {
             return;
         }
-        if d.flags & flags::REPLY != 0 {
-            if self.requests.remove(&d.correlation).is_some() {
-                self.event(ClientEvent::Reply {
-                    request: d.correlation,
-                    from: d.from,
-                    payload: d.payload,
-                });
-            }
-            return;
-        }
-        self.event(ClientEvent::Message(Message {
+        let message = Message {
             gseq: d.gseq,
             from: d.from,
             from_incarnation: d.from_incarnation,
@@ -1084,7 +1101,16 @@ impl Client {
             to: d.to,
             correlation: d.correlation,
             payload: d.payload,
-        }));
+        };
+        if message.flags & flags::REPLY != 0 && self.requests.remove(&message.correlation).is_some()
+        {
+            self.event(ClientEvent::Reply {
+                request: message.correlation,
+                message,
+            });
+            return;
+        }
+        self.event(ClientEvent::Message(message));
     }
 
     /// Keeps the local view in step with the stream.

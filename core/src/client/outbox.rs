@@ -37,6 +37,11 @@ impl Outbox {
         self.bytes
     }
 
+    /// The oldest sequence kept.
+    pub(crate) fn first_seq(&self) -> Option<u64> {
+        self.entries.first_key_value().map(|(s, _)| *s)
+    }
+
     pub(crate) fn insert(&mut self, seq: u64, entry: Entry) {
         debug_assert!(
             self.entries.last_key_value().is_none_or(|(s, _)| *s < seq),

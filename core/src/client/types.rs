@@ -180,14 +180,13 @@ pub enum ClientEvent {
         /// Addressees that missed it, and why.
         missed: Vec<Missed>,
     },
-    /// The reply to a request.
+    /// The reply to a pending request. (A reply that arrives after its
+    /// request timed out is handed over as a plain `Message`.)
     Reply {
         /// The request (its sequence).
         request: u64,
-        /// The replying member.
-        from: u64,
-        /// The reply payload.
-        payload: Bytes,
+        /// The reply as delivered.
+        message: Message,
     },
     /// A request ended without a reply.
     RequestFailed {

@@ -64,6 +64,7 @@ wire_codes!(ErrorCode {
     LimitExceeded = 3,
     ShuttingDown = 4,
     Internal = 5,
+    DeclaredFailed = 6,
 });
 
 #[cfg(test)]

@@ -47,6 +47,11 @@ pub const SUBSCRIPTIONS_MAX: usize = 64;
 /// Largest number of addressees listed in one `Outcome` frame.
 pub const OUTCOME_MISSED_MAX: usize = 4096;
 
+/// A sender never keeps an unconfirmed message more than this many
+/// sequences older than its newest one; receivers detect duplicates
+/// exactly within this window (and treat anything older as one).
+pub const SEQ_WINDOW: u64 = 16_384;
+
 /// Length of the nonces used by the challenge-response handshake.
 pub const NONCE_BYTES: usize = 16;
 

@@ -153,6 +153,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// An internal error.
     Internal,
+    /// The server declared this member failed (heartbeat timeout, session
+    /// superseded, ...): register again.
+    DeclaredFailed,
 }
 
 /// An event a member publishes.

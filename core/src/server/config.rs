@@ -38,6 +38,10 @@ pub struct ServerConfig {
     /// Largest number of a sender's messages not yet final at every
     /// addressee; beyond it messages are NACKed `OverQuota`.
     pub sender_inflight_max: usize,
+    /// Bytes of a throttled member's frames held unprocessed; beyond it the
+    /// driver stops reading the connection (`Server::wants_read`). Keep it
+    /// at least the clients' `outbox_bytes_max`.
+    pub member_inbox_bytes_max: usize,
     /// Largest message accepted (all chunks), bytes.
     pub message_bytes_max: u32,
     /// Largest number of distinct groups.
@@ -67,6 +71,7 @@ impl ServerConfig {
             send_window_items: 8_192,
             send_window_bytes: 4 * 1024 * 1024,
             sender_inflight_max: 65_536,
+            member_inbox_bytes_max: 8 * 1024 * 1024,
             message_bytes_max: 16 * 1024 * 1024,
             groups_max: 4_096,
             transmit_batch_bytes: 256 * 1024,

@@ -52,12 +52,24 @@ impl Server {
         if !self.accept_seq(id, p.seq) {
             return;
         }
+        if self.over_quota(id) {
+            return self.nack(id, p.seq, NackReason::OverQuota);
+        }
+        if self.has_parked(id) {
+            // Behind the sender's parked messages: per-sender FIFO.
+            return self.park(id, super::routing::ParkedItem::Publish(p));
+        }
+        self.publish_now(id, p);
+    }
+
+    /// Applies and sequences a published event.
+    pub(super) fn publish_now(&mut self, id: u64, p: Publish) {
         let Some(m) = self.members.get_mut(&id) else {
             return;
         };
         let event = match p.event {
             EventBody::ServiceState { service, up } => {
-                if service.is_empty() {
+                if !super::handshake::valid_name(&service) {
                     return self.nack(id, p.seq, NackReason::Invalid);
                 }
                 let have = m.info.services.binary_search(&service);
@@ -129,7 +141,7 @@ impl Server {
         if !self.accept_seq(id, g.seq) {
             return;
         }
-        if g.group.is_empty() {
+        if !super::handshake::valid_name(&g.group) {
             return self.nack(id, g.seq, NackReason::Invalid);
         }
         let Some(m) = self.members.get_mut(&id) else {
@@ -153,6 +165,9 @@ impl Server {
             None,
         );
         self.process_evictions();
+        if !self.parked.is_empty() {
+            self.retry_parked();
+        }
     }
 
     pub(super) fn on_leave(&mut self, id: u64, g: GroupOp) {
@@ -194,6 +209,8 @@ impl Server {
         let Some(mut m) = self.members.remove(&id) else {
             return;
         };
+        // Its parked messages die with it (it may resend them).
+        self.parked.retain(|p| p.sender != id);
         let name = m.name();
         self.by_name
             .remove(&(m.info.instance.clone(), m.info.process.clone()));
@@ -209,10 +226,37 @@ impl Server {
             self.leave_group(id, &g);
         }
         let miss = how.miss_reason();
+        // Keep what the same process needs if it registers again, before
+        // resolving its undelivered items (which may finalize its own
+        // messages and so add notices and shrink `pending`).
+        let mut notices = Vec::new();
+        let mut tracked = Vec::new();
         for item in std::mem::take(&mut m.queue) {
             if item.tracked {
-                self.resolve_one(item.gseq, Some(miss), id);
+                tracked.push(item.gseq);
             }
+            if let Some(n) = item.notice {
+                notices.push(*n);
+            }
+        }
+        while self.departed_order.len() >= super::routing::DEPARTED_MAX {
+            if let Some(old) = self.departed_order.pop_front() {
+                self.departed.remove(&old);
+            }
+        }
+        self.departed_order.push_back(id);
+        self.departed.insert(
+            id,
+            super::member::Departed {
+                incarnation: m.info.incarnation,
+                received_through: m.received_through,
+                pending: std::mem::take(&mut m.pending),
+                session: m.session,
+                notices,
+            },
+        );
+        for gseq in tracked {
+            self.resolve_one(gseq, Some(miss), id);
         }
         if let Some(conn) = m.conn.take() {
             // Put the member back so the final frames reach its connection.
@@ -222,13 +266,15 @@ impl Server {
             };
             self.flush_control(conn, &mut m.control);
             if let Removal::Failed(r) = how {
-                let _ = self.write_raw(
-                    conn,
-                    &Frame::Error(ErrorFrame {
-                        code: ErrorCode::UnexpectedFrame,
-                        text: format!("declared failed: {r:?}"),
-                    }),
-                );
+                let (code, text) = match self.violation_detail.take() {
+                    Some((code, detail)) => (code, format!("protocol violation: {detail}")),
+                    None if r == FailReason::SlowConsumer => (
+                        ErrorCode::LimitExceeded,
+                        "evicted as a slow consumer: stream queue over its limit".into(),
+                    ),
+                    None => (ErrorCode::DeclaredFailed, format!("declared failed: {r:?}")),
+                };
+                let _ = self.write_raw(conn, &Frame::Error(ErrorFrame { code, text }));
             }
             self.close_conn(conn, reason);
         }
@@ -254,6 +300,7 @@ impl Server {
                 }
             }
         };
+        self.release_throttled(id);
         self.raise(event, None);
         if instance_empty {
             self.raise(

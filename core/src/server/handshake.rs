@@ -30,7 +30,17 @@ fn member_encoded_len(m: &MemberInfo) -> usize {
         + m.groups.iter().map(|g| 2 + g.len()).sum::<usize>()
 }
 
-fn valid_name(s: &str) -> bool {
+/// SplitMix64 finalizer.
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A member, group or service name: non-empty, within the limit, no
+/// control characters.
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= NAME_BYTES_MAX && !s.chars().any(|c| c.is_control())
 }
 
@@ -134,35 +144,7 @@ impl Server {
 
     /// A new member, authenticated.
     fn register(&mut self, conn: ConnId, h: Hello) {
-        let key = (h.instance.clone(), h.process.clone());
-        if let Some(&old) = self.by_name.get(&key) {
-            let (attached, same) = match self.members.get(&old) {
-                Some(m) => (m.conn.is_some(), m.info.incarnation == h.incarnation),
-                None => (false, false),
-            };
-            if same && attached {
-                return self.reject(
-                    conn,
-                    RejectReason::DuplicateIdentity,
-                    format!("{}/{} is already registered", h.instance, h.process),
-                );
-            }
-            // A new incarnation of the process replaces the old one; the
-            // same incarnation re-registering drops its stale session.
-            let reason = if same {
-                FailReason::ConnectionLost
-            } else {
-                FailReason::Superseded
-            };
-            self.remove_member(old, Removal::Failed(reason));
-        }
-        if self.members.len() >= self.config.members_max {
-            return self.reject(
-                conn,
-                RejectReason::ServerFull,
-                "member limit reached".into(),
-            );
-        }
+        // Validate everything before touching the view.
         let mut groups: Vec<String> = h.groups.clone();
         groups.sort();
         groups.dedup();
@@ -183,12 +165,31 @@ impl Server {
         let mut services = h.services.clone();
         services.sort();
         services.dedup();
-
-        self.handshakes = self.handshakes.saturating_sub(1);
-        let id = self.next_member_id;
-        self.next_member_id += 1;
-        let info = MemberInfo {
-            member_id: id,
+        let key = (h.instance.clone(), h.process.clone());
+        let old = self.by_name.get(&key).copied();
+        let replacing = old.is_some();
+        if let Some(old) = old {
+            let (attached, same) = match self.members.get(&old) {
+                Some(m) => (m.conn.is_some(), m.info.incarnation == h.incarnation),
+                None => (false, false),
+            };
+            if same && attached {
+                return self.reject(
+                    conn,
+                    RejectReason::DuplicateIdentity,
+                    format!("{}/{} is already registered", h.instance, h.process),
+                );
+            }
+        }
+        if !replacing && self.members.len() >= self.config.members_max {
+            return self.reject(
+                conn,
+                RejectReason::ServerFull,
+                "member limit reached".into(),
+            );
+        }
+        let mut info = MemberInfo {
+            member_id: 0,
             incarnation: h.incarnation,
             instance: h.instance.clone(),
             process: h.process.clone(),
@@ -196,6 +197,38 @@ impl Server {
             load: h.load,
             groups: groups.clone(),
         };
+        // Every event about the member must fit a frame.
+        if member_encoded_len(&info) + 128 > self.config.limits.frame_bytes_max as usize {
+            return self.reject(
+                conn,
+                RejectReason::Invalid,
+                "member description larger than a frame".into(),
+            );
+        }
+        if let Some(old) = old {
+            // A new incarnation of the process replaces the old one; the
+            // same incarnation re-registering drops its stale session.
+            let same = self
+                .members
+                .get(&old)
+                .is_some_and(|m| m.info.incarnation == h.incarnation);
+            let reason = if same {
+                FailReason::ConnectionLost
+            } else {
+                FailReason::Superseded
+            };
+            self.remove_member(old, Removal::Failed(reason));
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.counted {
+                c.counted = false;
+                self.handshakes -= 1;
+            }
+        }
+        let id = self.identity_id(&h.instance, &h.process, h.incarnation);
+        info.member_id = id;
+        let departed = self.departed.remove(&id);
+        self.departed_order.retain(|d| *d != id);
         // Existing members learn of the joiner in their stream; the joiner
         // learns of itself in its snapshot, taken right after.
         let instance_new = !self.instances.contains_key(&h.instance);
@@ -216,7 +249,18 @@ impl Server {
         for g in &groups {
             self.groups.entry(g.clone()).or_default().insert(id);
         }
-        let mut m = Member::new(info, conn, self.now);
+        self.sessions += 1;
+        let mut m = Member::new(info, conn, self.now, self.sessions);
+        let mut notices = Vec::new();
+        if let Some(d) = departed.filter(|d| d.incarnation == h.incarnation) {
+            // The same process again: continue its sequence space, and
+            // re-issue the final statuses its lost session never received.
+            m.received_through = d.received_through;
+            m.pending = d.pending;
+            m.session = d.session;
+            notices = d.notices;
+        }
+        let session = m.session;
         for s in &h.subscriptions {
             if m.subscriptions.len() < frame::SUBSCRIPTIONS_MAX {
                 m.subscriptions.insert(s.sub_id, s.filter.clone());
@@ -227,6 +271,9 @@ impl Server {
             c.state = ConnState::Attached(id);
         }
         self.send_welcome(conn, id);
+        for n in notices {
+            self.notify_sender(id, session, n);
+        }
         let interval = u64::from(self.config.heartbeat_interval_ms);
         self.timers
             .insert((self.now.plus_millis(interval), Timer::Heartbeat(id)));
@@ -236,6 +283,31 @@ impl Server {
                 name: format!("{}/{}", h.instance, h.process),
                 incarnation: h.incarnation,
             }));
+        self.process_evictions();
+        self.retry_parked();
+    }
+
+    /// The member id of a process: a hash of its stable identity, so that
+    /// the same process gets the same id from every server run and messages
+    /// addressed by id survive a server restart. Never 0; probes on the
+    /// (astronomically unlikely) collision with another live identity.
+    fn identity_id(&self, instance: &str, process: &str, incarnation: u64) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in instance.bytes().chain([0xff]).chain(process.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01B3);
+        }
+        let mut id = splitmix(h ^ incarnation) >> 1;
+        while id == 0
+            || self.members.get(&id).is_some_and(|m| {
+                m.info.incarnation != incarnation
+                    || m.info.instance != instance
+                    || m.info.process != process
+            })
+        {
+            id = splitmix(id) >> 1;
+        }
+        id
     }
 
     fn send_welcome(&mut self, conn: ConnId, id: u64) {
@@ -281,7 +353,8 @@ impl Server {
                 .get(&r.member_id)
                 .is_some_and(|m| m.info.incarnation == r.incarnation);
         if !known {
-            if r.server_incarnation == self.incarnation && r.member_id < self.next_member_id {
+            if r.server_incarnation == self.incarnation && self.departed.contains_key(&r.member_id)
+            {
                 // The session expired on this server: say what was lost.
                 self.stats.gaps += 1;
                 let gap = Gap {
@@ -301,8 +374,11 @@ impl Server {
         if let Some(old) = old_conn {
             self.close_conn(old, CloseReason::Replaced);
         }
-        self.handshakes = self.handshakes.saturating_sub(1);
         if let Some(c) = self.conns.get_mut(&conn) {
+            if c.counted {
+                c.counted = false;
+                self.handshakes -= 1;
+            }
             c.state = ConnState::Attached(id);
         }
         // Everything the member already has counts as acknowledged.

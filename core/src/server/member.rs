@@ -45,6 +45,25 @@ pub(crate) struct Item {
     /// For a NACK item: the refused sequence (acks must not pass it
     /// before the NACK itself is transmitted).
     pub nack_seq: Option<u64>,
+    /// For a NACK or outcome item: what it says, to re-issue it if the
+    /// member's session is lost and the same process registers again.
+    pub notice: Option<Box<Notice>>,
+}
+
+/// A final status for one of the member's own messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// The message was refused.
+    Nack {
+        seq: u64,
+        reason: crate::frame::NackReason,
+    },
+    /// The message's outcome.
+    Outcome {
+        seq: u64,
+        delivered: u32,
+        missed: Vec<crate::frame::Missed>,
+    },
 }
 
 /// A chunked message from the member being reassembled.
@@ -59,6 +78,20 @@ pub(crate) struct Partial {
     /// True when the message is refused or a duplicate: chunks are counted
     /// and dropped.
     pub discard: bool,
+}
+
+/// What the server keeps of a removed member, so that the same process
+/// incarnation registering again (after its session expired) continues its
+/// sequence space: its resends are recognized, and its messages still in
+/// flight keep holding back its stable watermark.
+#[derive(Debug)]
+pub(crate) struct Departed {
+    pub incarnation: u64,
+    pub received_through: u64,
+    pub pending: BTreeSet<u64>,
+    pub session: u64,
+    /// Final statuses not yet received by the member.
+    pub notices: Vec<Notice>,
 }
 
 /// Server-side state of one member.
@@ -101,10 +134,20 @@ pub(crate) struct Member {
     pub over_since: Option<Tick>,
     /// A recipient over its limit that this member (as a sender) waits for.
     pub throttled_by: Option<u64>,
+    /// Which registration this is (server-wide counter): in-flight records
+    /// of an earlier session of the same id must not touch this one.
+    pub session: u64,
+    /// Sequences of messages parked until their addressee registers; acks
+    /// must not pass them.
+    pub held: BTreeSet<u64>,
+    /// Sequenced frames received while throttled, in order.
+    pub inbox: VecDeque<crate::frame::Frame>,
+    /// Their counted size (see `frame_cost`).
+    pub inbox_bytes: usize,
 }
 
 impl Member {
-    pub(crate) fn new(info: MemberInfo, conn: ConnId, now: Tick) -> Member {
+    pub(crate) fn new(info: MemberInfo, conn: ConnId, now: Tick, session: u64) -> Member {
         Member {
             info,
             conn: Some(conn),
@@ -125,6 +168,10 @@ impl Member {
             last_sent: now,
             over_since: None,
             throttled_by: None,
+            session,
+            held: BTreeSet::new(),
+            inbox: VecDeque::new(),
+            inbox_bytes: 0,
         }
     }
 
@@ -136,10 +183,14 @@ impl Member {
     /// Highest sequence the `Ack` may cover: never past a NACK not yet
     /// transmitted, so the client always sees a NACK before its ack.
     pub(crate) fn ack_through(&self) -> u64 {
-        match self.unsent_nacks.first() {
-            Some(&n) => self.received_through.min(n - 1),
-            None => self.received_through,
+        let mut through = self.received_through;
+        if let Some(&n) = self.unsent_nacks.first() {
+            through = through.min(n - 1);
         }
+        if let Some(&h) = self.held.first() {
+            through = through.min(h - 1);
+        }
+        through
     }
 
     /// Highest sequence final at every addressee, capped by `ack_through`.

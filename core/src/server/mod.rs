@@ -11,10 +11,7 @@
 //! **After every input, drain [`poll_output`](Server::poll_output) until it
 //! returns `None`, then re-arm the timer from
 //! [`poll_timeout`](Server::poll_timeout).** Outputs are bytes to write per
-//! connection, connections to close, and events for logs. Before reading
-//! more bytes from a connection, ask [`wants_read`](Server::wants_read):
-//! `false` means the member is throttled because a recipient of its
-//! messages is over its queue limit.
+//! connection, connections to close, and events for logs.
 //!
 //! # Layout
 //! * `config`: every limit.
@@ -29,6 +26,7 @@ mod config;
 mod events;
 mod handshake;
 mod member;
+mod ready;
 mod routing;
 mod timers;
 mod transmit;
@@ -53,6 +51,8 @@ use timers::Timer;
 struct Conn {
     state: ConnState,
     read_buf: BytesMut,
+    /// Counted in `handshakes` (until attached or closed).
+    counted: bool,
 }
 
 #[derive(Debug)]
@@ -82,16 +82,28 @@ pub struct Server {
     instances: BTreeMap<String, BTreeSet<u64>>,
     groups: BTreeMap<String, BTreeSet<u64>>,
     anycast_cursor: BTreeMap<String, u64>,
-    next_member_id: u64,
+    /// Recently removed member ids (bounded), to tell "gone" from
+    /// "never known" and to answer an expired resume with a gap notice.
+    departed: BTreeMap<u64, member::Departed>,
+    /// Removal order of `departed`, for its bound.
+    departed_order: VecDeque<u64>,
+    /// Registrations so far; tags each member session.
+    sessions: u64,
+    /// When this server run started (for the re-registration grace).
+    started: Tick,
+    /// Messages for addressees not (yet) registered, during the grace.
+    parked: VecDeque<routing::Parked>,
     gseq: u64,
     epoch: u64,
     inflight: BTreeMap<u64, Inflight>,
     timers: BTreeSet<(Tick, Timer)>,
     outputs: VecDeque<Output>,
-    dirty: BTreeSet<ConnId>,
+    dirty: ready::Ready,
     scratch: Vec<u64>,
     pending_evictions: Vec<u64>,
     shutting_down: bool,
+    /// Code and detail of a protocol violation being reported.
+    violation_detail: Option<(ErrorCode, String)>,
     stats: ServerStats,
 }
 
@@ -111,6 +123,11 @@ impl Server {
     /// A new server. Its incarnation id and all nonces come from `rng`.
     pub fn new(config: ServerConfig, mut rng: Box<dyn RngCore + Send>, now: Tick) -> Server {
         let incarnation = rng.next_u64() | 1;
+        let mut timers = BTreeSet::new();
+        timers.insert((
+            now.plus_millis(u64::from(config.resume_window_ms)),
+            Timer::Grace,
+        ));
         Server {
             config,
             rng,
@@ -123,16 +140,21 @@ impl Server {
             instances: BTreeMap::new(),
             groups: BTreeMap::new(),
             anycast_cursor: BTreeMap::new(),
-            next_member_id: 1,
+            departed: BTreeMap::new(),
+            departed_order: VecDeque::new(),
+            sessions: 0,
+            started: now,
+            parked: VecDeque::new(),
             gseq: 0,
             epoch: 0,
             inflight: BTreeMap::new(),
-            timers: BTreeSet::new(),
+            timers,
             outputs: VecDeque::new(),
-            dirty: BTreeSet::new(),
+            dirty: ready::Ready::default(),
             scratch: Vec::new(),
             pending_evictions: Vec::new(),
             shutting_down: false,
+            violation_detail: None,
             stats: ServerStats::default(),
         }
     }
@@ -184,25 +206,37 @@ impl Server {
         self.conns.len()
     }
 
-    /// False when bytes from this connection should not be read for now:
-    /// its member is throttled by a recipient over its queue limit.
+    /// True while the member is throttled: a recipient of its messages is
+    /// over its queue limit, so its further messages wait unprocessed (and
+    /// unacknowledged: its outbox fills and its sends wait). Its stream
+    /// acknowledgements and heartbeats are still handled.
+    pub fn is_throttled(&self, member_id: u64) -> bool {
+        self.throttle_holds_id(member_id)
+    }
+
+    /// False when the driver should stop reading this connection for now:
+    /// the member's deferred frames reached `member_inbox_bytes_max`. A
+    /// client that keeps within its outbox limit never gets there.
     pub fn wants_read(&self, conn: ConnId) -> bool {
-        let Some(Conn {
-            state: ConnState::Attached(id),
-            ..
-        }) = self.conns.get(&conn)
-        else {
-            return true;
-        };
-        let Some(m) = self.members.get(id) else {
-            return true;
-        };
+        match self.conns.get(&conn) {
+            Some(Conn {
+                state: ConnState::Attached(id),
+                ..
+            }) => self
+                .members
+                .get(id)
+                .is_none_or(|m| m.inbox_bytes < self.config.member_inbox_bytes_max),
+            _ => true,
+        }
+    }
+
+    fn throttle_holds(&self, m: &Member) -> bool {
         match m.throttled_by.and_then(|r| self.members.get(&r)) {
-            Some(r) => !r.over_limit(
+            Some(r) => r.over_limit(
                 self.config.member_queue_items_max / 2,
                 self.config.member_queue_bytes_max / 2,
             ),
-            None => true,
+            None => false,
         }
     }
 
@@ -215,6 +249,7 @@ impl Server {
             Conn {
                 state: ConnState::AwaitHello,
                 read_buf: BytesMut::new(),
+                counted: false,
             },
         );
         if self.shutting_down {
@@ -234,6 +269,9 @@ impl Server {
             return;
         }
         self.handshakes += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.counted = true;
+        }
         let deadline = now.plus_millis(self.config.handshake_timeout_ms);
         self.timers.insert((deadline, Timer::Handshake(conn)));
     }
@@ -254,7 +292,22 @@ impl Server {
                 Ok(Some(f)) => self.handle_frame(conn, f),
                 Ok(None) => break,
                 Err(e) => {
-                    self.protocol_error(conn, ErrorCode::Malformed, e.to_string());
+                    let handshaking = self
+                        .conns
+                        .get(&conn)
+                        .is_some_and(|c| !matches!(c.state, ConnState::Attached(_)));
+                    if handshaking && matches!(e, frame::DecodeError::UnsupportedVersion { .. }) {
+                        self.reject(
+                            conn,
+                            frame::RejectReason::UnsupportedVersion,
+                            format!(
+                                "{e}; this server speaks version {}",
+                                frame::PROTOCOL_VERSION
+                            ),
+                        );
+                    } else {
+                        self.protocol_error(conn, ErrorCode::Malformed, e.to_string());
+                    }
                     return;
                 }
             }
@@ -268,11 +321,11 @@ impl Server {
             return;
         };
         self.dirty.remove(&conn);
-        match c.state {
-            ConnState::AwaitHello | ConnState::AwaitAuth { .. } => {
-                self.handshakes = self.handshakes.saturating_sub(1);
-            }
-            ConnState::Attached(id) => self.detach(id),
+        if c.counted {
+            self.handshakes -= 1;
+        }
+        if let ConnState::Attached(id) = c.state {
+            self.detach(id);
         }
     }
 
@@ -299,7 +352,7 @@ impl Server {
         if let Some(o) = self.outputs.pop_front() {
             return Some(o);
         }
-        while let Some(conn) = self.dirty.pop_first() {
+        while let Some(conn) = self.dirty.pop() {
             if let Some(o) = self.build_transmit(conn) {
                 return Some(o);
             }
@@ -333,6 +386,79 @@ impl Server {
             return;
         };
         m.last_heard = now;
+        let deferrable = matches!(
+            f,
+            Frame::Send(_)
+                | Frame::Chunk(_)
+                | Frame::Publish(_)
+                | Frame::Subscribe(_)
+                | Frame::Unsubscribe(_)
+                | Frame::Join(_)
+                | Frame::Leave(_)
+        );
+        if deferrable && (!m.inbox.is_empty() || self.throttle_holds_id(id)) {
+            // Throttled: sequenced frames wait, in order, while
+            // acknowledgements and heartbeats are still handled.
+            if let Some(m) = self.members.get_mut(&id) {
+                m.inbox_bytes += frame_cost(&f);
+                m.inbox.push_back(f);
+            }
+            return;
+        }
+        if let Frame::Goodbye(_) = f {
+            // Whatever the member sent before its goodbye counts.
+            self.drain_inbox(id, true);
+        }
+        self.process_member_frame(conn, id, f);
+    }
+
+    /// Processes the deferred frames of a member while it is not throttled
+    /// (or all of them, with `all`).
+    pub(crate) fn drain_inbox(&mut self, id: u64, all: bool) {
+        loop {
+            if !all && self.throttle_holds_id(id) {
+                return;
+            }
+            let Some(m) = self.members.get_mut(&id) else {
+                return;
+            };
+            let Some(conn) = m.conn else {
+                return;
+            };
+            let Some(f) = m.inbox.pop_front() else {
+                return;
+            };
+            m.inbox_bytes = m.inbox_bytes.saturating_sub(frame_cost(&f));
+            self.process_member_frame(conn, id, f);
+        }
+    }
+
+    pub(crate) fn throttle_holds_id(&self, id: u64) -> bool {
+        self.members
+            .get(&id)
+            .is_some_and(|m| self.throttle_holds(m))
+    }
+
+    fn process_member_frame(&mut self, conn: ConnId, id: u64, f: Frame) {
+        let Some(m) = self.members.get(&id) else {
+            return;
+        };
+        let sequenced = matches!(
+            f,
+            Frame::Send(_)
+                | Frame::Publish(_)
+                | Frame::Subscribe(_)
+                | Frame::Unsubscribe(_)
+                | Frame::Join(_)
+                | Frame::Leave(_)
+        );
+        if sequenced && m.partial.is_some() {
+            return self.protocol_error(
+                conn,
+                ErrorCode::UnexpectedFrame,
+                format!("{} between the chunks of a message", f.name()),
+            );
+        }
         match f {
             Frame::Send(s) => self.on_send(id, s),
             Frame::Chunk(c) => self.on_chunk(id, c),
@@ -377,8 +503,10 @@ impl Server {
         };
         match state_member {
             Some(id) => {
-                let _ = self.write_control(conn, &Frame::Error(ErrorFrame { code, text: detail }));
+                // `remove_member` sends the one Error frame with the detail.
+                self.violation_detail = Some((code, detail));
                 self.remove_member(id, Removal::Failed(FailReason::ProtocolViolation));
+                self.violation_detail = None;
             }
             None => {
                 let _ = self.write_control(conn, &Frame::Error(ErrorFrame { code, text: detail }));
@@ -399,6 +527,9 @@ impl Server {
         }
         m.detached_since = Some(now);
         m.partial = None;
+        // The client resends everything the server did not process.
+        m.inbox.clear();
+        m.inbox_bytes = 0;
         m.rewind();
         self.timers
             .insert((now.plus_millis(window), Timer::ResumeWindow(id)));
@@ -449,15 +580,13 @@ impl Server {
         }
         self.dirty.remove(&conn);
         if let Some(c) = self.conns.remove(&conn) {
-            match c.state {
-                ConnState::AwaitHello | ConnState::AwaitAuth { .. } => {
-                    self.handshakes = self.handshakes.saturating_sub(1);
-                }
-                ConnState::Attached(id) => {
-                    if let Some(m) = self.members.get_mut(&id) {
-                        if m.conn == Some(conn) {
-                            m.conn = None;
-                        }
+            if c.counted {
+                self.handshakes -= 1;
+            }
+            if let ConnState::Attached(id) = c.state {
+                if let Some(m) = self.members.get_mut(&id) {
+                    if m.conn == Some(conn) {
+                        m.conn = None;
                     }
                 }
             }
@@ -476,6 +605,19 @@ impl Server {
     fn next_gseq(&mut self) -> u64 {
         self.gseq += 1;
         self.gseq
+    }
+}
+
+/// Bytes a deferred frame is counted for.
+fn frame_cost(f: &Frame) -> usize {
+    64 + match f {
+        Frame::Send(s) => s.payload.len(),
+        Frame::Chunk(c) => c.payload.len(),
+        Frame::Publish(p) => match &p.event {
+            frame::EventBody::Custom { payload, .. } => payload.len(),
+            _ => 0,
+        },
+        _ => 0,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::member::{Item, ItemData, Partial};
+use super::member::{Item, ItemData, Notice, Partial};
 use super::*;
 use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Outcome, Send};
 
@@ -14,12 +14,45 @@ use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Out
 #[derive(Debug)]
 pub(super) struct Inflight {
     pub sender: u64,
+    /// The sender's session (see `Member::session`).
+    pub session: u64,
     pub seq: u64,
     pub remaining: u32,
     pub delivered: u32,
     pub missed: Vec<Missed>,
     pub confirm: bool,
 }
+
+/// A message waiting for its addressee to (re-)register, or an event or
+/// message queued behind one (per-sender FIFO holds across parking).
+#[derive(Debug)]
+pub(super) struct Parked {
+    pub sender: u64,
+    pub session: u64,
+    pub item: ParkedItem,
+}
+
+/// What is parked.
+#[derive(Debug)]
+pub(super) enum ParkedItem {
+    Send(Send),
+    Publish(crate::frame::Publish),
+}
+
+impl ParkedItem {
+    fn seq(&self) -> u64 {
+        match self {
+            ParkedItem::Send(s) => s.seq,
+            ParkedItem::Publish(p) => p.seq,
+        }
+    }
+}
+
+/// Largest number of parked messages.
+pub(super) const PARKED_MAX: usize = 4_096;
+
+/// Largest number of remembered departed member ids.
+pub(super) const DEPARTED_MAX: usize = 4_096;
 
 impl Server {
     /// Common check for every sequenced frame. Returns false for a resent
@@ -62,9 +95,10 @@ impl Server {
             let duplicate = s.seq <= m.received_through;
             let too_large = s.total_len > self.config.message_bytes_max;
             let discard = duplicate || too_large;
+            // Grow with the pieces: a head frame alone never reserves the
+            // whole declared length.
             let mut buf = BytesMut::new();
             if !discard {
-                buf.reserve(s.total_len as usize);
                 buf.extend_from_slice(&s.payload);
             }
             let received = s.payload.len() as u32;
@@ -143,17 +177,65 @@ impl Server {
         if s.payload.len() as u64 > u64::from(self.config.message_bytes_max) {
             return self.nack(id, s.seq, NackReason::TooLarge);
         }
-        let over_quota = self
-            .members
-            .get(&id)
-            .is_some_and(|m| m.pending.len() >= self.config.sender_inflight_max);
-        if over_quota {
+        if self.over_quota(id) {
             return self.nack(id, s.seq, NackReason::OverQuota);
         }
+        self.sequence(id, s);
+    }
+
+    /// True when the sender has too many messages in flight.
+    pub(super) fn over_quota(&self, id: u64) -> bool {
+        self.members
+            .get(&id)
+            .is_some_and(|m| m.pending.len() + m.held.len() >= self.config.sender_inflight_max)
+    }
+
+    /// True while members may still be re-registering after this server
+    /// started: unresolvable messages wait instead of being NACKed.
+    fn in_grace(&self) -> bool {
+        self.now
+            < self
+                .started
+                .plus_millis(u64::from(self.config.resume_window_ms))
+    }
+
+    /// Parks an item behind the sender's earlier parked ones.
+    pub(super) fn park(&mut self, id: u64, item: ParkedItem) {
+        let Some(m) = self.members.get_mut(&id) else {
+            return;
+        };
+        m.held.insert(item.seq());
+        let session = m.session;
+        self.parked.push_back(Parked {
+            sender: id,
+            session,
+            item,
+        });
+    }
+
+    /// True when the sender has parked items: later ones wait behind them.
+    pub(super) fn has_parked(&self, id: u64) -> bool {
+        self.members.get(&id).is_some_and(|m| !m.held.is_empty())
+    }
+
+    /// Routes and sequences an accepted message, or parks or NACKs it.
+    fn sequence(&mut self, id: u64, s: Send) {
+        if self.has_parked(id) {
+            return self.park(id, ParkedItem::Send(s));
+        }
+        self.sequence_now(id, s);
+    }
+
+    /// Like `sequence`, for the sender's oldest message.
+    fn sequence_now(&mut self, id: u64, s: Send) {
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         if let Err(reason) = self.resolve(id, &s.to, &mut recipients) {
             self.scratch = recipients;
+            if self.in_grace() && self.parked.len() < PARKED_MAX {
+                // After a restart the addressee may not be back yet.
+                return self.park(id, ParkedItem::Send(s));
+            }
             return self.nack(id, s.seq, reason);
         }
         let Some(from_incarnation) = self.members.get(&id).map(|m| m.info.incarnation) else {
@@ -175,14 +257,55 @@ impl Server {
         let data = self.encode_deliver(deliver);
         self.stats.messages_accepted += 1;
         let confirm = s.flags & flags::CONFIRM != 0;
-        self.track(id, s.seq, gseq, recipients.len() as u32, confirm);
+        let seq = s.seq;
+        self.track(id, seq, gseq, recipients.len() as u32, confirm);
         if let Some(slow) = self.enqueue_all(&recipients, gseq, &data, true) {
-            if let Some(m) = self.members.get_mut(&id) {
-                m.throttled_by = Some(slow);
+            // A member is never throttled by its own queue.
+            if slow != id {
+                if let Some(m) = self.members.get_mut(&id) {
+                    m.throttled_by = Some(slow);
+                }
             }
         }
         self.scratch = recipients;
         self.process_evictions();
+    }
+
+    /// Retries parked items in order (after a registration or a join);
+    /// a sender's items stay behind its first one still unresolvable.
+    /// After the grace, unresolvable messages are NACKed instead.
+    pub(super) fn retry_parked(&mut self) {
+        let parked = std::mem::take(&mut self.parked);
+        for p in parked {
+            let throttled = self.throttle_holds_id(p.sender);
+            let live = self
+                .members
+                .get_mut(&p.sender)
+                .filter(|m| m.session == p.session);
+            let Some(m) = live else {
+                continue; // the sender is gone
+            };
+            // Only the sender's oldest parked item may go first, and not
+            // while the sender is throttled (its recipients are full).
+            if m.held.first() != Some(&p.item.seq()) || throttled {
+                self.parked.push_back(p);
+                continue;
+            }
+            m.held.remove(&p.item.seq());
+            self.mark_dirty(p.sender);
+            match p.item {
+                ParkedItem::Send(s) => self.sequence_now(p.sender, s),
+                ParkedItem::Publish(e) => self.publish_now(p.sender, e),
+            }
+        }
+        self.process_evictions();
+    }
+
+    /// The grace after start is over: sequence or NACK what is parked
+    /// (what a throttled sender has parked goes when it is released).
+    pub(super) fn expire_parked(&mut self) {
+        debug_assert!(!self.in_grace());
+        self.retry_parked();
     }
 
     /// Encodes a delivery once, chunked when its payload is large.
@@ -212,13 +335,16 @@ impl Server {
 
     /// Records a sequenced message that waits for its addressees.
     pub(super) fn track(&mut self, sender: u64, seq: u64, gseq: u64, count: u32, confirm: bool) {
+        let mut session = 0;
         if let Some(m) = self.members.get_mut(&sender) {
             m.pending.insert(seq);
+            session = m.session;
         }
         self.inflight.insert(
             gseq,
             Inflight {
                 sender,
+                session,
                 seq,
                 remaining: count,
                 delivered: 0,
@@ -255,6 +381,7 @@ impl Server {
                     bytes,
                     tracked,
                     nack_seq: None,
+                    notice: None,
                 });
                 m.last_sent = now;
                 self.stats.items_enqueued += 1;
@@ -276,9 +403,44 @@ impl Server {
         slow
     }
 
-    /// Appends an item for one member (NACK or outcome).
-    fn enqueue_one(&mut self, id: u64, f: &Frame, nack_seq: Option<u64>, gseq: u64) {
-        let data = self.encode(f);
+    /// Tells a sender a final status: into its stream, or, if its session
+    /// is lost but the process may register again, kept for then.
+    pub(super) fn notify_sender(&mut self, id: u64, session: u64, notice: Notice) {
+        let live = self.members.get(&id).is_some_and(|m| m.session == session);
+        if !live {
+            let limit = self.config.sender_inflight_max;
+            if let Some(d) = self.departed.get_mut(&id).filter(|d| d.session == session) {
+                if d.notices.len() < limit {
+                    d.notices.push(notice);
+                }
+            }
+            return;
+        }
+        let gseq = self.next_gseq();
+        let (frame, nack_seq) = match &notice {
+            Notice::Nack { seq, reason } => (
+                Frame::Nack(Nack {
+                    gseq,
+                    seq: *seq,
+                    reason: *reason,
+                }),
+                Some(*seq),
+            ),
+            Notice::Outcome {
+                seq,
+                delivered,
+                missed,
+            } => (
+                Frame::Outcome(Outcome {
+                    gseq,
+                    seq: *seq,
+                    delivered: *delivered,
+                    missed: missed.clone(),
+                }),
+                None,
+            ),
+        };
+        let data = self.encode(&frame);
         let now = self.now;
         if let Some(m) = self.members.get_mut(&id) {
             m.push(Item {
@@ -287,6 +449,7 @@ impl Server {
                 data: ItemData::One(data),
                 tracked: false,
                 nack_seq,
+                notice: Some(Box::new(notice)),
             });
             m.last_sent = now;
             self.stats.items_enqueued += 1;
@@ -297,13 +460,8 @@ impl Server {
     /// Refuses sequence `seq` of member `id`.
     pub(super) fn nack(&mut self, id: u64, seq: u64, reason: NackReason) {
         self.stats.messages_nacked += 1;
-        let gseq = self.next_gseq();
-        self.enqueue_one(
-            id,
-            &Frame::Nack(Nack { gseq, seq, reason }),
-            Some(seq),
-            gseq,
-        );
+        let session = self.members.get(&id).map_or(0, |m| m.session);
+        self.notify_sender(id, session, Notice::Nack { seq, reason });
     }
 
     /// Addressees of a message from `from`. Errors say why none is possible.
@@ -312,7 +470,7 @@ impl Server {
             Address::MemberId(id) => {
                 if self.members.contains_key(id) {
                     out.push(*id);
-                } else if *id < self.next_member_id && *id != 0 {
+                } else if self.departed.contains_key(id) {
                     return Err(NackReason::DestinationGone);
                 } else {
                     return Err(NackReason::UnknownDestination);
@@ -424,11 +582,47 @@ impl Server {
             if let Some(conn) = m.conn {
                 self.dirty.insert(conn);
             }
+            let drained = !m.over_limit(
+                self.config.member_queue_items_max / 2,
+                self.config.member_queue_bytes_max / 2,
+            );
+            if drained {
+                self.release_throttled(id);
+            }
         }
         for gseq in done.drain(..) {
             self.resolve_one(gseq, None, id);
         }
         self.scratch = done;
+    }
+
+    /// Wakes the senders throttled by `recipient` (it drained, or left).
+    pub(super) fn release_throttled(&mut self, recipient: u64) {
+        let mut woken = Vec::new();
+        for (id, m) in self.members.iter_mut() {
+            if m.throttled_by == Some(recipient) {
+                m.throttled_by = None;
+                if let Some(conn) = m.conn {
+                    woken.push(conn);
+                }
+                let _ = id;
+            }
+        }
+        for conn in woken {
+            self.dirty.insert(conn);
+        }
+        if !self.parked.is_empty() {
+            self.retry_parked();
+        }
+        let senders: Vec<u64> = self
+            .members
+            .iter()
+            .filter(|(_, m)| !m.inbox.is_empty() && m.throttled_by.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in senders {
+            self.drain_inbox(id, false);
+        }
     }
 
     /// One addressee of in-flight message `gseq` reached a final state.
@@ -442,7 +636,9 @@ impl Server {
         match missed {
             None => f.delivered += 1,
             Some(reason) => {
-                if f.missed.len() < frame::OUTCOME_MISSED_MAX {
+                // The outcome must fit one frame: 9 bytes per entry.
+                let fit = (self.config.limits.frame_bytes_max as usize).saturating_sub(64) / 9;
+                if f.missed.len() < frame::OUTCOME_MISSED_MAX.min(fit) {
                     f.missed.push(Missed { member_id, reason });
                 }
             }
@@ -457,19 +653,28 @@ impl Server {
         let Some(f) = self.inflight.remove(&gseq) else {
             return;
         };
-        let Some(sender) = self.members.get_mut(&f.sender) else {
+        if let Some(m) = self
+            .members
+            .get_mut(&f.sender)
+            .filter(|m| m.session == f.session)
+        {
+            m.pending.remove(&f.seq);
+        } else if let Some(d) = self
+            .departed
+            .get_mut(&f.sender)
+            .filter(|d| d.session == f.session)
+        {
+            d.pending.remove(&f.seq);
+        } else {
             return;
-        };
-        sender.pending.remove(&f.seq);
+        }
         if f.confirm {
-            let ogseq = self.next_gseq();
-            let outcome = Frame::Outcome(Outcome {
-                gseq: ogseq,
+            let notice = Notice::Outcome {
                 seq: f.seq,
                 delivered: f.delivered,
                 missed: f.missed,
-            });
-            self.enqueue_one(f.sender, &outcome, None, ogseq);
+            };
+            self.notify_sender(f.sender, f.session, notice);
         } else {
             self.mark_dirty(f.sender);
         }

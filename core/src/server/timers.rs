@@ -17,6 +17,8 @@ pub(super) enum Timer {
     ResumeWindow(u64),
     /// A member over its queue limit must have caught up.
     SlowConsumer(u64),
+    /// The re-registration grace after start is over.
+    Grace,
 }
 
 impl Server {
@@ -49,6 +51,7 @@ impl Server {
                     );
                 }
             }
+            Timer::Grace => self.expire_parked(),
             Timer::Heartbeat(id) => {
                 let interval = u64::from(self.config.heartbeat_interval_ms);
                 let timeout = u64::from(self.config.heartbeat_timeout_ms);

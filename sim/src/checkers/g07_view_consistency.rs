@@ -64,6 +64,17 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                         *g = (*gseq, e.at);
                     }
                 }
+                // Member ids derive from the process identity: the same
+                // process incarnation registering again (after its session
+                // expired) comes back with the same id.
+                if let ViewChange::Joined(x) = change {
+                    if removed
+                        .get(&(*proc, *server, *x))
+                        .is_some_and(|(g, _)| *g < *gseq)
+                    {
+                        removed.remove(&(*proc, *server, *x));
+                    }
+                }
                 if let Some(sid) = sessions.latest_in_server_before(*proc, *server, idx) {
                     let s = &mut streams[sid];
                     s.views.insert(*gseq, *change);
@@ -102,6 +113,16 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
             } => {
                 if let Some(sid) = sessions.latest_before(*proc, idx) {
                     streams[sid].gaps.push((*from, *through));
+                }
+            }
+            // A fresh registration starts a new stream from a snapshot:
+            // removals seen in the old stream no longer apply to members
+            // the snapshot holds.
+            Act::Registered {
+                proc, server, view, ..
+            } => {
+                for x in view {
+                    removed.remove(&(*proc, *server, *x));
                 }
             }
             _ => {}
