@@ -205,6 +205,13 @@ fn nack_for_unknown_destinations_and_empty_groups() {
         .send(now, Address::MemberId(999), b("x"), opts)
         .unwrap();
     c.settle();
+    // Right after the server started, members may still be re-registering:
+    // unresolvable messages wait for one resume window before the NACK.
+    assert!(!c.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Nacked { .. })));
+    c.run_for(11_000, 500);
     let nacks: Vec<(u64, NackReason)> = c.nodes[0]
         .events
         .iter()
@@ -330,7 +337,7 @@ fn request_reply_and_timeout() {
     c.settle();
     assert!(c.nodes[0].events.iter().any(|e| matches!(
         e,
-        ClientEvent::Reply { request, payload, .. } if *request == req && payload == &b("pong!")
+        ClientEvent::Reply { request, message } if *request == req && message.payload == b("pong!")
     )));
     // A request nobody answers times out.
     let req2 = c.nodes[0]
@@ -623,4 +630,38 @@ fn large_messages_are_chunked_and_reassembled() {
     c.settle();
     assert_eq!(c.messages(4), vec![big.clone()]);
     assert_eq!(c.messages(5), vec![big]);
+}
+
+#[test]
+fn a_message_for_a_member_not_yet_back_waits_for_its_registration() {
+    // Right after a (re)start the server parks messages for addressees
+    // that have not registered yet, instead of NACKing them.
+    let mut c = Cluster::new(9);
+    c.add("a", "p1");
+    c.start();
+    let now = c.now;
+    let s = c.nodes[0]
+        .client
+        .send(
+            now,
+            Address::Member {
+                instance: "b".into(),
+                process: "p1".into(),
+            },
+            b("early"),
+            SendOptions { confirm: true },
+        )
+        .unwrap();
+    c.settle();
+    let late = c.add("b", "p1");
+    c.run_for(200, 10);
+    assert_eq!(c.messages(late), vec![b("early")]);
+    assert!(c.nodes[0].events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Outcome { seq, delivered: 1, .. } if *seq == s
+    )));
+    assert!(!c.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Nacked { .. })));
 }
