@@ -249,7 +249,12 @@ impl Server {
             id,
             super::member::Departed {
                 incarnation: m.info.incarnation,
-                received_through: m.received_through,
+                // Parked messages die with the session (the same process
+                // resends them): they must not count as received.
+                received_through: m
+                    .held
+                    .first()
+                    .map_or(m.received_through, |h| m.received_through.min(h - 1)),
                 pending: std::mem::take(&mut m.pending),
                 session: m.session,
                 notices,

@@ -390,17 +390,36 @@ impl Server {
                 }
                 if m.over_limit(items_max, bytes_max) {
                     slow = Some(*r);
-                    if m.over_limit(items_max.saturating_mul(2), bytes_max.saturating_mul(2)) {
-                        self.pending_evictions.push(*r);
-                    } else if m.over_since.is_none() {
-                        m.over_since = Some(now);
-                        self.timers
-                            .insert((now.plus_millis(grace), Timer::SlowConsumer(*r)));
-                    }
+                    Self::note_over_limit(
+                        m,
+                        *r,
+                        now,
+                        (items_max, bytes_max, grace),
+                        &mut self.pending_evictions,
+                        &mut self.timers,
+                    );
                 }
             }
         }
         slow
+    }
+
+    /// A member's queue is over its soft limit: evict at twice the limit,
+    /// else start the grace period.
+    fn note_over_limit(
+        m: &mut super::member::Member,
+        id: u64,
+        now: Tick,
+        (items_max, bytes_max, grace): (usize, usize, u64),
+        evictions: &mut Vec<u64>,
+        timers: &mut std::collections::BTreeSet<(Tick, Timer)>,
+    ) {
+        if m.over_limit(items_max.saturating_mul(2), bytes_max.saturating_mul(2)) {
+            evictions.push(id);
+        } else if m.over_since.is_none() {
+            m.over_since = Some(now);
+            timers.insert((now.plus_millis(grace), Timer::SlowConsumer(id)));
+        }
     }
 
     /// Tells a sender a final status: into its stream, or, if its session
@@ -453,6 +472,21 @@ impl Server {
             });
             m.last_sent = now;
             self.stats.items_enqueued += 1;
+            let limits = (
+                self.config.member_queue_items_max,
+                self.config.member_queue_bytes_max,
+                self.config.slow_consumer_grace_ms,
+            );
+            if m.over_limit(limits.0, limits.1) {
+                Self::note_over_limit(
+                    m,
+                    id,
+                    now,
+                    limits,
+                    &mut self.pending_evictions,
+                    &mut self.timers,
+                );
+            }
         }
         self.mark_dirty(id);
     }
@@ -550,7 +584,12 @@ impl Server {
     pub(super) fn on_delivery_ack(&mut self, id: u64, through: u64) {
         let mut done = std::mem::take(&mut self.scratch);
         done.clear();
+        let half = (
+            self.config.member_queue_items_max / 2,
+            self.config.member_queue_bytes_max / 2,
+        );
         if let Some(m) = self.members.get_mut(&id) {
+            let was_over_half = m.over_limit(half.0, half.1);
             while m.sent_items > 0 {
                 let Some(front) = m.queue.front() else {
                     break;
@@ -582,11 +621,9 @@ impl Server {
             if let Some(conn) = m.conn {
                 self.dirty.insert(conn);
             }
-            let drained = !m.over_limit(
-                self.config.member_queue_items_max / 2,
-                self.config.member_queue_bytes_max / 2,
-            );
-            if drained {
+            // Senders throttled by this member go on once it is below half
+            // its limit (checked on the crossing only).
+            if was_over_half && !m.over_limit(half.0, half.1) {
                 self.release_throttled(id);
             }
         }

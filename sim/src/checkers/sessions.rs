@@ -207,7 +207,9 @@ impl Sessions {
             .unwrap_or(&[])
     }
 
-    /// Sessions in `server` that started at or before `t` and never ended.
+    /// Sessions in `server` that started before `t` and never ended.
+    /// Strictly before: times are in ms, and a registration in the same
+    /// millisecond as a send may have been processed after it.
     pub(crate) fn never_ended_since(
         &self,
         server: u64,
@@ -216,7 +218,7 @@ impl Sessions {
         self.in_server(server)
             .iter()
             .map(|&sid| &self.all[sid])
-            .filter(move |s| s.end_idx.is_none() && s.start_at <= t)
+            .filter(move |s| s.end_idx.is_none() && s.start_at < t)
     }
 }
 
@@ -399,7 +401,7 @@ impl<'h> Facts<'h> {
         ops[after_last_leave..].iter().any(|&(_, _, seq)| {
             self.acks
                 .get(&(r, seq))
-                .is_some_and(|acks| acks.iter().any(|&a| h.entries[a].at <= sent_at))
+                .is_some_and(|acks| acks.iter().any(|&a| h.entries[a].at < sent_at))
         })
     }
 
