@@ -50,6 +50,10 @@ enum Ev {
     ProcRestart { slot: usize },
     /// Record memory figures.
     Sample,
+    /// Retry bytes held back by server backpressure on a connection.
+    ReleaseConn { conn: u64 },
+    /// Retry events held back while a process was paused or not reading.
+    ReleaseSlot { slot: usize, gen: u64 },
 }
 
 struct Queued {
@@ -90,6 +94,8 @@ struct Conn {
     up_last: Tick,
     /// Latest arrival time scheduled server → member.
     down_last: Tick,
+    /// Member → server events held back by backpressure, in order.
+    up_held: std::collections::VecDeque<Ev>,
 }
 
 /// One member process slot: a process that may crash and restart.
@@ -112,6 +118,9 @@ struct Slot {
     gone: bool,
     /// Confirmed sends without a final status.
     pending_confirms: BTreeSet<u64>,
+    /// Client-bound events waiting for the process (paused, not reading),
+    /// in arrival order.
+    held: std::collections::VecDeque<Ev>,
 }
 
 /// The result of one run.
@@ -235,6 +244,7 @@ impl World {
                 block_down_until: Tick::ZERO,
                 gone: false,
                 pending_confirms: BTreeSet::new(),
+                held: std::collections::VecDeque::new(),
             });
             w.start_proc(slot);
         }
@@ -309,6 +319,7 @@ impl World {
         s.conn = None;
         s.timer = None;
         s.pending_confirms.clear();
+        s.held.clear();
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
             proc,
@@ -458,129 +469,104 @@ impl World {
                 }
                 self.apply(action);
             }
-            Ev::ToServer { conn, data } => {
-                let Some(c) = self.conns.get(&conn) else {
-                    return;
+            ev @ (Ev::ToServer { .. } | Ev::CloseToServer { .. }) => {
+                let conn = match &ev {
+                    Ev::ToServer { conn, .. } | Ev::CloseToServer { conn } => *conn,
+                    _ => return,
                 };
-                if c.dead || !c.server_open {
-                    return;
-                }
-                let Some(server) = self.server.as_mut() else {
-                    return;
-                };
-                if !server.wants_read(ConnId(conn)) {
-                    // The member's deferred frames are at their limit: the
-                    // bytes wait in the socket (TCP backpressure).
-                    self.coverage.throttled += 1;
-                    let at = self.now + 1_000;
-                    self.push(at, Ev::ToServer { conn, data });
-                    return;
-                }
-                server.handle_bytes(self.now, ConnId(conn), &data);
-                self.drain_server();
-            }
-            Ev::ToClient { conn, data } => {
-                let Some(c) = self.conns.get(&conn) else {
-                    return;
-                };
-                if c.dead || !c.client_open {
-                    return;
-                }
-                let slot = c.slot;
-                let s = &self.slots[slot];
-                if s.gen != c.gen || s.conn != Some(conn) {
-                    return;
-                }
-                let hold = s.paused_until.max(s.slow_until);
-                if hold > self.now {
-                    self.push(hold, Ev::ToClient { conn, data });
-                    return;
-                }
-                if let Some(client) = self.slots[slot].client.as_mut() {
-                    client.handle_bytes(self.now, &data);
-                }
-                self.drain_client(slot);
-            }
-            Ev::CloseToServer { conn } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                if !c.server_open {
+                if !c.up_held.is_empty() {
+                    // Bytes keep their order behind held ones.
+                    c.up_held.push_back(ev);
                     return;
                 }
-                c.server_open = false;
-                if let Some(server) = self.server.as_mut() {
-                    server.handle_closed(self.now, ConnId(conn));
-                    self.drain_server();
+                let blocked = matches!(ev, Ev::ToServer { .. })
+                    && self
+                        .server
+                        .as_ref()
+                        .is_some_and(|s| !s.wants_read(ConnId(conn)));
+                if blocked {
+                    // The member's deferred frames are at their limit: the
+                    // bytes wait in the socket (TCP backpressure).
+                    self.coverage.throttled += 1;
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.up_held.push_back(ev);
+                    }
+                    let at = self.now + 1_000;
+                    self.push(at, Ev::ReleaseConn { conn });
+                    return;
                 }
-                self.gc_conn(conn);
+                self.server_ev(ev);
             }
-            Ev::CloseToClient { conn } => {
-                let Some(c) = self.conns.get(&conn) else {
+            Ev::ReleaseConn { conn } => loop {
+                let Some(c) = self.conns.get_mut(&conn) else {
                     return;
                 };
-                if !c.client_open {
-                    return;
-                }
-                let slot = c.slot;
-                let s = &self.slots[slot];
-                if s.gen != c.gen || s.conn != Some(conn) {
-                    return;
-                }
-                if s.paused_until > self.now {
-                    let at = s.paused_until;
-                    self.push(at, Ev::CloseToClient { conn });
-                    return;
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.client_open = false;
-                }
-                self.slots[slot].conn = None;
-                if let Some(client) = self.slots[slot].client.as_mut() {
-                    client.handle_closed(self.now);
-                }
-                self.drain_client(slot);
-                self.gc_conn(conn);
-            }
-            Ev::Connected { conn } => {
-                let Some(c) = self.conns.get(&conn) else {
+                let Some(front) = c.up_held.front() else {
                     return;
                 };
-                let slot = c.slot;
-                let (gen, dead) = (c.gen, c.dead);
-                if self.slots[slot].gen != gen || self.slots[slot].conn != Some(conn) {
+                let blocked = matches!(front, Ev::ToServer { .. })
+                    && self
+                        .server
+                        .as_ref()
+                        .is_some_and(|s| !s.wants_read(ConnId(conn)));
+                if blocked {
+                    let at = self.now + 1_000;
+                    self.push(at, Ev::ReleaseConn { conn });
                     return;
                 }
-                if self.slots[slot].paused_until > self.now {
-                    let at = self.slots[slot].paused_until;
-                    self.push(at, Ev::Connected { conn });
+                let Some(ev) = self
+                    .conns
+                    .get_mut(&conn)
+                    .and_then(|c| c.up_held.pop_front())
+                else {
+                    return;
+                };
+                self.server_ev(ev);
+            },
+            ev @ (Ev::ToClient { .. } | Ev::CloseToClient { .. } | Ev::Connected { .. }) => {
+                let conn = match &ev {
+                    Ev::ToClient { conn, .. }
+                    | Ev::CloseToClient { conn }
+                    | Ev::Connected { conn } => *conn,
+                    _ => return,
+                };
+                let Some(slot) = self.conns.get(&conn).map(|c| c.slot) else {
+                    return;
+                };
+                if !self.slots[slot].held.is_empty() {
+                    self.slots[slot].held.push_back(ev);
                     return;
                 }
-                let reachable = !dead && self.server.is_some() && !self.blocked(slot);
-                if reachable {
-                    if let Some(server) = self.server.as_mut() {
-                        server.handle_connected(self.now, ConnId(conn));
-                    }
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.server_open = true;
-                    }
-                    if let Some(client) = self.slots[slot].client.as_mut() {
-                        client.handle_connected(self.now);
-                    }
-                    self.drain_server();
-                } else {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.client_open = false;
-                        c.dead = true;
-                    }
-                    self.slots[slot].conn = None;
-                    if let Some(client) = self.slots[slot].client.as_mut() {
-                        client.handle_closed(self.now);
-                    }
-                    self.gc_conn(conn);
+                if let Some(until) = self.hold_until(slot, &ev) {
+                    // A paused (or not reading) process: the event waits,
+                    // in order with those after it.
+                    self.slots[slot].held.push_back(ev);
+                    let gen = self.slots[slot].gen;
+                    self.push(until, Ev::ReleaseSlot { slot, gen });
+                    return;
                 }
-                self.drain_client(slot);
+                self.client_ev(ev);
             }
+            Ev::ReleaseSlot { slot, gen } => loop {
+                if self.slots[slot].gen != gen {
+                    self.slots[slot].held.clear();
+                    return;
+                }
+                let Some(front) = self.slots[slot].held.front() else {
+                    return;
+                };
+                if let Some(until) = self.hold_until(slot, front) {
+                    self.push(until, Ev::ReleaseSlot { slot, gen });
+                    return;
+                }
+                let Some(ev) = self.slots[slot].held.pop_front() else {
+                    return;
+                };
+                self.client_ev(ev);
+            },
             Ev::ServerTimer { at } => {
                 if self.server_timer != Some(at) {
                     return;
@@ -644,6 +630,130 @@ impl World {
                 let at = self.now.plus_millis(100);
                 self.push(at, Ev::Sample);
             }
+        }
+    }
+
+    /// When a client-bound event must wait for its process, if it must.
+    fn hold_until(&self, slot: usize, ev: &Ev) -> Option<Tick> {
+        let s = &self.slots[slot];
+        let mut until = s.paused_until;
+        if matches!(ev, Ev::ToClient { .. }) {
+            until = until.max(s.slow_until);
+        }
+        (until > self.now).then_some(until)
+    }
+
+    /// Delivers a server-bound network event.
+    fn server_ev(&mut self, ev: Ev) {
+        match ev {
+            Ev::ToServer { conn, data } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if c.dead || !c.server_open {
+                    return;
+                }
+                let Some(server) = self.server.as_mut() else {
+                    return;
+                };
+                server.handle_bytes(self.now, ConnId(conn), &data);
+                self.drain_server();
+            }
+            Ev::CloseToServer { conn } => {
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
+                if !c.server_open {
+                    return;
+                }
+                c.server_open = false;
+                if let Some(server) = self.server.as_mut() {
+                    server.handle_closed(self.now, ConnId(conn));
+                    self.drain_server();
+                }
+                self.gc_conn(conn);
+            }
+            _ => {}
+        }
+    }
+
+    /// Delivers a client-bound network event.
+    fn client_ev(&mut self, ev: Ev) {
+        match ev {
+            Ev::ToClient { conn, data } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if c.dead || !c.client_open {
+                    return;
+                }
+                let slot = c.slot;
+                let s = &self.slots[slot];
+                if s.gen != c.gen || s.conn != Some(conn) {
+                    return;
+                }
+                if let Some(client) = self.slots[slot].client.as_mut() {
+                    client.handle_bytes(self.now, &data);
+                }
+                self.drain_client(slot);
+            }
+            Ev::CloseToClient { conn } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if !c.client_open {
+                    return;
+                }
+                let slot = c.slot;
+                let s = &self.slots[slot];
+                if s.gen != c.gen || s.conn != Some(conn) {
+                    return;
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.client_open = false;
+                }
+                self.slots[slot].conn = None;
+                if let Some(client) = self.slots[slot].client.as_mut() {
+                    client.handle_closed(self.now);
+                }
+                self.drain_client(slot);
+                self.gc_conn(conn);
+            }
+            Ev::Connected { conn } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                let slot = c.slot;
+                let (gen, dead) = (c.gen, c.dead);
+                if self.slots[slot].gen != gen || self.slots[slot].conn != Some(conn) {
+                    return;
+                }
+                let reachable = !dead && self.server.is_some() && !self.blocked(slot);
+                if reachable {
+                    if let Some(server) = self.server.as_mut() {
+                        server.handle_connected(self.now, ConnId(conn));
+                    }
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.server_open = true;
+                    }
+                    if let Some(client) = self.slots[slot].client.as_mut() {
+                        client.handle_connected(self.now);
+                    }
+                    self.drain_server();
+                } else {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.client_open = false;
+                        c.dead = true;
+                    }
+                    self.slots[slot].conn = None;
+                    if let Some(client) = self.slots[slot].client.as_mut() {
+                        client.handle_closed(self.now);
+                    }
+                    self.gc_conn(conn);
+                }
+                self.drain_client(slot);
+            }
+            _ => {}
         }
     }
 
@@ -761,6 +871,7 @@ impl World {
                             client_open: true,
                             up_last: self.now,
                             down_last: self.now,
+                            up_held: std::collections::VecDeque::new(),
                         },
                     );
                     self.slots[slot].conn = Some(conn);

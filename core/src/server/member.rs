@@ -110,6 +110,8 @@ pub(crate) struct Member {
     pub queue: VecDeque<Item>,
     /// Sum of `queue[..].bytes`.
     pub queue_bytes: usize,
+    /// Items of `queue` that are notices.
+    pub notices_queued: usize,
     /// Number of `queue` items transmitted on the current connection.
     pub sent_items: usize,
     /// Bytes of those items.
@@ -156,6 +158,7 @@ impl Member {
             partial: None,
             queue: VecDeque::new(),
             queue_bytes: 0,
+            notices_queued: 0,
             sent_items: 0,
             sent_bytes: 0,
             sent_parts: 0,
@@ -211,13 +214,19 @@ impl Member {
         if let Some(seq) = item.nack_seq {
             self.unsent_nacks.insert(seq);
         }
+        if item.notice.is_some() {
+            self.notices_queued += 1;
+        }
         self.queue_bytes += item.bytes;
         self.queue.push_back(item);
     }
 
     /// True when the queue is over its soft limit.
+    /// Notices (NACKs, outcomes) are not counted: they are bounded by the
+    /// member's own messages in flight (`sender_inflight_max`), and a burst
+    /// of them is no sign of a slow consumer.
     pub(crate) fn over_limit(&self, items_max: usize, bytes_max: usize) -> bool {
-        self.queue.len() > items_max || self.queue_bytes > bytes_max
+        self.queue.len() - self.notices_queued > items_max || self.queue_bytes > bytes_max
     }
 
     /// The `(through, stable_through)` pair the next `Ack` carries.

@@ -189,9 +189,19 @@ impl Server {
         self.members.values().map(|m| &m.info)
     }
 
-    /// Unacknowledged stream items queued for a member (for metrics/tests).
+    /// Unacknowledged stream items queued for a member (for metrics/tests),
+    /// not counting notices (NACKs, outcomes) about its own messages. At
+    /// most `2 × member_queue_items_max` after any input.
     pub fn queue_len(&self, member_id: u64) -> Option<usize> {
-        self.members.get(&member_id).map(|m| m.queue.len())
+        self.members
+            .get(&member_id)
+            .map(|m| m.queue.len() - m.notices_queued)
+    }
+
+    /// Notices (NACKs, outcomes) queued for a member: at most its messages
+    /// in flight, so at most `sender_inflight_max` plus what it had parked.
+    pub fn notices_len(&self, member_id: u64) -> Option<usize> {
+        self.members.get(&member_id).map(|m| m.notices_queued)
     }
 
     /// True when the member is registered and attached to a connection.
@@ -289,9 +299,15 @@ impl Server {
                 return;
             };
             match frame::decode(&mut c.read_buf, &limits) {
-                Ok(Some(f)) => self.handle_frame(conn, f),
+                Ok(Some(f)) => {
+                    self.handle_frame(conn, f);
+                    // Items enqueued on any path (outcomes included) may
+                    // have pushed a member past twice its limit.
+                    self.process_evictions();
+                }
                 Ok(None) => break,
                 Err(e) => {
+                    self.process_evictions();
                     let handshaking = self
                         .conns
                         .get(&conn)

@@ -472,21 +472,6 @@ impl Server {
             });
             m.last_sent = now;
             self.stats.items_enqueued += 1;
-            let limits = (
-                self.config.member_queue_items_max,
-                self.config.member_queue_bytes_max,
-                self.config.slow_consumer_grace_ms,
-            );
-            if m.over_limit(limits.0, limits.1) {
-                Self::note_over_limit(
-                    m,
-                    id,
-                    now,
-                    limits,
-                    &mut self.pending_evictions,
-                    &mut self.timers,
-                );
-            }
         }
         self.mark_dirty(id);
     }
@@ -600,6 +585,9 @@ impl Server {
                 let bytes = front.bytes;
                 if front.tracked {
                     done.push(front.gseq);
+                }
+                if front.notice.is_some() {
+                    m.notices_queued -= 1;
                 }
                 m.queue.pop_front();
                 m.queue_bytes -= bytes;

@@ -33,6 +33,7 @@ impl Server {
             }
             self.timers.pop_first();
             self.fire(timer);
+            self.process_evictions();
         }
     }
 
