@@ -124,6 +124,8 @@ impl SimConfig {
         c.heartbeat_interval_ms = 200;
         c.heartbeat_timeout_ms = 1_000;
         c.resume_window_ms = 2_000;
+        // Clients are back within reconnect_max + handshake (1.5 s).
+        c.restart_grace_ms = 2_000;
         c.member_queue_items_max = 256;
         c.member_queue_bytes_max = 1024 * 1024;
         c.slow_consumer_grace_ms = 1_000;
@@ -161,6 +163,7 @@ impl SimConfig {
             heartbeat_timeout_ms: u64::from(s.heartbeat_timeout_ms),
             resume_window_ms: u64::from(s.resume_window_ms),
             member_queue_items_max: s.member_queue_items_max,
+            restart_grace_ms: s.restart_grace_ms,
             outbox_items_max: self.client_config("i", "p", 1).outbox_items_max,
         }
     }
@@ -172,6 +175,7 @@ impl SimConfig {
     /// `+ heartbeat_timeout + resume_window` (a dead member is declared
     /// failed, which resolves everything addressed to it)
     /// `+ slow_consumer_grace` (a consumer over its limit is evicted)
+    /// `+ restart_grace` (messages held after a server restart go out)
     /// `+ 2 × heartbeat_interval` (timer granularity)
     /// `+ 1 s` (draining queues).
     pub fn liveness_bound_ms(&self) -> u64 {
@@ -182,6 +186,7 @@ impl SimConfig {
             + u64::from(s.heartbeat_timeout_ms)
             + u64::from(s.resume_window_ms)
             + s.slow_consumer_grace_ms
+            + s.restart_grace_ms
             + 2 * u64::from(s.heartbeat_interval_ms)
             + 1_000
     }

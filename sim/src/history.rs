@@ -250,6 +250,8 @@ pub struct Bounds {
     pub resume_window_ms: u64,
     /// Soft queue limit (items); twice this is the hard bound.
     pub member_queue_items_max: usize,
+    /// How long after a server start members have to re-register.
+    pub restart_grace_ms: u64,
     /// Client outbox limit (items).
     pub outbox_items_max: usize,
 }

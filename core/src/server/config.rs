@@ -24,6 +24,11 @@ pub struct ServerConfig {
     pub heartbeat_timeout_ms: u32,
     /// How long a member whose connection dropped may resume.
     pub resume_window_ms: u32,
+    /// After the server starts, how long members have to re-register
+    /// before messages to absent addressees are NACKed; multicasts wait for
+    /// it to end so that they reach every member that came back. Keep it
+    /// above the clients' `reconnect_max_ms + handshake_timeout_ms`.
+    pub restart_grace_ms: u64,
     /// Soft limit of a member's unacknowledged stream, in items.
     pub member_queue_items_max: usize,
     /// Soft limit of a member's unacknowledged stream, in bytes.
@@ -65,6 +70,7 @@ impl ServerConfig {
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             resume_window_ms: 10_000,
+            restart_grace_ms: 6_000,
             member_queue_items_max: 65_536,
             member_queue_bytes_max: 64 * 1024 * 1024,
             slow_consumer_grace_ms: 2_000,

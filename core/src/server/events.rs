@@ -55,8 +55,9 @@ impl Server {
         if self.over_quota(id) {
             return self.nack(id, p.seq, NackReason::OverQuota);
         }
-        if self.has_parked(id) {
-            // Behind the sender's parked messages: per-sender FIFO.
+        if self.has_parked(id) || self.in_grace() {
+            // Behind the sender's parked messages (per-sender FIFO), or
+            // until the view has filled up after a (re)start.
             return self.park(id, super::routing::ParkedItem::Publish(p));
         }
         self.publish_now(id, p);

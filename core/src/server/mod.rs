@@ -124,10 +124,7 @@ impl Server {
     pub fn new(config: ServerConfig, mut rng: Box<dyn RngCore + Send>, now: Tick) -> Server {
         let incarnation = rng.next_u64() | 1;
         let mut timers = BTreeSet::new();
-        timers.insert((
-            now.plus_millis(u64::from(config.resume_window_ms)),
-            Timer::Grace,
-        ));
+        timers.insert((now.plus_millis(config.restart_grace_ms), Timer::Grace));
         Server {
             config,
             rng,

@@ -192,7 +192,7 @@ impl Server {
 
     /// True while members may still be re-registering after this server
     /// started: unresolvable messages wait instead of being NACKed.
-    fn in_grace(&self) -> bool {
+    pub(super) fn in_grace(&self) -> bool {
         self.now
             < self
                 .started
@@ -228,6 +228,16 @@ impl Server {
 
     /// Like `sequence`, for the sender's oldest message.
     fn sequence_now(&mut self, id: u64, s: Send) {
+        let multicast = matches!(
+            s.to,
+            Address::Instance(_) | Address::Group(_) | Address::Broadcast
+        );
+        if multicast && self.in_grace() && self.parked.len() < PARKED_MAX {
+            // Right after a (re)start the view is still filling up: a
+            // multicast waits for the grace to end, so that it reaches every
+            // member that came back (resent messages included).
+            return self.park(id, ParkedItem::Send(s));
+        }
         let mut recipients = std::mem::take(&mut self.scratch);
         recipients.clear();
         if let Err(reason) = self.resolve(id, &s.to, &mut recipients) {
@@ -295,6 +305,9 @@ impl Server {
             self.mark_dirty(p.sender);
             match p.item {
                 ParkedItem::Send(s) => self.sequence_now(p.sender, s),
+                ParkedItem::Publish(e) if self.in_grace() => {
+                    self.park(p.sender, ParkedItem::Publish(e));
+                }
                 ParkedItem::Publish(e) => self.publish_now(p.sender, e),
             }
         }

@@ -7,20 +7,31 @@
 //! a session in `K` that started at or before the send time and never ended,
 //! and that is an addressee (see [`Facts::is_addressee`]), must have a
 //! `Delivered` of the message, in any server.
+//!
+//! Across a server crash (the sender survives to resend): if `K` crashed
+//! after acking the message and the sender never crashed or left after
+//! sending it, every such addressee whose session in `K` lasted until the
+//! crash, that also never crashed or left,
+//! that registered in the last server run within `restart_grace_ms` of its
+//! start with a session that never ended (and, for a group, never left the
+//! group after the send), must have delivered it.
 
 use switchboard_core::frame::Address;
 
+use std::collections::HashMap;
+
 use super::sessions::{fm, fp, Facts, Report, Sessions};
-use crate::history::{Bounds, History, Violation};
+use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
 
 /// Name of the guarantee.
 pub const NAME: &str = "G5 ack means delivery";
 
 /// Checks G5.
-pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
+pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let facts = Facts::build(h);
     let sessions = Sessions::build(h);
+    let runs = Runs::build(h);
     for sent in &facts.sents {
         if sent.request || matches!(sent.to, Address::Anycast(_)) {
             continue;
@@ -60,9 +71,132 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                     ));
                 }
             }
+            // Across a crash of K: the sender resends, the server holds
+            // multicasts until the view has filled up again.
+            let Some(crash_idx) = runs.crashed.get(&k).copied() else {
+                continue;
+            };
+            if crash_idx < ack_idx || runs.stopped_after(sent.proc, sent.idx) {
+                continue;
+            }
+            let later: Vec<&Run> = runs
+                .list
+                .iter()
+                .filter(|run| run.start_idx > crash_idx)
+                .collect();
+            if later.is_empty() {
+                continue;
+            }
+            for ses in sessions.in_server(k).iter().map(|&sid| &sessions.all[sid]) {
+                // Only sessions the crash ended: one that ended before had
+                // its undelivered messages resolved (missed), not resent.
+                if ses.start_at >= sent.at
+                    || ses.end_idx != Some(crash_idx)
+                    || runs.stopped_after(ses.proc, sent.idx)
+                    || runs.left_group_after(h, &sent.to, ses.proc, sent.idx)
+                {
+                    continue;
+                }
+                // In every later server run, back within the grace and
+                // there until that run ended (a resend may happen in any).
+                let back_in_time = later.iter().all(|run| {
+                    sessions.in_server(run.server).iter().any(|&sid| {
+                        let s2 = &sessions.all[sid];
+                        s2.proc == ses.proc
+                            && s2.end_idx == run.crash_idx
+                            && s2.start_at <= run.start_at + b.restart_grace_ms
+                    })
+                });
+                if !back_in_time {
+                    continue;
+                }
+                let last = later[later.len() - 1].server;
+                let addressee =
+                    facts.is_addressee(h, sent.to, sent.proc, sent.at, ses.proc, ses.member_id);
+                if addressee == Some(true) && !facts.was_delivered_to(sent.id, ses.proc) {
+                    r.add(format!(
+                        "{} sent by {} to {:?} at t={} and acked in server {k}, which crashed at t={}: \
+                         never delivered to addressee {} although both survived and {} was back in \
+                         server {last} within the grace",
+                        fm(sent.id),
+                        fp(sent.proc),
+                        sent.to,
+                        sent.at,
+                        h.entries[crash_idx].at,
+                        fp(ses.proc),
+                        fp(ses.proc),
+                    ));
+                }
+            }
         }
     }
     r.finish()
+}
+
+/// One server run.
+struct Run {
+    server: u64,
+    start_at: Ms,
+    start_idx: usize,
+    crash_idx: Option<usize>,
+}
+
+/// Server runs and process ends, indexed.
+struct Runs {
+    /// Server incarnation -> entry index of its crash.
+    crashed: HashMap<u64, usize>,
+    /// Every server run, in order.
+    list: Vec<Run>,
+    /// Process -> entry indexes of its `Crashed` and `Goodbye` acts.
+    stops: HashMap<Proc, Vec<usize>>,
+}
+
+impl Runs {
+    fn build(h: &History) -> Runs {
+        let mut runs = Runs {
+            crashed: HashMap::new(),
+            list: Vec::new(),
+            stops: HashMap::new(),
+        };
+        for (idx, e) in h.entries.iter().enumerate() {
+            match &e.act {
+                Act::ServerStarted { server } => runs.list.push(Run {
+                    server: *server,
+                    start_at: e.at,
+                    start_idx: idx,
+                    crash_idx: None,
+                }),
+                Act::ServerCrashed { server } => {
+                    runs.crashed.insert(*server, idx);
+                    if let Some(run) = runs.list.iter_mut().rev().find(|r| r.server == *server) {
+                        run.crash_idx = Some(idx);
+                    }
+                }
+                Act::Crashed { proc } | Act::Goodbye { proc } => {
+                    runs.stops.entry(*proc).or_default().push(idx);
+                }
+                _ => {}
+            }
+        }
+        runs
+    }
+
+    /// True when the process crashed or left after entry `idx`.
+    fn stopped_after(&self, p: Proc, idx: usize) -> bool {
+        self.stops
+            .get(&p)
+            .is_some_and(|v| v.iter().any(|&i| i > idx))
+    }
+
+    /// True when `to` is a group that `p` left after entry `idx`.
+    fn left_group_after(&self, h: &History, to: &Address, p: Proc, idx: usize) -> bool {
+        let Address::Group(g) = to else {
+            return false;
+        };
+        h.entries[idx..].iter().any(|e| {
+            matches!(&e.act, Act::GroupOp { proc, group, join: false, .. } if *proc == p && group == g)
+        })
+    }
 }
 
 #[cfg(test)]

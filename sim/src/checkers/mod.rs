@@ -73,6 +73,7 @@ pub(crate) mod testkit {
             heartbeat_timeout_ms: 3000,
             resume_window_ms: 5000,
             member_queue_items_max: 100,
+            restart_grace_ms: 2000,
             outbox_items_max: 50,
         }
     }
