@@ -11,7 +11,7 @@
 //! the sender registered in the delivering server, `from` is one of the
 //! sender's member ids there.
 
-use std::collections::{HashMap, HashSet};
+use super::fast::{HashMap, HashSet};
 
 use switchboard_core::frame::Address;
 
@@ -26,7 +26,7 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let facts = Facts::build(h);
     let sessions = Sessions::build(h);
-    let mut member_ids: HashMap<(Proc, u64), HashSet<u64>> = HashMap::new();
+    let mut member_ids: HashMap<(Proc, u64), HashSet<u64>> = HashMap::default();
     for s in &sessions.all {
         member_ids
             .entry((s.proc, s.server))

@@ -5,7 +5,7 @@
 //! No (receiver process, [`MsgId`](crate::history::MsgId)) appears in two
 //! `Delivered` acts.
 
-use std::collections::HashMap;
+use super::fast::HashMap;
 
 use super::sessions::{fm, fp, Report};
 use crate::history::{Act, Bounds, History, Ms, MsgId, Proc, Violation};
@@ -16,7 +16,7 @@ pub const NAME: &str = "G2 no duplicates";
 /// Checks G2.
 pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
-    let mut first: HashMap<(Proc, MsgId), (Ms, u64, u64)> = HashMap::new();
+    let mut first: HashMap<(Proc, MsgId), (Ms, u64, u64)> = HashMap::default();
     for e in h.iter() {
         let Act::Delivered {
             proc,

@@ -10,7 +10,7 @@
 //! already got later messages of the same sender in the previous server
 //! run. Delivering it late beats losing an acknowledged message.
 
-use std::collections::HashMap;
+use super::fast::HashMap;
 
 use super::sessions::{fp, Report};
 use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
@@ -21,7 +21,7 @@ pub const NAME: &str = "G3 FIFO";
 /// Checks G3.
 pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
-    let mut last: HashMap<(Proc, u64, u64), (u64, Ms)> = HashMap::new();
+    let mut last: HashMap<(Proc, u64, u64), (u64, Ms)> = HashMap::default();
     for e in h.iter() {
         let Act::Delivered {
             proc, id, server, ..

@@ -7,7 +7,7 @@
 //! every `ViewEvent` the same change, and no gseq is both. Stated per
 //! server incarnation: across a server restart only G3 holds.
 
-use std::collections::HashMap;
+use super::fast::HashMap;
 
 use super::sessions::{fm, fp, Report};
 use crate::history::{Act, Bounds, History, Ms, MsgId, Proc, ViewChange, Violation};
@@ -32,8 +32,8 @@ fn show(i: Item) -> String {
 /// Checks G4.
 pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
-    let mut last: HashMap<(Proc, u64), (u64, Ms)> = HashMap::new();
-    let mut at_pos: HashMap<(u64, u64), (Item, Proc, Ms)> = HashMap::new();
+    let mut last: HashMap<(Proc, u64), (u64, Ms)> = HashMap::default();
+    let mut at_pos: HashMap<(u64, u64), (Item, Proc, Ms)> = HashMap::default();
     for e in h.iter() {
         let (proc, server, gseq, item) = match &e.act {
             Act::Delivered {

@@ -18,7 +18,7 @@
 
 use switchboard_core::frame::Address;
 
-use std::collections::HashMap;
+use super::fast::HashMap;
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
 use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
@@ -93,7 +93,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                 if ses.start_at >= sent.at
                     || ses.end_idx != Some(crash_idx)
                     || runs.stopped_after(ses.proc, sent.idx)
-                    || runs.left_group_after(h, &sent.to, ses.proc, sent.idx)
+                    || runs.left_group_after(sent.to, ses.proc, sent.idx)
                 {
                     continue;
                 }
@@ -149,14 +149,17 @@ struct Runs {
     list: Vec<Run>,
     /// Process -> entry indexes of its `Crashed` and `Goodbye` acts.
     stops: HashMap<Proc, Vec<usize>>,
+    /// (process, group) -> entry indexes of its group leaves.
+    leaves: HashMap<(Proc, String), Vec<usize>>,
 }
 
 impl Runs {
     fn build(h: &History) -> Runs {
         let mut runs = Runs {
-            crashed: HashMap::new(),
+            crashed: HashMap::default(),
             list: Vec::new(),
-            stops: HashMap::new(),
+            stops: HashMap::default(),
+            leaves: HashMap::default(),
         };
         for (idx, e) in h.entries.iter().enumerate() {
             match &e.act {
@@ -175,6 +178,17 @@ impl Runs {
                 Act::Crashed { proc } | Act::Goodbye { proc } => {
                     runs.stops.entry(*proc).or_default().push(idx);
                 }
+                Act::GroupOp {
+                    proc,
+                    group,
+                    join: false,
+                    ..
+                } => {
+                    runs.leaves
+                        .entry((*proc, group.clone()))
+                        .or_default()
+                        .push(idx);
+                }
                 _ => {}
             }
         }
@@ -189,13 +203,13 @@ impl Runs {
     }
 
     /// True when `to` is a group that `p` left after entry `idx`.
-    fn left_group_after(&self, h: &History, to: &Address, p: Proc, idx: usize) -> bool {
+    fn left_group_after(&self, to: &Address, p: Proc, idx: usize) -> bool {
         let Address::Group(g) = to else {
             return false;
         };
-        h.entries[idx..].iter().any(|e| {
-            matches!(&e.act, Act::GroupOp { proc, group, join: false, .. } if *proc == p && group == g)
-        })
+        self.leaves
+            .get(&(p, g.clone()))
+            .is_some_and(|v| v.iter().any(|&i| i > idx))
     }
 }
 

@@ -15,7 +15,9 @@
 //! session told by a `GapNotice` that part of `(p1, p2]` may be lost is
 //! not used as a witness.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::fast::HashMap;
 
 use super::sessions::{fp, Report, Sessions};
 use crate::history::{Act, Bounds, History, Ms, Proc, ViewChange, Violation};
@@ -36,8 +38,8 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let sessions = Sessions::build(h);
     let mut streams: Vec<Stream> = sessions.all.iter().map(|_| Stream::default()).collect();
-    let mut views_at: HashMap<(u64, u64), (ViewChange, Proc, Ms)> = HashMap::new();
-    let mut removed: HashMap<(Proc, u64, u64), (u64, Ms)> = HashMap::new();
+    let mut views_at: HashMap<(u64, u64), (ViewChange, Proc, Ms)> = HashMap::default();
+    let mut removed: HashMap<(Proc, u64, u64), (u64, Ms)> = HashMap::default();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::ViewEvent {

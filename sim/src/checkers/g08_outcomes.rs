@@ -13,7 +13,7 @@
 //!   sender's server (that of its most recent `Registered` before the nack)
 //!   started at or before the send and had not ended at the nack.
 
-use std::collections::{HashMap, HashSet};
+use super::fast::{HashMap, HashSet};
 
 use switchboard_core::frame::{Address, NackReason};
 
@@ -28,9 +28,9 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let facts = Facts::build(h);
     let sessions = Sessions::build(h);
-    let mut statuses: HashMap<(Proc, u64), Vec<usize>> = HashMap::new();
-    let mut stopped: HashMap<Proc, Vec<usize>> = HashMap::new();
-    let mut finals: HashSet<Proc> = HashSet::new();
+    let mut statuses: HashMap<(Proc, u64), Vec<usize>> = HashMap::default();
+    let mut stopped: HashMap<Proc, Vec<usize>> = HashMap::default();
+    let mut finals: HashSet<Proc> = HashSet::default();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::Nacked { proc, seq, .. } | Act::Outcome { proc, seq, .. } => {

@@ -12,7 +12,7 @@
 //! - `Superseded`: a later incarnation of the same slot started at or
 //!   before `t`.
 
-use std::collections::HashMap;
+use super::fast::HashMap;
 
 use switchboard_core::frame::FailReason;
 
@@ -32,8 +32,8 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let sessions = Sessions::build(h);
     let mut faults: Vec<(Option<usize>, Ms, Ms)> = Vec::new();
-    let mut crashes: HashMap<Proc, Vec<Ms>> = HashMap::new();
-    let mut starts: HashMap<usize, Vec<(usize, Ms, u64)>> = HashMap::new();
+    let mut crashes: HashMap<Proc, Vec<Ms>> = HashMap::default();
+    let mut starts: HashMap<usize, Vec<(usize, Ms, u64)>> = HashMap::default();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::Fault {

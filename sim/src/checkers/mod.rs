@@ -4,6 +4,15 @@
 
 use crate::history::{Bounds, History, Violation};
 
+/// Fast deterministic hash maps for the checkers' indexes (the default
+/// SipHash dominated the checkers' time).
+pub(crate) mod fast {
+    /// A hash map with a fast, fixed hasher.
+    pub(crate) type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
+    /// A hash set with a fast, fixed hasher.
+    pub(crate) type HashSet<K> = rustc_hash::FxHashSet<K>;
+}
+
 pub mod g01_integrity;
 pub mod g02_no_duplicates;
 pub mod g03_fifo;

@@ -2,7 +2,9 @@
 //! process names, sends, acks, nacks, deliveries and group membership, the
 //! addressee rule, and a capped violation report.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use super::fast::HashMap;
 
 use switchboard_core::frame::Address;
 
