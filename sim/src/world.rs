@@ -121,6 +121,8 @@ struct Slot {
     /// Client-bound events waiting for the process (paused, not reading),
     /// in arrival order.
     held: std::collections::VecDeque<Ev>,
+    /// Group operations whose effect the server has not confirmed yet.
+    pending_group_ops: BTreeSet<u64>,
 }
 
 /// The result of one run.
@@ -245,6 +247,7 @@ impl World {
                 gone: false,
                 pending_confirms: BTreeSet::new(),
                 held: std::collections::VecDeque::new(),
+                pending_group_ops: BTreeSet::new(),
             });
             w.start_proc(slot);
         }
@@ -320,6 +323,7 @@ impl World {
         s.timer = None;
         s.pending_confirms.clear();
         s.held.clear();
+        s.pending_group_ops.clear();
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
             proc,
@@ -903,7 +907,28 @@ impl World {
                 ClientOutput::Event(e) => self.client_event(slot, e),
             }
         }
+        self.confirm_group_ops(slot);
         self.arm_client(slot);
+    }
+
+    /// Records an `Acked` for group operations once the server has their
+    /// effect (acked, resumed past, or carried by a registration).
+    fn confirm_group_ops(&mut self, slot: usize) {
+        let Some(through) = self.slots[slot]
+            .client
+            .as_ref()
+            .map(|c| c.effective_through())
+        else {
+            return;
+        };
+        let proc = self.slots[slot].proc;
+        while let Some(&seq) = self.slots[slot].pending_group_ops.first() {
+            if seq > through {
+                break;
+            }
+            self.slots[slot].pending_group_ops.pop_first();
+            self.record(Act::Acked { proc, seq });
+        }
     }
 
     fn client_event(&mut self, slot: usize, e: ClientEvent) {
@@ -1198,6 +1223,7 @@ impl World {
                     // The frame just queued carries the newest sequence;
                     // the outbox holds it until acked.
                     let seq = c.last_seq();
+                    self.slots[slot].pending_group_ops.insert(seq);
                     self.record(Act::GroupOp {
                         proc,
                         group: group.to_owned(),

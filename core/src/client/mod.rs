@@ -104,6 +104,12 @@ pub struct Client {
     session: Option<Session>,
     /// A session existed before this registration attempt.
     had_session: bool,
+    /// Last sequence taken when the current `Hello` was built: the state it
+    /// carries covers every registration-state command up to it.
+    hello_seq: u64,
+    /// Highest sequence whose effect the server has (acked, resumed past,
+    /// or carried by the registration).
+    effective_through: u64,
     /// Highest stream position received.
     delivered_through: u64,
     /// Highest position acknowledged to the server.
@@ -167,6 +173,8 @@ impl Client {
             phase: Phase::Idle { retry_at: now },
             session: None,
             had_session: false,
+            hello_seq: 0,
+            effective_through: 0,
             delivered_through: 0,
             delivery_acked: 0,
             next_seq: 1,
@@ -234,6 +242,13 @@ impl Client {
         self.next_seq - 1
     }
 
+    /// Highest sequence whose effect the server has: covered by an `Ack`,
+    /// by a resume, or by the state a registration carried (groups,
+    /// subscriptions, services, load).
+    pub fn effective_through(&self) -> u64 {
+        self.effective_through
+    }
+
     /// Highest stream position received.
     pub fn delivered_through(&self) -> u64 {
         self.delivered_through
@@ -267,25 +282,28 @@ impl Client {
                 delivered_through: self.delivered_through,
                 client_nonce: nonce,
             }),
-            None => Frame::Hello(Hello {
-                cluster: self.config.cluster.clone(),
-                instance: self.config.instance.clone(),
-                process: self.config.process.clone(),
-                incarnation: self.config.incarnation,
-                capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
-                client_nonce: nonce,
-                services: self.services.iter().cloned().collect(),
-                load: self.load,
-                groups: self.groups.iter().cloned().collect(),
-                subscriptions: self
-                    .subscriptions
-                    .iter()
-                    .map(|(id, f)| SubscriptionSpec {
-                        sub_id: *id,
-                        filter: f.clone(),
-                    })
-                    .collect(),
-            }),
+            None => {
+                self.hello_seq = self.next_seq - 1;
+                Frame::Hello(Hello {
+                    cluster: self.config.cluster.clone(),
+                    instance: self.config.instance.clone(),
+                    process: self.config.process.clone(),
+                    incarnation: self.config.incarnation,
+                    capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
+                    client_nonce: nonce,
+                    services: self.services.iter().cloned().collect(),
+                    load: self.load,
+                    groups: self.groups.iter().cloned().collect(),
+                    subscriptions: self
+                        .subscriptions
+                        .iter()
+                        .map(|(id, f)| SubscriptionSpec {
+                            sub_id: *id,
+                            filter: f.clone(),
+                        })
+                        .collect(),
+                })
+            }
         };
         self.write_control(&first);
         self.phase = Phase::AwaitChallenge { since: now, nonce };
@@ -848,6 +866,7 @@ impl Client {
                 self.attempts = 0;
                 // Resend what the server did not receive.
                 self.sent_through = r.received_through;
+                self.effective_through = self.effective_through.max(r.received_through);
                 self.delivery_acked = 0;
                 let member_id = self.member_id().unwrap_or(0);
                 self.event(ClientEvent::Resumed { member_id });
@@ -931,7 +950,8 @@ impl Client {
         self.epoch = welcome.epoch;
         self.view = members.iter().map(|m| (m.member_id, m.clone())).collect();
         // The registration carried groups and subscriptions; resend data.
-        self.outbox.drop_state_entries();
+        self.outbox.drop_state_entries(self.hello_seq);
+        self.effective_through = self.hello_seq;
         self.outbox.clear_acks();
         self.sent_through = 0;
         self.event(ClientEvent::Registered {
@@ -986,6 +1006,7 @@ impl Client {
                 });
             }
             Frame::Ack(a) => {
+                self.effective_through = self.effective_through.max(a.through);
                 let mut acked = std::mem::take(&mut self.scratch);
                 acked.clear();
                 self.outbox.ack_through(a.through, &mut acked);

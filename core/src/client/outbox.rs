@@ -84,11 +84,13 @@ impl Outbox {
         }
     }
 
-    /// Drops registration-state entries (after a fresh registration).
-    pub(crate) fn drop_state_entries(&mut self) {
+    /// Drops registration-state entries up to `through` (after a fresh
+    /// registration whose `Hello` carried their effect); later ones were
+    /// queued after the `Hello` was built and must still be sent.
+    pub(crate) fn drop_state_entries(&mut self, through: u64) {
         let state: Vec<u64> = self
             .entries
-            .iter()
+            .range(..=through)
             .filter(|(_, e)| !e.data)
             .map(|(s, _)| *s)
             .collect();

@@ -352,4 +352,76 @@ mod tests {
         assert_flags(&v, "addressee p2#300");
         assert_eq!(v.len(), 1, "{v:#?}");
     }
+
+    /// Server 1 acks A's broadcast at t=100 and delivers it to C only, then
+    /// crashes at t=200; server 2 starts at t=500; A, B and C all survive
+    /// and re-register in server 2, B at `b_back_at`. The broadcast is
+    /// never resent, so B never delivers it.
+    fn across_crash(b_back_at: u64) -> Hb {
+        Hb::new()
+            .server_start(1)
+            .start(A)
+            .start(B)
+            .start(C)
+            .reg(A, 1, 1, 1, &[1])
+            .reg(B, 1, 2, 2, &[1, 2])
+            .reg(C, 1, 3, 3, &[1, 2, 3])
+            .at(100)
+            .send(A, 1, Address::Broadcast)
+            .ack(A, 1)
+            .deliver(C, 1, 3, 4, 1, id(A, 1))
+            .at(200)
+            .server_crash(1)
+            .at(500)
+            .server_start(2)
+            .at(600)
+            .reg(A, 2, 1, 1, &[1])
+            .reg(C, 2, 3, 2, &[1, 3])
+            .at(b_back_at)
+            .reg(B, 2, 2, 3, &[1, 2, 3])
+    }
+
+    #[test]
+    fn acked_message_lost_across_a_server_crash_is_flagged() {
+        // B is back in server 2 within the grace (2000 ms after t=500).
+        let h = across_crash(2_400)
+            .final_ok(A)
+            .final_ok(B)
+            .final_ok(C)
+            .build();
+        let v = check(&h, &bounds());
+        assert_flags(
+            &v,
+            "which crashed at t=200: never delivered to addressee p1#200",
+        );
+        assert_eq!(v.len(), 1, "{v:#?}");
+    }
+
+    #[test]
+    fn addressee_back_after_the_restart_grace_is_exempt() {
+        // B comes back after the grace: the server may have sent the
+        // resend out before B was there, so nothing is required.
+        let h = across_crash(2_600)
+            .final_ok(A)
+            .final_ok(B)
+            .final_ok(C)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn resent_delivery_or_a_stopped_party_across_a_crash_is_clean() {
+        // Delivered to B in server 2 after the resend.
+        let h = across_crash(700)
+            .ack(A, 1)
+            .deliver(B, 2, 2, 4, 1, id(A, 1))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // The sender crashed after sending: nobody can resend.
+        let h = across_crash(700).crash(A).build();
+        assert_clean(&check(&h, &bounds()));
+        // B crashed after the send: it is not a survivor.
+        let h = across_crash(700).crash(B).build();
+        assert_clean(&check(&h, &bounds()));
+    }
 }

@@ -158,7 +158,7 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 };
                 let live = sessions
                     .with_member(k, *x)
-                    .find(|s| s.start_at <= sent.at && s.end_idx.is_none_or(|end| end > idx));
+                    .find(|s| s.start_at < sent.at && s.end_idx.is_none_or(|end| end > idx));
                 if let Some(s) = live {
                     r.add(format!(
                         "{} to member {x} Nacked {reason:?} at t={} but member {x} ({}) was in session in server {k} \
