@@ -172,14 +172,29 @@ fn ms(t: Tick) -> Ms {
     t.as_millis()
 }
 
-/// The payload of message `tag`: tag, checksum, filler.
+/// 512 bytes counting 0..=255 twice: any 256-byte window is a filler run.
+static RAMP: [u8; 512] = {
+    let mut r = [0u8; 512];
+    let mut i = 0;
+    while i < 512 {
+        r[i] = i as u8;
+        i += 1;
+    }
+    r
+};
+
+/// The payload of message `tag`: tag, checksum, filler (`tag + i` as bytes).
 pub fn payload(tag: u64, size: usize) -> Bytes {
     let size = size.max(16);
     let mut b = BytesMut::with_capacity(size);
     b.put_u64(tag);
     b.put_u64(mix(tag ^ size as u64));
-    for i in 0..size - 16 {
-        b.put_u8((tag as u8).wrapping_add(i as u8));
+    let start = usize::from(tag as u8);
+    let mut left = size - 16;
+    while left > 0 {
+        let n = left.min(256);
+        b.put_slice(&RAMP[start..start + n]);
+        left -= n;
     }
     b.freeze()
 }
@@ -191,10 +206,10 @@ pub fn check_payload(p: &[u8]) -> (u64, bool) {
     }
     let tag = u64::from_be_bytes(p[0..8].try_into().unwrap_or([0; 8]));
     let sum = u64::from_be_bytes(p[8..16].try_into().unwrap_or([0; 8]));
+    let start = usize::from(tag as u8);
     let filler_ok = p[16..]
-        .iter()
-        .enumerate()
-        .all(|(i, b)| *b == (tag as u8).wrapping_add(i as u8));
+        .chunks(256)
+        .all(|c| c == &RAMP[start..start + c.len()]);
     (tag, filler_ok && sum == mix(tag ^ p.len() as u64))
 }
 
@@ -217,7 +232,9 @@ impl World {
             conns: BTreeMap::new(),
             next_conn: 1,
             plan,
-            history: History::default(),
+            history: History {
+                entries: Vec::with_capacity(1 << 15),
+            },
             hash: Fnv::default(),
             next_tag: 1,
             events: 0,
@@ -1368,4 +1385,27 @@ impl World {
 /// Which groups exist (for docs and tests).
 pub fn groups() -> &'static [&'static str] {
     &GROUPS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_check_and_tampering_is_detected() {
+        for (tag, size) in [(1u64, 16usize), (7, 100), (255, 300), (1 << 40, 70_000)] {
+            let p = payload(tag, size);
+            assert_eq!(p.len(), size);
+            assert_eq!(check_payload(&p), (tag, true));
+            let mut bad = p.to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(!check_payload(&bad).1, "flipped filler byte");
+            let mut bad = p.to_vec();
+            bad[9] ^= 1;
+            assert!(!check_payload(&bad).1, "flipped checksum byte");
+            assert!(!check_payload(&p[..p.len() - 1]).1, "truncated");
+        }
+        assert!(!check_payload(b"short").1);
+    }
 }
