@@ -204,14 +204,8 @@ fn nack_for_unknown_destinations_and_empty_groups() {
         .client
         .send(now, Address::MemberId(999), b("x"), opts)
         .unwrap();
+    // Past the restart grace, an impossible message is NACKed at once.
     c.settle();
-    // Right after the server started, members may still be re-registering:
-    // unresolvable messages wait for one resume window before the NACK.
-    assert!(!c.nodes[0]
-        .events
-        .iter()
-        .any(|e| matches!(e, ClientEvent::Nacked { .. })));
-    c.run_for(11_000, 500);
     let nacks: Vec<(u64, NackReason)> = c.nodes[0]
         .events
         .iter()
@@ -638,7 +632,7 @@ fn a_message_for_a_member_not_yet_back_waits_for_its_registration() {
     // that have not registered yet, instead of NACKing them.
     let mut c = Cluster::new(9);
     c.add("a", "p1");
-    c.start();
+    c.start_in_grace();
     let now = c.now;
     let s = c.nodes[0]
         .client
@@ -664,4 +658,47 @@ fn a_message_for_a_member_not_yet_back_waits_for_its_registration() {
         .events
         .iter()
         .any(|e| matches!(e, ClientEvent::Nacked { .. })));
+}
+
+#[test]
+fn the_restart_grace_ends_cleanly_with_default_settings() {
+    // With the default settings (restart grace shorter than the resume
+    // window) a broadcast sent during the grace goes out when it ends.
+    let mut c = Cluster::new(10);
+    c.add("a", "p1");
+    c.add("b", "p1");
+    c.start_in_grace();
+    let now = c.now;
+    c.nodes[0]
+        .client
+        .send(now, Address::Broadcast, b("after-grace"), SendOptions::default())
+        .unwrap();
+    c.run_for(500, 100);
+    assert!(c.messages(1).is_empty(), "held during the grace");
+    let grace = c.server.config().restart_grace_ms;
+    c.run_for(grace, 100);
+    assert_eq!(c.messages(1), vec![b("after-grace")]);
+}
+
+#[test]
+fn an_unknown_destination_is_nacked_when_the_restart_grace_ends() {
+    let mut c = Cluster::new(11);
+    c.add("a", "p1");
+    c.start_in_grace();
+    let now = c.now;
+    let s = c.nodes[0]
+        .client
+        .send(now, Address::MemberId(999), b("x"), SendOptions::default())
+        .unwrap();
+    c.settle();
+    assert!(!c.nodes[0]
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Nacked { .. })));
+    let grace = c.server.config().restart_grace_ms;
+    c.run_for(grace, 100);
+    assert!(c.nodes[0].events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Nacked { seq, reason: NackReason::UnknownDestination } if *seq == s
+    )));
 }

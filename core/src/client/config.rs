@@ -75,7 +75,7 @@ impl ClientConfig {
             dedup_senders_max: 16_384,
             handshake_timeout_ms: 5_000,
             reconnect_min_ms: 50,
-            reconnect_max_ms: 5_000,
+            reconnect_max_ms: 2_000,
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             transmit_batch_bytes: 256 * 1024,

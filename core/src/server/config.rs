@@ -70,7 +70,7 @@ impl ServerConfig {
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             resume_window_ms: 10_000,
-            restart_grace_ms: 6_000,
+            restart_grace_ms: 3_000,
             member_queue_items_max: 65_536,
             member_queue_bytes_max: 64 * 1024 * 1024,
             slow_consumer_grace_ms: 2_000,

@@ -193,10 +193,7 @@ impl Server {
     /// True while members may still be re-registering after this server
     /// started: unresolvable messages wait instead of being NACKed.
     pub(super) fn in_grace(&self) -> bool {
-        self.now
-            < self
-                .started
-                .plus_millis(u64::from(self.config.resume_window_ms))
+        self.now < self.started.plus_millis(self.config.restart_grace_ms)
     }
 
     /// Parks an item behind the sender's earlier parked ones.

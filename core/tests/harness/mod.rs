@@ -236,9 +236,21 @@ impl Cluster {
         }
     }
 
-    /// Brings every node up and registered.
+    /// Brings every node up and registered, still inside the server's
+    /// restart grace.
+    pub fn start_in_grace(&mut self) {
+        self.run_for(50, 10);
+        for (i, n) in self.nodes.iter().enumerate() {
+            assert!(n.client.is_ready(), "node {i} not ready: {:?}", n.client);
+        }
+    }
+
+    /// Brings every node up and registered, past the server's restart grace
+    /// (during which multicasts wait for members to come back).
     pub fn start(&mut self) {
         self.run_for(50, 10);
+        let grace = self.server.config().restart_grace_ms;
+        self.run_for(grace, 250);
         for (i, n) in self.nodes.iter().enumerate() {
             assert!(n.client.is_ready(), "node {i} not ready: {:?}", n.client);
         }
