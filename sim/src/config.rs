@@ -133,7 +133,7 @@ impl SimConfig {
         c.send_window_bytes = 128 * 1024;
         c.sender_inflight_max = 1_024;
         c.message_bytes_max = 256 * 1024;
-        c.member_inbox_bytes_max = 4 * 1024 * 1024;
+        c.member_inbox_bytes_max = 8 * 1024 * 1024;
         c.transmit_batch_bytes = 32 * 1024;
         c.mutation = self.mutation;
         c

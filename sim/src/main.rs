@@ -5,7 +5,15 @@
 //! cargo run --release -p switchboard-sim -- --seed 42 --trace
 //! ```
 
+use std::io::Write;
 use std::process::ExitCode;
+
+/// `println!` that ignores a closed stdout (e.g. piped into `head`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -121,7 +129,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("switchboard-sim: {e}");
+            eout!("switchboard-sim: {e}");
             ExitCode::from(2)
         }
     }
@@ -160,13 +168,20 @@ fn run(args: &Args) -> Result<ExitCode, ArgError> {
     let summary = sweep::sweep(seeds, &cfg, args.jobs, &|n| bar.set_position(n));
     bar.finish_and_clear();
 
-    println!(
+    out!(
         "seeds {}  violations {}  events {}  wall {:.2}s  simulated {:.0}s",
-        summary.seeds, summary.violations, summary.events, summary.wall_s, summary.sim_s
+        summary.seeds,
+        summary.violations,
+        summary.events,
+        summary.wall_s,
+        summary.sim_s
     );
-    println!(
+    out!(
         "{:.0} events/s  {:.0}x real time  {:.0} seeds/min  trace_hash {}",
-        summary.events_per_s, summary.sim_to_wall, summary.seeds_per_min, summary.trace_hash
+        summary.events_per_s,
+        summary.sim_to_wall,
+        summary.seeds_per_min,
+        summary.trace_hash
     );
     let faults: Vec<String> = summary
         .coverage
@@ -175,20 +190,20 @@ fn run(args: &Args) -> Result<ExitCode, ArgError> {
         .iter()
         .map(|(n, c)| format!("{n}={c}"))
         .collect();
-    println!("faults: {}", faults.join(" "));
+    out!("faults: {}", faults.join(" "));
     let paths: Vec<String> = summary
         .coverage
         .paths()
         .iter()
         .map(|(n, c)| format!("{n}={c}"))
         .collect();
-    println!("paths:  {}", paths.join(" "));
+    out!("paths:  {}", paths.join(" "));
     for f in &summary.failures {
-        println!("FAILED seed={}", f.seed);
+        out!("FAILED seed={}", f.seed);
         for (g, d) in f.violations.iter().take(5) {
-            println!("  {g}: {d}");
+            out!("  {g}: {d}");
         }
-        println!("  replay: {}", replay_command(args, f.seed));
+        out!("  replay: {}", replay_command(args, f.seed));
     }
     if let Some(first) = summary.failures.first() {
         if !args.no_shrink && !args.json {
@@ -197,8 +212,8 @@ fn run(args: &Args) -> Result<ExitCode, ArgError> {
     }
     if args.json {
         match serde_json::to_string(&summary) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("switchboard-sim: cannot encode summary: {e}"),
+            Ok(s) => out!("{s}"),
+            Err(e) => eout!("switchboard-sim: cannot encode summary: {e}"),
         }
     }
     Ok(if summary.violations == 0 {
@@ -220,29 +235,29 @@ fn shrink_and_print(cfg: &SimConfig, seed: u64, guarantee: &str) {
     };
     let before = plan.steps.len();
     let s = shrink::shrink(seed, cfg, plan, g);
-    println!(
+    out!(
         "shrunk seed={seed} from {before} to {} steps in {} runs, still violating {}:",
         s.plan.steps.len(),
         s.runs,
         s.guarantee
     );
-    print!("{}", s.plan);
+    let _ = write!(std::io::stdout(), "{}", s.plan);
 }
 
 fn replay(args: &Args, cfg: &SimConfig, seed: u64) -> ExitCode {
     let plan = plan::generate(seed, cfg);
     if args.trace {
-        println!("plan (faults {:?}):", plan.faults);
-        print!("{plan}");
+        out!("plan (faults {:?}):", plan.faults);
+        let _ = write!(std::io::stdout(), "{plan}");
     }
     let r = run_plan(seed, cfg, plan, args.trace);
     if let Some(h) = &r.history {
-        println!("timeline:");
+        out!("timeline:");
         for e in h.iter() {
-            println!("  t={:>6}ms  {:?}", e.at, e.act);
+            out!("  t={:>6}ms  {:?}", e.at, e.act);
         }
     }
-    println!(
+    out!(
         "seed={seed} events={} simulated={}ms trace_hash={:016x} violations={}",
         r.events,
         r.sim_ms,
@@ -250,12 +265,12 @@ fn replay(args: &Args, cfg: &SimConfig, seed: u64) -> ExitCode {
         r.violations.len()
     );
     for v in &r.violations {
-        println!("  {}: {}", v.guarantee, v.detail);
+        out!("  {}: {}", v.guarantee, v.detail);
     }
     if r.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
-        println!("replay: {}", replay_command(args, seed));
+        out!("replay: {}", replay_command(args, seed));
         ExitCode::FAILURE
     }
 }

@@ -45,7 +45,9 @@ pub struct ServerConfig {
     pub sender_inflight_max: usize,
     /// Bytes of a throttled member's frames held unprocessed; beyond it the
     /// driver stops reading the connection (`Server::wants_read`). Keep it
-    /// at least the clients' `outbox_bytes_max`.
+    /// at least twice the clients' `outbox_bytes_max` (each deferred frame
+    /// is counted with 64 bytes of overhead), so that a client within its
+    /// outbox limit is never stopped and its heartbeats always get through.
     pub member_inbox_bytes_max: usize,
     /// Largest message accepted (all chunks), bytes.
     pub message_bytes_max: u32,
@@ -77,7 +79,7 @@ impl ServerConfig {
             send_window_items: 8_192,
             send_window_bytes: 4 * 1024 * 1024,
             sender_inflight_max: 65_536,
-            member_inbox_bytes_max: 8 * 1024 * 1024,
+            member_inbox_bytes_max: 16 * 1024 * 1024,
             message_bytes_max: 16 * 1024 * 1024,
             groups_max: 4_096,
             transmit_batch_bytes: 256 * 1024,

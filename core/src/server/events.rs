@@ -44,8 +44,16 @@ impl Server {
         if let Some((id, seq)) = origin {
             self.track(id, seq, gseq, to.len() as u32, false);
         }
-        self.enqueue_all(&to, gseq, &data, tracked);
+        let slow = self.enqueue_all(&to, gseq, &data, tracked);
         self.scratch = to;
+        // A publisher whose subscribers are full is throttled like a sender.
+        if let (Some((id, _)), Some(slow)) = (origin, slow) {
+            if slow != id {
+                if let Some(m) = self.members.get_mut(&id) {
+                    m.throttled_by = Some(slow);
+                }
+            }
+        }
     }
 
     pub(super) fn on_publish(&mut self, id: u64, p: Publish) {
