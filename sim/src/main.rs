@@ -129,7 +129,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(code) => code,
         Err(e) => {
-            eout!("switchboard-sim: {e}");
+            eprintln!("switchboard-sim: {e}");
             ExitCode::from(2)
         }
     }
@@ -213,7 +213,7 @@ fn run(args: &Args) -> Result<ExitCode, ArgError> {
     if args.json {
         match serde_json::to_string(&summary) {
             Ok(s) => out!("{s}"),
-            Err(e) => eout!("switchboard-sim: cannot encode summary: {e}"),
+            Err(e) => eprintln!("switchboard-sim: cannot encode summary: {e}"),
         }
     }
     Ok(if summary.violations == 0 {
