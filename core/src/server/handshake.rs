@@ -358,7 +358,7 @@ impl Server {
                 // The session expired on this server: say what was lost.
                 self.stats.gaps += 1;
                 let gap = Gap {
-                    from: r.delivered_through + 1,
+                    from: r.delivered_through.saturating_add(1),
                     through: self.gseq,
                 };
                 let _ = self.write_control(conn, &Frame::Gap(gap));

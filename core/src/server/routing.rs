@@ -482,6 +482,12 @@ impl Server {
             });
             m.last_sent = now;
             self.stats.items_enqueued += 1;
+            // Notices are outside the slow-consumer limit, but a member that
+            // keeps sending without reading its stream must not grow them
+            // without bound.
+            if m.notices_queued > self.config.sender_inflight_max {
+                self.pending_evictions.push(id);
+            }
         }
         self.mark_dirty(id);
     }
