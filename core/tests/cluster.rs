@@ -671,7 +671,12 @@ fn the_restart_grace_ends_cleanly_with_default_settings() {
     let now = c.now;
     c.nodes[0]
         .client
-        .send(now, Address::Broadcast, b("after-grace"), SendOptions::default())
+        .send(
+            now,
+            Address::Broadcast,
+            b("after-grace"),
+            SendOptions::default(),
+        )
         .unwrap();
     c.run_for(500, 100);
     assert!(c.messages(1).is_empty(), "held during the grace");

@@ -446,10 +446,14 @@ impl Server {
         }
     }
 
+    /// True while the member's sequenced frames must wait: a recipient of
+    /// its messages is over its limit, or it has not read its own notices
+    /// (NACKs, outcomes) up to `sender_inflight_max` — a member that keeps
+    /// sending without reading its stream cannot pile them up.
     pub(crate) fn throttle_holds_id(&self, id: u64) -> bool {
-        self.members
-            .get(&id)
-            .is_some_and(|m| self.throttle_holds(m))
+        self.members.get(&id).is_some_and(|m| {
+            m.notices_queued >= self.config.sender_inflight_max || self.throttle_holds(m)
+        })
     }
 
     fn process_member_frame(&mut self, conn: ConnId, id: u64, f: Frame) {

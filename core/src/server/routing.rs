@@ -439,7 +439,14 @@ impl Server {
         if !live {
             let limit = self.config.sender_inflight_max;
             if let Some(d) = self.departed.get_mut(&id).filter(|d| d.session == session) {
-                if d.notices.len() < limit {
+                // Outcomes are bounded by the messages the sender had in
+                // flight (`pending`): never drop one. NACKs are capped.
+                let nacks = d
+                    .notices
+                    .iter()
+                    .filter(|n| matches!(n, Notice::Nack { .. }))
+                    .count();
+                if matches!(notice, Notice::Outcome { .. }) || nacks < limit {
                     d.notices.push(notice);
                 }
             }
@@ -482,12 +489,6 @@ impl Server {
             });
             m.last_sent = now;
             self.stats.items_enqueued += 1;
-            // Notices are outside the slow-consumer limit, but a member that
-            // keeps sending without reading its stream must not grow them
-            // without bound.
-            if m.notices_queued > self.config.sender_inflight_max {
-                self.pending_evictions.push(id);
-            }
         }
         self.mark_dirty(id);
     }
@@ -625,10 +626,16 @@ impl Server {
             if let Some(conn) = m.conn {
                 self.dirty.insert(conn);
             }
+            // A member held back by its own unread notices goes on.
+            let own_inbox =
+                !m.inbox.is_empty() && m.notices_queued < self.config.sender_inflight_max;
             // Senders throttled by this member go on once it is below half
             // its limit (checked on the crossing only).
             if was_over_half && !m.over_limit(half.0, half.1) {
                 self.release_throttled(id);
+            }
+            if own_inbox {
+                self.drain_inbox(id, false);
             }
         }
         for gseq in done.drain(..) {
