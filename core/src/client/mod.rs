@@ -626,7 +626,9 @@ impl Client {
     pub fn goodbye(&mut self, now: Tick) {
         self.now = now;
         if matches!(self.phase, Phase::Ready) {
-            if let Some(data) = self.build_transmit() {
+            // Everything queued goes out before the goodbye (bounded by the
+            // outbox).
+            while let Some(data) = self.build_transmit() {
                 self.outputs.push_back(ClientOutput::Transmit(data));
             }
             let mut b = BytesMut::new();
@@ -821,6 +823,13 @@ impl Client {
             (Phase::AwaitChallenge { nonce, since }, Frame::Challenge(c)) => {
                 let expected = self.config.secret.server_proof(nonce, &c.server_nonce);
                 if !proofs_equal(&expected, &c.server_proof) {
+                    // A wrong secret here, or a server that is not ours:
+                    // tell the application, keep retrying with backoff.
+                    self.event(ClientEvent::Rejected {
+                        reason: RejectReason::BadSecret,
+                        text: "server failed to prove the cluster secret".into(),
+                        fatal: false,
+                    });
                     self.drop_connection("server failed to prove the cluster secret".into(), true);
                     return false;
                 }

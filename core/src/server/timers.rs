@@ -56,6 +56,14 @@ impl Server {
             Timer::Heartbeat(id) => {
                 let interval = u64::from(self.config.heartbeat_interval_ms);
                 let timeout = u64::from(self.config.heartbeat_timeout_ms);
+                // A member whose frames wait in its inbox (throttled) may
+                // have its connection unread by the driver (`wants_read`):
+                // it is alive, just held back.
+                if let Some(m) = self.members.get_mut(&id) {
+                    if !m.inbox.is_empty() {
+                        m.last_heard = now;
+                    }
+                }
                 let Some(m) = self.members.get(&id) else {
                     return;
                 };

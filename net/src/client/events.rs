@@ -1,0 +1,159 @@
+//! What a member hears: the event stream, subscription streams and the
+//! connection state.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use switchboard_core::client::Message;
+use switchboard_core::frame::{ClusterEvent, MemberInfo, RejectReason};
+use tokio::sync::mpsc;
+
+/// One item of a member's ordered stream, as the application sees it.
+/// Acks, NACKs, outcomes and replies resolve the futures of the calls that
+/// caused them and do not appear here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A one-way message.
+    Message(Message),
+    /// A request: answer with [`Member::reply`](super::Member::reply) and
+    /// `message.reply_to()`.
+    Request(Message),
+    /// A cluster event (membership events always; others when a
+    /// subscription matches, listed in `handlers`).
+    Cluster(Notification),
+    /// Registered afresh (first connect, or after a server restart or an
+    /// expired session: then `session_lost` is true and unconfirmed
+    /// messages are being resent).
+    Registered {
+        /// This member's id in the new session.
+        member_id: u64,
+        /// View epoch of the snapshot.
+        epoch: u64,
+        /// The view at this member's position in the stream.
+        view: Vec<MemberInfo>,
+        /// A previous session was lost.
+        session_lost: bool,
+    },
+    /// The session was resumed on a new connection; nothing was lost.
+    Resumed {
+        /// This member's id.
+        member_id: u64,
+    },
+    /// The connection dropped; the member reconnects by itself.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the handshake.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+        /// Detail.
+        text: String,
+        /// True when retrying cannot help; the member is closed.
+        fatal: bool,
+    },
+    /// Stream positions `from..=through` may have been lost (the session
+    /// expired before it could be resumed).
+    Gap {
+        /// First possibly lost position.
+        from: u64,
+        /// Last possibly lost position.
+        through: u64,
+    },
+    /// The member is closed (goodbye, fatal reject, or killed).
+    Closed,
+}
+
+/// A cluster event at its position in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Stream position.
+    pub gseq: u64,
+    /// View epoch after the event.
+    pub epoch: u64,
+    /// The event.
+    pub event: ClusterEvent,
+    /// Subscription ids whose filter matches.
+    pub handlers: Vec<u32>,
+}
+
+/// Where the member's connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Connecting or handshaking.
+    Connecting,
+    /// Registered (or resumed) and streaming.
+    Connected {
+        /// This member's id.
+        member_id: u64,
+    },
+    /// The connection dropped; reconnecting.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// Closed for good.
+    Closed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The member's ordered stream of [`Event`]s. A [`Stream`](futures_core::Stream);
+/// [`next`](EventStream::next) for use without a stream combinator crate.
+///
+/// Read it or drop it: while it is full the member stops reading its
+/// connection, and a member that stays behind long enough is evicted by the
+/// server as a slow consumer.
+#[derive(Debug)]
+pub struct EventStream {
+    pub(crate) rx: mpsc::Receiver<Event>,
+}
+
+impl EventStream {
+    /// The next event; `None` once the member is closed and the stream is
+    /// drained.
+    pub async fn next(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is ready.
+    pub fn try_next(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl futures_core::Stream for EventStream {
+    type Item = Event;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The events matching one subscription's filter, in stream order. Dropping
+/// it does not unsubscribe (see [`Member::unsubscribe`](super::Member::unsubscribe)).
+#[derive(Debug)]
+pub struct Subscription {
+    pub(crate) id: u32,
+    pub(crate) rx: mpsc::Receiver<Notification>,
+}
+
+impl Subscription {
+    /// The subscription id (as listed in [`Notification::handlers`]).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The next matching event; `None` once the member is closed.
+    pub async fn next(&mut self) -> Option<Notification> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_core::Stream for Subscription {
+    type Item = Notification;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notification>> {
+        self.rx.poll_recv(cx)
+    }
+}

@@ -1,0 +1,285 @@
+//! The cluster secret file: 32 random bytes, hex-encoded, owner-only
+//! permissions. The server generates it on first start; members and the
+//! CLI read the same file.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+use switchboard_core::auth::{Secret, SecretTooShort};
+
+/// Bytes of a generated secret.
+pub const GENERATED_SECRET_BYTES: usize = 32;
+
+/// Largest secret file accepted, bytes (a hex secret plus whitespace).
+const SECRET_FILE_BYTES_MAX: u64 = 4096;
+
+/// What went wrong with a secret file.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file could not be read.
+    #[error("cannot read secret file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file could not be created.
+    #[error("cannot create secret file {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is missing (members never create it; start the server
+    /// first or copy the server's file).
+    #[error("secret file {path} does not exist (start `switchboard serve` once to create it, or pass --secret-file)")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file does not hold hex digits.
+    #[error("secret file {path} must hold the secret as hex digits ({detail})")]
+    NotHex {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The decoded secret is too short.
+    #[error("secret file {path}: {source}")]
+    TooShort {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: SecretTooShort,
+    },
+    /// The file is larger than any secret.
+    #[error("secret file {path} is larger than {SECRET_FILE_BYTES_MAX} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// The default location: `$XDG_STATE_HOME/switchboard/secret`, or
+/// `./.switchboard/secret` when `XDG_STATE_HOME` is not set.
+pub fn default_path() -> PathBuf {
+    match std::env::var_os("XDG_STATE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("switchboard").join("secret"),
+        _ => PathBuf::from(".switchboard").join("secret"),
+    }
+}
+
+/// Reads the secret at `path`.
+pub fn load(path: &Path) -> Result<Secret, SecretError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SecretError::Missing {
+                path: path.to_owned(),
+            })
+        }
+        Err(source) => {
+            return Err(SecretError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    if meta.len() > SECRET_FILE_BYTES_MAX {
+        return Err(SecretError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    warn_if_readable_by_others(path, &meta);
+    let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bytes = from_hex(text.trim()).map_err(|detail| SecretError::NotHex {
+        path: path.to_owned(),
+        detail,
+    })?;
+    Secret::new(bytes).map_err(|source| SecretError::TooShort {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads the secret at `path`, or creates the file with a fresh random
+/// secret (owner-only permissions, parent directories created). Returns
+/// the secret and whether it was created.
+pub fn load_or_create(path: &Path) -> Result<(Secret, bool), SecretError> {
+    match load(path) {
+        Ok(s) => return Ok((s, false)),
+        Err(SecretError::Missing { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut bytes = [0u8; GENERATED_SECRET_BYTES];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let write_err = |source| SecretError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).map_err(write_err)?;
+    }
+    let mut f = create_private_file(path).map_err(write_err)?;
+    let mut text = to_hex(&bytes);
+    text.push('\n');
+    f.write_all(text.as_bytes()).map_err(write_err)?;
+    f.sync_all().map_err(write_err)?;
+    let secret = Secret::new(bytes.to_vec()).map_err(|source| SecretError::TooShort {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((secret, true))
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &Path, meta: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            mode = format_args!("{:o}", mode & 0o777),
+            "secret file is readable by others; run chmod 600 on it"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &Path, _: &std::fs::Metadata) {}
+
+/// Lowercase hex of `bytes`.
+pub fn to_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// Decodes hex digits (either case).
+pub fn from_hex(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 {
+        return Err(format!("odd number of digits ({})", s.len()));
+    }
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    s.as_bytes()
+        .chunks(2)
+        .enumerate()
+        .map(|(i, pair)| match (digit(pair[0]), digit(pair[1])) {
+            (Some(h), Some(l)) => Ok(h << 4 | l),
+            _ => Err(format!("not a hex digit at position {}", 2 * i)),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "switchboard-secret-{name}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn hex_roundtrip() {
+        let b = [0u8, 1, 0xab, 0xff, 0x10];
+        assert_eq!(from_hex(&to_hex(&b)), Ok(b.to_vec()));
+        assert!(from_hex("abc").is_err());
+        assert!(from_hex("zz").is_err());
+        assert_eq!(from_hex("ABcd"), Ok(vec![0xab, 0xcd]));
+    }
+
+    #[test]
+    fn created_once_then_read_back_with_owner_only_permissions() {
+        let dir = temp_dir("create");
+        let path = dir.join("nested").join("secret");
+        let Ok((_, created)) = load_or_create(&path) else {
+            panic!("create failed");
+        };
+        assert!(created);
+        let Ok((_, created)) = load_or_create(&path) else {
+            panic!("reload failed");
+        };
+        assert!(!created);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777);
+            assert_eq!(mode.ok(), Some(0o600));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_files_are_typed_errors() {
+        let dir = temp_dir("bad");
+        std::fs::create_dir_all(&dir).ok();
+        let missing = dir.join("missing");
+        assert!(matches!(load(&missing), Err(SecretError::Missing { .. })));
+        let not_hex = dir.join("nothex");
+        std::fs::write(&not_hex, "hello world").ok();
+        assert!(matches!(load(&not_hex), Err(SecretError::NotHex { .. })));
+        let short = dir.join("short");
+        std::fs::write(&short, "abcd").ok();
+        assert!(matches!(load(&short), Err(SecretError::TooShort { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
