@@ -100,6 +100,8 @@ pub struct Server {
     outputs: VecDeque<Output>,
     dirty: ready::Ready,
     scratch: Vec<u64>,
+    /// Reused list of the pieces of a transmit.
+    tx_parts: Vec<Bytes>,
     pending_evictions: Vec<u64>,
     shutting_down: bool,
     /// Code and detail of a protocol violation being reported.
@@ -149,6 +151,7 @@ impl Server {
             outputs: VecDeque::new(),
             dirty: ready::Ready::default(),
             scratch: Vec::new(),
+            tx_parts: Vec::new(),
             pending_evictions: Vec::new(),
             shutting_down: false,
             violation_detail: None,

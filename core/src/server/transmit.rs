@@ -26,10 +26,22 @@ impl Server {
         let window_bytes = self.config.send_window_bytes;
         let stable_on_receipt =
             self.config.mutation == crate::mutation::Mutation::ServerStableOnReceipt;
-        let m = self.members.get_mut(&id)?;
-        let mut out = m.control.split();
+        let mut parts = std::mem::take(&mut self.tx_parts);
+        parts.clear();
+        let Some(m) = self.members.get_mut(&id) else {
+            self.tx_parts = parts;
+            return None;
+        };
+        // Gather the pieces first (shared `Bytes`, no copy); a transmit made
+        // of one piece goes out as that piece, zero-copy.
+        let mut total = 0;
+        let control = m.control.split();
+        if !control.is_empty() {
+            total += control.len();
+            parts.push(control.freeze());
+        }
         loop {
-            if out.len() >= batch
+            if total >= batch
                 || m.sent_items >= m.queue.len()
                 || m.sent_items >= window_items
                 || m.sent_bytes >= window_bytes
@@ -39,12 +51,15 @@ impl Server {
             let item = &m.queue[m.sent_items];
             match &item.data {
                 ItemData::One(b) => {
-                    out.put_slice(b);
+                    total += b.len();
+                    parts.push(b.clone());
                 }
-                ItemData::Parts(parts) => {
-                    out.put_slice(&parts[m.sent_parts]);
+                ItemData::Parts(chunks) => {
+                    let b = chunks[m.sent_parts].clone();
+                    total += b.len();
+                    parts.push(b);
                     m.sent_parts += 1;
-                    if m.sent_parts < parts.len() {
+                    if m.sent_parts < chunks.len() {
                         // Let control frames through before the next part.
                         break;
                     }
@@ -60,25 +75,37 @@ impl Server {
         let ack = m.ack_pair(stable_on_receipt);
         if ack != m.ack_sent {
             if ack.0 > 0 {
+                let mut b = BytesMut::with_capacity(32);
                 let f = Frame::Ack(Ack {
                     through: ack.0,
                     stable_through: ack.1,
                 });
-                let ok = f.encode(&mut out, &limits).is_ok();
+                let ok = f.encode(&mut b, &limits).is_ok();
                 debug_assert!(ok);
+                total += b.len();
+                parts.push(b.freeze());
             }
             m.ack_sent = ack;
         }
-        if out.is_empty() {
+        if parts.is_empty() {
             // Nothing to send: the window is full or the lane is idle.
+            self.tx_parts = parts;
             return None;
         }
         if m.has_output(window_items, window_bytes, stable_on_receipt) {
             self.dirty.insert(conn);
         }
-        Some(Output::Transmit {
-            conn,
-            data: out.freeze(),
-        })
+        let data = if parts.len() == 1 {
+            parts.pop().unwrap_or_default()
+        } else {
+            let mut out = BytesMut::with_capacity(total);
+            for p in &parts {
+                out.put_slice(p);
+            }
+            out.freeze()
+        };
+        parts.clear();
+        self.tx_parts = parts;
+        Some(Output::Transmit { conn, data })
     }
 }
