@@ -1084,7 +1084,12 @@ impl Client {
         if gseq <= self.delivered_through {
             return false;
         }
+        let before = self.delivered_through;
         self.delivered_through = gseq;
+        debug_assert!(
+            self.delivered_through > before,
+            "stream position only grows"
+        );
         true
     }
 

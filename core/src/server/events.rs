@@ -16,9 +16,14 @@ impl Server {
     /// the server raises.
     pub(super) fn raise(&mut self, event: ClusterEvent, origin: Option<(u64, u64)>) {
         let gseq = self.next_gseq();
+        let epoch_before = self.epoch;
         if event.changes_view() {
             self.epoch += 1;
         }
+        debug_assert!(
+            self.epoch >= epoch_before && self.epoch <= gseq,
+            "view epochs only grow, at most once per stream item"
+        );
         self.stats.events += 1;
         let (origin_incarnation, origin_seq) = match origin {
             Some((id, seq)) => (self.members.get(&id).map_or(0, |m| m.info.incarnation), seq),

@@ -737,5 +737,14 @@ impl Server {
                 self.remove_member(id, Removal::Failed(FailReason::SlowConsumer));
             }
         }
+        // The hard bound holds once evictions are processed (G11).
+        debug_assert!(
+            {
+                let items = self.config.member_queue_items_max.saturating_mul(2);
+                let bytes = self.config.member_queue_bytes_max.saturating_mul(2);
+                self.members.values().all(|m| !m.over_limit(items, bytes))
+            },
+            "a member queue is over twice its limit after evictions"
+        );
     }
 }
