@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 /// The subsystems that draw random numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
-    /// Latency and jitter.
+    /// Latency and jitter (one stream per member slot, `index` = slot).
     Network = 1,
     /// Which faults, when, how long.
     Faults = 2,

@@ -7,7 +7,7 @@ use crate::plan::Plan;
 use crate::run_plan;
 
 /// Largest number of simulations one shrink may spend.
-pub const SHRINK_RUNS_MAX: usize = 600;
+pub const SHRINK_RUNS_MAX: usize = 1_000;
 
 /// A shrunk reproduction.
 #[derive(Debug, Clone)]

@@ -151,7 +151,9 @@ pub struct World {
     now: Tick,
     queue: BinaryHeap<Reverse<Queued>>,
     next_seq: u64,
-    net: ChaCha8Rng,
+    /// One latency stream per member slot: removing one member's steps
+    /// (shrinking) does not shift the others' network draws.
+    net: Vec<ChaCha8Rng>,
     server: Option<Server>,
     server_inc: u64,
     server_starts: u64,
@@ -223,7 +225,9 @@ impl World {
             now: Tick::ZERO,
             queue: BinaryHeap::new(),
             next_seq: 0,
-            net: stream(seed, Stream::Network, 0),
+            net: (0..n as u64)
+                .map(|slot| stream(seed, Stream::Network, slot))
+                .collect(),
             server: None,
             server_inc: 0,
             server_starts: 0,
@@ -305,9 +309,10 @@ impl World {
 
     /// One-way network latency: 50–300 µs plus rare jitter spikes.
     fn latency(&mut self, slot: usize) -> u64 {
-        let mut us = self.net.gen_range(50..300);
-        if self.net.gen_bool(0.01) {
-            us += self.net.gen_range(1_000..20_000);
+        let rng = &mut self.net[slot];
+        let mut us = rng.gen_range(50..300);
+        if rng.gen_bool(0.01) {
+            us += rng.gen_range(1_000..20_000);
         }
         let s = &self.slots[slot];
         if s.clog_until > self.now {
