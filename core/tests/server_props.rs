@@ -1154,12 +1154,10 @@ fn two_members_bursting_at_each_other_do_not_deadlock() {
     assert_eq!(m.c.nodes[1].client.outbox_len(), 0);
 }
 
-/// NACK notices are not counted by `queue_len` and not bounded by
-/// `sender_inflight_max` (only sequenced messages are), although
-/// `notices_len` documents that bound: a member that stops reading (or
-/// never acknowledges) and keeps sending to unknown addresses makes the
-/// server hold one notice per message, without limit, and is never
-/// evicted.
+/// Regression: NACK notices are not counted by `queue_len`, so they once
+/// grew without limit for a member that stops reading and keeps sending to
+/// unknown addresses. Now its sequenced frames wait once it holds
+/// `sender_inflight_max` unread notices.
 #[test]
 fn nack_notices_are_bounded() {
     let mut c = Cluster::with_config(1, cluster_server_config());

@@ -471,11 +471,11 @@ async fn a_member_that_stops_reading_is_evicted_by_name_and_others_keep_going() 
     server.shutdown().await;
 }
 
-/// Core issue reproduced here: the sender is throttled, its held frames
-/// pass `member_inbox_bytes_max`, the adapter stops reading it
-/// (`wants_read` false), and after `heartbeat_timeout_ms` the server
-/// declares the *sender* failed (`HeartbeatTimeout`) because it heard
-/// nothing, before the slow member is evicted.
+/// Regression: the sender is throttled, its held frames pass
+/// `member_inbox_bytes_max` and the adapter stops reading it (`wants_read`
+/// false). The server must not declare the *sender* failed by heartbeat
+/// timeout (a member with deferred frames counts as heard) while the slow
+/// member is evicted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipelining_sender_to_a_non_reading_member_is_not_declared_failed() {
     let mut config = server_config();

@@ -198,8 +198,9 @@ impl Server {
             .map(|m| m.queue.len() - m.notices_queued)
     }
 
-    /// Notices (NACKs, outcomes) queued for a member: at most its messages
-    /// in flight, so at most `sender_inflight_max` plus what it had parked.
+    /// Notices (NACKs, outcomes) queued for a member. Outcomes are bounded
+    /// by its messages in flight and its sequenced frames wait once it holds
+    /// `sender_inflight_max` unread notices, so about twice that at most.
     pub fn notices_len(&self, member_id: u64) -> Option<usize> {
         self.members.get(&member_id).map(|m| m.notices_queued)
     }
