@@ -19,7 +19,7 @@ use switchboard_core::time::Tick;
 use crate::config::SimConfig;
 use crate::coverage::Coverage;
 use crate::history::{Act, History, Ms, MsgId, Proc, ViewChange, Violation};
-use crate::plan::{Action, Direction, Plan, Target, GROUPS};
+use crate::plan::{Action, Direction, Plan, Target};
 use crate::rng::{mix, stream, Fnv, Stream};
 
 /// Largest number of events one run may process (a bound on every loop).
@@ -410,21 +410,6 @@ impl World {
 
     /// Writes the final state of every live process (for G9).
     fn finish(&mut self) {
-        if std::env::var("SIM_DEBUG").is_ok() {
-            if let Some(server) = &self.server {
-                for m in server.view() {
-                    eprintln!(
-                        "DBG member {} {}/{} queue={:?} throttled={} attached={}",
-                        m.member_id,
-                        m.instance,
-                        m.process,
-                        server.queue_len(m.member_id),
-                        server.is_throttled(m.member_id),
-                        server.is_attached(m.member_id)
-                    );
-                }
-            }
-        }
         let view: Vec<(u64, u64)> = self
             .server
             .as_ref()
@@ -994,24 +979,16 @@ impl World {
             ClientEvent::Message(m) => {
                 self.record_delivery(slot, &m);
                 if m.is_request() {
-                    let tag = self.next_tag;
-                    self.next_tag += 1;
-                    let now = self.now;
+                    let tag = self.take_tag();
                     let reply_to = m.reply_to();
-                    if let Some(c) = self.slots[slot].client.as_mut() {
-                        if let Ok(seq) = c.reply(now, reply_to, payload(tag, 32)) {
-                            self.record(Act::Sent {
-                                proc,
-                                id: MsgId {
-                                    sender: proc.incarnation,
-                                    seq,
-                                },
-                                to: Address::MemberId(reply_to.member_id),
-                                tag,
-                                confirm: false,
-                                request: false,
-                            });
-                        }
+                    let now = self.now;
+                    let reply = self.slots[slot]
+                        .client
+                        .as_mut()
+                        .map(|c| c.reply(now, reply_to, payload(tag, 32)));
+                    if let Some(Ok(seq)) = reply {
+                        let to = Address::MemberId(reply_to.member_id);
+                        self.record_sent(slot, seq, to, tag, false, false);
                     }
                 }
             }
@@ -1100,6 +1077,41 @@ impl World {
         });
     }
 
+    /// A fresh payload tag.
+    fn take_tag(&mut self) -> u64 {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Records a message the client accepted (and, when a final status is
+    /// owed, remembers it for G8/G9).
+    fn record_sent(
+        &mut self,
+        slot: usize,
+        seq: u64,
+        to: Address,
+        tag: u64,
+        confirm: bool,
+        request: bool,
+    ) {
+        let proc = self.slots[slot].proc;
+        if confirm {
+            self.slots[slot].pending_confirms.insert(seq);
+        }
+        self.record(Act::Sent {
+            proc,
+            id: MsgId {
+                sender: proc.incarnation,
+                seq,
+            },
+            to,
+            tag,
+            confirm,
+            request,
+        });
+    }
+
     /// Resolves a target to an address, if the slot it names is known.
     fn address(&self, from: usize, to: &Target) -> Option<Address> {
         Some(match to {
@@ -1138,9 +1150,7 @@ impl World {
                 let Some(addr) = self.address(slot, &to) else {
                     return;
                 };
-                let tag = self.next_tag;
-                self.next_tag += 1;
-                let proc = self.slots[slot].proc;
+                let tag = self.take_tag();
                 let Some(c) = self.slots[slot].client.as_mut() else {
                     return;
                 };
@@ -1151,24 +1161,11 @@ impl World {
                     SendOptions { confirm },
                 ) {
                     Ok(seq) => {
-                        if confirm {
-                            self.slots[slot].pending_confirms.insert(seq);
-                        }
                         if size > 16 * 1024 {
                             self.coverage.chunked_sends += 1;
                         }
                         self.coverage.sends += 1;
-                        self.record(Act::Sent {
-                            proc,
-                            id: MsgId {
-                                sender: proc.incarnation,
-                                seq,
-                            },
-                            to: addr,
-                            tag,
-                            confirm,
-                            request: false,
-                        });
+                        self.record_sent(slot, seq, addr, tag, confirm, false);
                     }
                     Err(_) => self.coverage.refused_commands += 1,
                 }
@@ -1182,27 +1179,14 @@ impl World {
                 let Some(addr) = self.address(slot, &to) else {
                     return;
                 };
-                let tag = self.next_tag;
-                self.next_tag += 1;
-                let proc = self.slots[slot].proc;
+                let tag = self.take_tag();
                 let Some(c) = self.slots[slot].client.as_mut() else {
                     return;
                 };
                 match c.request(now, addr.clone(), payload(tag, 24), timeout_ms) {
                     Ok(seq) => {
-                        self.slots[slot].pending_confirms.insert(seq);
                         self.coverage.requests += 1;
-                        self.record(Act::Sent {
-                            proc,
-                            id: MsgId {
-                                sender: proc.incarnation,
-                                seq,
-                            },
-                            to: addr,
-                            tag,
-                            confirm: true,
-                            request: true,
-                        });
+                        self.record_sent(slot, seq, addr, tag, true, true);
                     }
                     Err(_) => self.coverage.refused_commands += 1,
                 }
@@ -1385,11 +1369,6 @@ impl World {
             }
         }
     }
-}
-
-/// Which groups exist (for docs and tests).
-pub fn groups() -> &'static [&'static str] {
-    &GROUPS
 }
 
 #[cfg(test)]

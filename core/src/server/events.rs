@@ -293,7 +293,7 @@ impl Server {
                     ),
                     None => (ErrorCode::DeclaredFailed, format!("declared failed: {r:?}")),
                 };
-                let _ = self.write_raw(conn, &Frame::Error(ErrorFrame { code, text }));
+                self.write_raw(conn, &Frame::Error(ErrorFrame { code, text }));
             }
             self.close_conn(conn, reason);
         }
@@ -333,10 +333,9 @@ impl Server {
     }
 
     /// Emits a frame on a connection at once, outside any member lane.
-    fn write_raw(&mut self, conn: ConnId, f: &Frame) -> bool {
+    fn write_raw(&mut self, conn: ConnId, f: &Frame) {
         let data = self.encode(f);
         self.outputs.push_back(Output::Transmit { conn, data });
-        true
     }
 
     /// Emits whatever control frames were pending for a departing member.

@@ -647,13 +647,12 @@ impl Server {
     /// Wakes the senders throttled by `recipient` (it drained, or left).
     pub(super) fn release_throttled(&mut self, recipient: u64) {
         let mut woken = Vec::new();
-        for (id, m) in self.members.iter_mut() {
+        for m in self.members.values_mut() {
             if m.throttled_by == Some(recipient) {
                 m.throttled_by = None;
                 if let Some(conn) = m.conn {
                     woken.push(conn);
                 }
-                let _ = id;
             }
         }
         for conn in woken {
