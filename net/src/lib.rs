@@ -22,6 +22,7 @@
 //! * `io`: the socket write loop shared by both sides (coalesced writes).
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -11,10 +11,29 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(&args.log);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    if let cli::Command::BenchRelay { listen } = &args.command {
+        // One thread of its own, no multi-thread runtime around it.
+        return match switchboard_net::bench::relay::serve(*listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchboard: error: relay on {listen}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let built = match cli::runtime_threads(&args) {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("switchboard: error: cannot start the runtime: {e}");

@@ -1,6 +1,7 @@
 //! Command-line parsing, settings resolution (flags and `SWITCHBOARD_*`
 //! variables over the TOML file over embedded defaults) and the commands.
 
+mod bench;
 mod demo;
 mod members;
 mod print;
@@ -31,7 +32,15 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the message server.
-    Serve(Common),
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// Runtime threads. 1 (the default) runs the state machine and every
+        /// connection on one thread: no wake-up crosses CPUs on the data
+        /// path; more threads spread the sockets' reads and writes.
+        #[arg(long, env = "SWITCHBOARD_THREADS", default_value_t = 1)]
+        threads: usize,
+    },
     /// Start a server and a small cluster on loopback and show live traffic.
     Demo {
         /// Stop after this many seconds.
@@ -67,6 +76,17 @@ pub(crate) enum Command {
         confirm: bool,
         /// The payload.
         payload: String,
+    },
+    /// Run the benchmark workloads (W1–W5) against Switchboard and, when
+    /// installed, nats-server and redis-server, plus a bare relay; print the
+    /// ratios.
+    Bench(bench::BenchArgs),
+    /// Run the bare relay that `bench` measures as the physical limit
+    /// (started by `bench` itself).
+    #[command(hide = true)]
+    BenchRelay {
+        /// Listen address.
+        listen: SocketAddr,
     },
     /// Send a request and print the reply.
     Request {
@@ -136,6 +156,8 @@ pub(crate) enum CliError {
     Http { addr: String, detail: String },
     #[error("cannot listen for signals: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Bench(#[from] switchboard_net::bench::BenchError),
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -226,6 +248,16 @@ pub(crate) fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, 
         })
 }
 
+/// Worker threads for the runtime of a command: `serve` uses its
+/// `--threads` (1 = a current-thread runtime); the others the default
+/// multi-thread runtime (`None`).
+pub(crate) fn runtime_threads(cli: &Cli) -> Option<usize> {
+    match &cli.command {
+        Command::Serve { threads, .. } => Some((*threads).max(1)),
+        _ => None,
+    }
+}
+
 pub(crate) fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -254,8 +286,14 @@ pub(crate) async fn stop_signal() -> Result<(), CliError> {
 
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(common) => serve::run(&Settings::resolve(&common)?).await,
+        Command::Serve { common, .. } => serve::run(&Settings::resolve(&common)?).await,
         Command::Demo { seconds } => demo::run(seconds).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::BenchRelay { listen } => Err(CliError::Flag {
+            flag: "bench-relay",
+            value: listen.to_string(),
+            detail: "runs on its own thread, not in the runtime".into(),
+        }),
         Command::Members { common, json } => members::run(&Settings::resolve(&common)?, json).await,
         Command::Watch { common, who } => tools::watch(&Settings::resolve(&common)?, &who).await,
         Command::Send {

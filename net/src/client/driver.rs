@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::events::{ConnectionState, Event, Notification};
+use super::tally::Tally;
 use super::{Command, Control, Error, MemberConfig, Outcome, SendWait, SubSink};
 use crate::clock::{sleep_until, Clock};
 use crate::io::{write_loop, READ_BYTES, SHUTDOWN_WRITE_TIMEOUT};
@@ -29,6 +31,10 @@ use crate::io::{write_loop, READ_BYTES, SHUTDOWN_WRITE_TIMEOUT};
 /// Transmits queued for the writer at most. The core's outbox bounds what
 /// it hands over; a queue that still fills means a dead connection.
 const WRITE_QUEUE_MAX: usize = 1024;
+
+/// Commands taken from the queue per wake-up at most: a burst of posts is
+/// handed to the core in one go and leaves in one transmit.
+const COMMAND_BATCH_MAX: usize = 256;
 
 type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
 
@@ -66,6 +72,17 @@ enum Waiter {
     Ack(oneshot::Sender<Result<u64, Error>>),
     /// A confirmed send: the outcome.
     Outcome(oneshot::Sender<Result<Outcome, Error>>),
+    /// A posted message: counted in the tally.
+    Posted,
+}
+
+/// The driver's ends of the channels to the member's handles.
+pub(crate) struct Channels {
+    pub commands: mpsc::Receiver<Command>,
+    pub control: mpsc::Receiver<Control>,
+    pub events: mpsc::Sender<Event>,
+    pub state: watch::Sender<ConnectionState>,
+    pub tally: Arc<Tally>,
 }
 
 struct Driver {
@@ -75,18 +92,25 @@ struct Driver {
     link: Link,
     read_buf: Vec<u8>,
     commands: mpsc::Receiver<Command>,
+    /// Commands taken in one wake-up, executed in order.
+    batch: Vec<Command>,
     control: mpsc::Receiver<Control>,
     events: mpsc::Sender<Event>,
     state: watch::Sender<ConnectionState>,
+    tally: Arc<Tally>,
+    /// Posted messages acked / refused since the tally was last told.
+    posted_acked: u64,
+    posted_refused: u64,
     waiters: HashMap<u64, Waiter>,
     requests: HashMap<u64, oneshot::Sender<Result<super::Message, Error>>>,
     subs: HashMap<u32, SubSink>,
     /// Items waiting for room on their sink; while any wait, the socket is
     /// not read (so this is bounded by what one read produces).
     pending: VecDeque<Out>,
-    /// A command the core refused for lack of outbox room; retried after
-    /// every input, and no further command is taken meanwhile.
-    stalled: Option<Command>,
+    /// Commands the core refused for lack of outbox room (the first) and
+    /// those taken after it; retried in order after every input, and no
+    /// further command is taken meanwhile. At most one batch long.
+    stalled: VecDeque<Command>,
     /// A goodbye waiting for a connection, with its deadline.
     goodbye: Option<(Option<oneshot::Sender<()>>, Tick)>,
     /// Writers of closed connections, still flushing.
@@ -96,13 +120,7 @@ struct Driver {
     control_open: bool,
 }
 
-pub(crate) async fn run(
-    config: MemberConfig,
-    commands: mpsc::Receiver<Command>,
-    control: mpsc::Receiver<Control>,
-    events: mpsc::Sender<Event>,
-    state: watch::Sender<ConnectionState>,
-) {
+pub(crate) async fn run(config: MemberConfig, ch: Channels) {
     let clock = Clock::new();
     let rng = Box::new(rand::rngs::StdRng::from_entropy());
     let client = Client::new(config.core.clone(), rng, clock.now());
@@ -112,15 +130,19 @@ pub(crate) async fn run(
         clock,
         link: Link::Down,
         read_buf: vec![0; READ_BYTES],
-        commands,
-        control,
-        events,
-        state,
+        commands: ch.commands,
+        batch: Vec::with_capacity(COMMAND_BATCH_MAX),
+        control: ch.control,
+        events: ch.events,
+        state: ch.state,
+        tally: ch.tally,
+        posted_acked: 0,
+        posted_refused: 0,
         waiters: HashMap::new(),
         requests: HashMap::new(),
         subs: HashMap::new(),
         pending: VecDeque::new(),
-        stalled: None,
+        stalled: VecDeque::new(),
         goodbye: None,
         flushing: Vec::new(),
         closed: None,
@@ -156,7 +178,7 @@ impl Driver {
             let paused = !self.pending.is_empty();
             let reserve = paused.then(|| self.reserve_head());
             let take_commands =
-                self.commands_open && self.stalled.is_none() && self.goodbye.is_none();
+                self.commands_open && self.stalled.is_empty() && self.goodbye.is_none();
             tokio::select! {
                 biased;
                 ctl = self.control.recv(), if self.control_open => match ctl {
@@ -176,13 +198,14 @@ impl Driver {
                         None => None,
                     }
                 }, if paused => self.on_reserved(r),
-                cmd = self.commands.recv(), if take_commands => match cmd {
-                    Some(c) => self.exec(c),
-                    None => {
+                n = self.commands.recv_many(&mut self.batch, COMMAND_BATCH_MAX), if take_commands => {
+                    if n == 0 {
                         self.commands_open = false;
                         self.start_goodbye(None);
+                    } else {
+                        self.exec_batch();
                     }
-                },
+                }
                 _ = sleep_until(self.clock, timer) => {
                     self.client.handle_timeout(self.clock.now());
                 }
@@ -196,10 +219,16 @@ impl Driver {
     /// goodbye once it can.
     fn after_input(&mut self) {
         self.drain();
-        if let Some(c) = self.stalled.take() {
-            self.exec(c);
+        if !self.stalled.is_empty() {
+            let stalled = std::mem::take(&mut self.stalled);
+            for c in stalled {
+                self.exec_or_stall(c);
+            }
             self.drain();
         }
+        self.tally
+            .settle(self.posted_acked, std::mem::take(&mut self.posted_refused));
+        self.posted_acked = 0;
         if let Some((_, deadline)) = &self.goodbye {
             if self.client.is_ready() || self.clock.now() >= *deadline || self.client.is_closed() {
                 if !self.client.is_closed() {
@@ -319,8 +348,26 @@ impl Driver {
                 self.goodbye = Some((reply, self.clock.now().plus_millis(wait_ms)));
             }
         }
-        if let Some(c) = self.stalled.take() {
-            fail_command(c, Error::Closed);
+        for c in std::mem::take(&mut self.stalled) {
+            self.fail_command(c, Error::Closed);
+        }
+    }
+
+    /// Executes the commands taken in one wake-up, in order.
+    fn exec_batch(&mut self) {
+        let mut batch = std::mem::take(&mut self.batch);
+        for c in batch.drain(..) {
+            self.exec_or_stall(c);
+        }
+        self.batch = batch;
+    }
+
+    /// Executes a command, or queues it behind an earlier stalled one.
+    fn exec_or_stall(&mut self, c: Command) {
+        if self.stalled.is_empty() {
+            self.exec(c);
+        } else {
+            self.stalled.push_back(c);
         }
     }
 
@@ -335,6 +382,19 @@ impl Driver {
             )
         };
         match c {
+            Command::Post { to, payload } => {
+                let opts = SendOptions { confirm: false };
+                match self.client.send(now, to.clone(), payload.clone(), opts) {
+                    Ok(seq) => {
+                        self.waiters.insert(seq, Waiter::Posted);
+                    }
+                    Err(e) if stall(&e) => self.stalled.push_back(Command::Post { to, payload }),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "posted message refused");
+                        self.posted_refused += 1;
+                    }
+                }
+            }
             Command::Send { to, payload, wait } => {
                 let confirm = matches!(wait, SendWait::Outcome(_));
                 match self
@@ -348,7 +408,9 @@ impl Driver {
                         };
                         self.waiters.insert(seq, w);
                     }
-                    Err(e) if stall(&e) => self.stalled = Some(Command::Send { to, payload, wait }),
+                    Err(e) if stall(&e) => {
+                        self.stalled.push_back(Command::Send { to, payload, wait })
+                    }
                     Err(e) => match wait {
                         SendWait::Ack(tx) => drop(tx.send(Err(e.into()))),
                         SendWait::Outcome(tx) => drop(tx.send(Err(e.into()))),
@@ -367,14 +429,12 @@ impl Driver {
                 Ok(seq) => {
                     self.requests.insert(seq, reply);
                 }
-                Err(e) if stall(&e) => {
-                    self.stalled = Some(Command::Request {
-                        to,
-                        payload,
-                        timeout_ms,
-                        reply,
-                    })
-                }
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Request {
+                    to,
+                    payload,
+                    timeout_ms,
+                    reply,
+                }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Reply { to, payload, reply } => {
@@ -383,7 +443,8 @@ impl Driver {
                         self.waiters.insert(seq, Waiter::Ack(reply));
                     }
                     Err(e) if stall(&e) => {
-                        self.stalled = Some(Command::Reply { to, payload, reply })
+                        self.stalled
+                            .push_back(Command::Reply { to, payload, reply })
                     }
                     Err(e) => drop(reply.send(Err(e.into()))),
                 }
@@ -392,17 +453,17 @@ impl Driver {
                 Ok(seq) => {
                     self.waiters.insert(seq, Waiter::Ack(reply));
                 }
-                Err(e) if stall(&e) => self.stalled = Some(Command::Publish { event, reply }),
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Publish { event, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Join { group, reply } => match self.client.join(now, &group) {
                 Ok(()) => drop(reply.send(Ok(0))),
-                Err(e) if stall(&e) => self.stalled = Some(Command::Join { group, reply }),
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Join { group, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Leave { group, reply } => match self.client.leave(now, &group) {
                 Ok(()) => drop(reply.send(Ok(0))),
-                Err(e) if stall(&e) => self.stalled = Some(Command::Leave { group, reply }),
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Leave { group, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Subscribe {
@@ -414,13 +475,11 @@ impl Driver {
                     self.subs.insert(id, sink);
                     drop(reply.send(Ok(id)));
                 }
-                Err(e) if stall(&e) => {
-                    self.stalled = Some(Command::Subscribe {
-                        filter,
-                        sink,
-                        reply,
-                    })
-                }
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Subscribe {
+                    filter,
+                    sink,
+                    reply,
+                }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Unsubscribe { id, reply } => match self.client.unsubscribe(now, id) {
@@ -428,7 +487,7 @@ impl Driver {
                     self.subs.remove(&id);
                     drop(reply.send(Ok(id)));
                 }
-                Err(e) if stall(&e) => self.stalled = Some(Command::Unsubscribe { id, reply }),
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Unsubscribe { id, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::View { reply } => {
@@ -514,6 +573,7 @@ impl Driver {
                 self.emit(Out::Main(Event::Cluster(n)));
             }
             ClientEvent::Acked { seq } => match self.waiters.remove(&seq) {
+                Some(Waiter::Posted) => self.posted_acked += 1,
                 Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
                 // A confirmed send waits for its outcome.
                 Some(w @ Waiter::Outcome(_)) => {
@@ -526,6 +586,7 @@ impl Driver {
                 match self.waiters.remove(&seq) {
                     Some(Waiter::Ack(tx)) => drop(tx.send(Err(err))),
                     Some(Waiter::Outcome(tx)) => drop(tx.send(Err(err))),
+                    Some(Waiter::Posted) => self.posted_refused += 1,
                     None => {}
                 }
             }
@@ -540,6 +601,7 @@ impl Driver {
                     missed,
                 }))),
                 Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
+                Some(Waiter::Posted) => self.posted_acked += 1,
                 None => {}
             },
             ClientEvent::Reply { request, message } => match self.requests.remove(&request) {
@@ -644,13 +706,14 @@ impl Driver {
     /// writes are flushed.
     async fn finish(mut self) {
         let reason = self.closed.take().unwrap_or_else(|| "closed".to_owned());
-        if let Some(c) = self.stalled.take() {
-            fail_command(c, Error::Closed);
+        for c in std::mem::take(&mut self.stalled) {
+            self.fail_command(c, Error::Closed);
         }
         for (_, w) in self.waiters.drain() {
             match w {
                 Waiter::Ack(tx) => drop(tx.send(Err(Error::Closed))),
                 Waiter::Outcome(tx) => drop(tx.send(Err(Error::Closed))),
+                Waiter::Posted => self.posted_refused += 1,
             }
         }
         for (_, tx) in self.requests.drain() {
@@ -658,8 +721,12 @@ impl Driver {
         }
         self.commands.close();
         while let Ok(c) = self.commands.try_recv() {
-            fail_command(c, Error::Closed);
+            self.fail_command(c, Error::Closed);
         }
+        self.tally
+            .settle(self.posted_acked, std::mem::take(&mut self.posted_refused));
+        self.posted_acked = 0;
+        self.tally.close();
         // Best effort: the events already produced, then `Closed`.
         let queued: Vec<Out> = self.pending.drain(..).collect();
         for o in queued {
@@ -684,18 +751,24 @@ impl Driver {
     }
 }
 
-fn fail_command(c: Command, e: Error) {
-    match c {
-        Command::Send { wait, .. } => match wait {
-            SendWait::Ack(tx) => drop(tx.send(Err(e))),
-            SendWait::Outcome(tx) => drop(tx.send(Err(e))),
-        },
-        Command::Request { reply, .. } => drop(reply.send(Err(e))),
-        Command::Reply { reply, .. } | Command::Publish { reply, .. } => drop(reply.send(Err(e))),
-        Command::Join { reply, .. }
-        | Command::Leave { reply, .. }
-        | Command::Subscribe { reply, .. }
-        | Command::Unsubscribe { reply, .. } => drop(reply.send(Err(e))),
-        Command::View { .. } => {}
+impl Driver {
+    /// Ends a command that will not run.
+    fn fail_command(&mut self, c: Command, e: Error) {
+        match c {
+            Command::Post { .. } => self.posted_refused += 1,
+            Command::Send { wait, .. } => match wait {
+                SendWait::Ack(tx) => drop(tx.send(Err(e))),
+                SendWait::Outcome(tx) => drop(tx.send(Err(e))),
+            },
+            Command::Request { reply, .. } => drop(reply.send(Err(e))),
+            Command::Reply { reply, .. } | Command::Publish { reply, .. } => {
+                drop(reply.send(Err(e)))
+            }
+            Command::Join { reply, .. }
+            | Command::Leave { reply, .. }
+            | Command::Subscribe { reply, .. }
+            | Command::Unsubscribe { reply, .. } => drop(reply.send(Err(e))),
+            Command::View { .. } => {}
+        }
     }
 }

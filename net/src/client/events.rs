@@ -122,6 +122,14 @@ impl EventStream {
     pub fn try_next(&mut self) -> Option<Event> {
         self.rx.try_recv().ok()
     }
+
+    /// Waits for at least one event, then appends up to `limit` ready
+    /// events to `buf` in order (one wake-up for many events: the way to
+    /// read a busy stream). Returns how many; 0 once the member is closed
+    /// and the stream is drained.
+    pub async fn next_many(&mut self, buf: &mut Vec<Event>, limit: usize) -> usize {
+        self.rx.recv_many(buf, limit).await
+    }
 }
 
 impl futures_core::Stream for EventStream {

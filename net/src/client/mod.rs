@@ -34,6 +34,7 @@
 mod address;
 mod driver;
 mod events;
+mod tally;
 
 pub use address::{member, parse_address, AddressError};
 pub use events::{ConnectionState, Event, EventStream, Notification, Subscription};
@@ -41,6 +42,7 @@ pub use switchboard_core::client::{Message, ReplyTo, RequestError};
 pub use switchboard_core::frame::{
     Address, ClusterEvent, EventBody, EventKind, Filter, MemberInfo, Missed, NackReason,
 };
+pub use tally::TallyCounts;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -158,6 +160,8 @@ pub type Handler = Box<dyn FnMut(&Notification) + Send + 'static>;
 
 /// A command for the driver.
 pub(crate) enum Command {
+    /// A posted message: counted in the tally, no waiter.
+    Post { to: Address, payload: Bytes },
     Send {
         to: Address,
         payload: Bytes,
@@ -227,6 +231,7 @@ pub struct Member {
     control: mpsc::Sender<Control>,
     state: watch::Receiver<ConnectionState>,
     identity: Arc<Identity>,
+    tally: Arc<tally::Tally>,
 }
 
 #[derive(Debug)]
@@ -319,18 +324,23 @@ impl Member {
             incarnation: config.core.incarnation,
             events_max: config.events_max.max(1),
         });
+        let tally = Arc::new(tally::Tally::default());
         tokio::spawn(driver::run(
             config,
-            commands_rx,
-            control_rx,
-            events_tx,
-            state_tx,
+            driver::Channels {
+                commands: commands_rx,
+                control: control_rx,
+                events: events_tx,
+                state: state_tx,
+                tally: tally.clone(),
+            },
         ));
         let member = Member {
             commands: commands_tx,
             control: control_tx,
             state: state_rx,
             identity,
+            tally,
         };
         (member, EventStream { rx: events_rx })
     }
@@ -397,6 +407,57 @@ impl Member {
             Err(mpsc::error::TrySendError::Full(_)) => Err(Error::Busy),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
         }
+    }
+
+    /// Sends a message without a future of its own: the fastest way to
+    /// stream many messages. The server acknowledges it like any other; the
+    /// member counts the acknowledgements in its [tally](Member::tally), and
+    /// [`flush`](Member::flush) waits until every message posted before it
+    /// is acknowledged or refused. Waits while the command queue is full.
+    pub async fn post(&self, to: Address, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.tally.submit();
+        let c = Command::Post {
+            to,
+            payload: payload.into(),
+        };
+        if self.commands.send(c).await.is_err() {
+            self.tally.withdraw();
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// Like [`post`](Member::post) but returns [`Error::Busy`] at once when
+    /// the command queue is full.
+    pub fn try_post(&self, to: Address, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.tally.submit();
+        let c = Command::Post {
+            to,
+            payload: payload.into(),
+        };
+        match self.commands.try_send(c) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.tally.withdraw();
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => Error::Busy,
+                    mpsc::error::TrySendError::Closed(_) => Error::Closed,
+                })
+            }
+        }
+    }
+
+    /// Waits until every message [posted](Member::post) before this call is
+    /// acknowledged by the server or refused; returns the tally then.
+    /// Fails with [`Error::Closed`] if the member closes first.
+    pub async fn flush(&self) -> Result<TallyCounts, Error> {
+        self.tally.flush().await.map_err(|_| Error::Closed)
+    }
+
+    /// The counts of posted messages so far: submitted, acknowledged,
+    /// refused.
+    pub fn tally(&self) -> TallyCounts {
+        self.tally.counts()
     }
 
     /// Sends a message and resolves with its final delivery outcome: how
@@ -472,6 +533,23 @@ impl Member {
         })
         .await?;
         AckFuture(rx).await
+    }
+
+    /// Like [`reply`](Member::reply) but never waits for queue room:
+    /// returns [`Error::Busy`] when the command queue is full, else a future
+    /// that resolves on the ack (dropping it does not cancel the reply).
+    pub fn try_reply(&self, to: ReplyTo, payload: impl Into<Bytes>) -> Result<AckFuture, Error> {
+        let (tx, rx) = oneshot::channel();
+        let c = Command::Reply {
+            to,
+            payload: payload.into(),
+            reply: tx,
+        };
+        match self.commands.try_send(c) {
+            Ok(()) => Ok(AckFuture(rx)),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(Error::Busy),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
+        }
     }
 
     /// Publishes an event; resolves on the ack.
