@@ -1,23 +1,25 @@
 //! The NATS peer: the workloads against `nats-server` with core NATS
 //! (no JetStream) through `async-nats`.
 //!
-//! Every member is its own client connection. Subscriptions are confirmed
-//! before anything is published: `flush` in `async-nats` only writes the
-//! socket, so each subscribing connection also makes one round trip
-//! through the server (it publishes to a private inbox it subscribed to and
-//! waits for the message); the server handles one connection's commands in
-//! order, so the earlier subscriptions are in place when the echo arrives.
+//! Every member is its own client connection. `flush` in `async-nats` only
+//! writes the socket (and in 0.38 may even return with data still in the
+//! client's buffer), so wherever the bench must know that the server has
+//! seen everything a connection sent, that connection makes one round trip
+//! through the server: it publishes to a private inbox it subscribed to
+//! and waits for the message. The server handles one connection's commands
+//! in order, so when the echo arrives, the subscriptions before it are in
+//! place (subscribers, before anything is published) and the messages
+//! before it have been received (publishers, before they count as sent).
 //!
-//! A subscription buffers up to [`SUBSCRIPTION_CAPACITY`] messages in the
-//! client (the `async-nats` default is 65,536, beyond which the client
-//! itself drops messages as a "slow consumer"): on a loaded machine a
-//! receiver task that is descheduled for a moment would otherwise lose
-//! messages in the load generator, not in the server. The Redis client's
-//! buffer is unbounded, so this keeps the two comparable.
+//! A subscription buffers up to 2^20 messages in the client (the
+//! `async-nats` default is 65,536, beyond which the client itself drops
+//! messages as a "slow consumer"): on a loaded machine a receiver task
+//! descheduled for a moment would otherwise lose messages in the load
+//! generator, not in the server. The Redis client's buffer is unbounded,
+//! so this keeps the two comparable.
 //!
-//! Receivers count deliveries into one shared
-//! [`Deliveries`](super::measure::Deliveries), a batch of ready messages at
-//! a time; losses are expected − received.
+//! Receivers count deliveries into one shared [`Deliveries`], a batch of
+//! ready messages at a time; losses are expected − received.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,9 +41,10 @@ const SYSTEM: &str = "nats";
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A W3 request without a reply for this long is lost.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-/// After this many W3 requests in a row without reply the responder is
-/// taken as gone and the remaining requests count as lost.
-const MAX_LOST_IN_A_ROW: u64 = 5;
+/// After this many W3 requests without reply (warm-up included) the run
+/// stops and the remaining requests count as lost, so that a dead
+/// responder does not cost a second per request.
+const MAX_TIMEOUTS: u64 = 10;
 /// Messages a subscription may buffer in the client before it drops them.
 const SUBSCRIPTION_CAPACITY: usize = 1 << 20;
 /// Messages a receiver takes from its subscription per count.
@@ -290,12 +293,11 @@ async fn request_reply(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchErr
         let payload = Bytes::from(vec![0x5a; p.request_payload]);
         let mut hist = latency_histogram();
         let mut lost = 0u64;
-        let mut lost_in_a_row = 0u64;
+        let mut timeouts = 0u64;
         let total = p.warmup_requests + p.requests;
         for i in 0..total {
             let recorded = i >= p.warmup_requests;
-            if lost_in_a_row >= MAX_LOST_IN_A_ROW {
-                // The responder is gone: the rest would time out as well.
+            if timeouts >= MAX_TIMEOUTS {
                 lost += (total - i.max(p.warmup_requests)) as u64;
                 break;
             }
@@ -308,7 +310,6 @@ async fn request_reply(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchErr
             let rtt = t.elapsed();
             match reply {
                 Ok(Ok(_)) => {
-                    lost_in_a_row = 0;
                     if recorded {
                         let us = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX).max(1);
                         hist.saturating_record(us);
@@ -316,7 +317,7 @@ async fn request_reply(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchErr
                 }
                 Ok(Err(e)) if e.kind() == RequestErrorKind::Other => return Err(client_err(e)),
                 Ok(Err(_)) | Err(_) => {
-                    lost_in_a_row += 1;
+                    timeouts += 1;
                     if recorded {
                         lost += 1;
                     }
@@ -352,13 +353,13 @@ async fn scale(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
         .collect();
 
     let start = Instant::now();
-    let sent = async {
+    let sent = within(w, SETUP_TIMEOUT, async {
         publisher
             .publish(subject.clone(), Bytes::from_static(b"event"))
             .await
             .map_err(client_err)?;
         publisher.flush().await.map_err(client_err)
-    }
+    })
     .await;
     let result = match sent {
         Err(e) => Err(e),
@@ -440,6 +441,21 @@ mod tests {
             eprintln!("nats {w}: {}", show(&f));
             assert!(f.deliveries() > 0, "nats {w} delivered nothing");
         }
+    }
+
+    #[tokio::test]
+    async fn no_server_is_a_client_error() {
+        let params = Params::quick(16);
+        let ctx = RunCtx {
+            addr: free_port().expect("a free port"),
+            params: &params,
+            server: None,
+            cluster: None,
+        };
+        let r = tokio::time::timeout(Duration::from_secs(30), run(Workload::W1, &ctx))
+            .await
+            .expect("fails in time");
+        assert!(matches!(r, Err(BenchError::Client { .. })), "{r:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
