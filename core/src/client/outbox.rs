@@ -26,6 +26,13 @@ pub(crate) struct Entry {
 pub(crate) struct Outbox {
     entries: BTreeMap<u64, Entry>,
     bytes: usize,
+    /// Every entry at or below this sequence is acked: an ack only looks
+    /// at the entries above it (acked entries stay until stable, so a scan
+    /// from the start would cost the whole window on every ack).
+    acked_through: u64,
+    /// The highest sequence ever inserted: an ack beyond it (from a broken
+    /// server) must not move the watermark past entries not yet sent.
+    inserted_through: u64,
 }
 
 impl Outbox {
@@ -48,6 +55,7 @@ impl Outbox {
             "outbox sequences must increase"
         );
         self.bytes += entry.bytes;
+        self.inserted_through = self.inserted_through.max(seq);
         self.entries.insert(seq, entry);
     }
 
@@ -60,14 +68,19 @@ impl Outbox {
     /// Marks entries through `through` as acked; returns the data entries
     /// newly acked.
     pub(crate) fn ack_through(&mut self, through: u64, out: &mut Vec<u64>) {
-        for (seq, e) in self.entries.range_mut(..=through) {
-            if !e.acked {
-                e.acked = true;
-                if e.data {
-                    out.push(*seq);
-                }
+        let through = through.min(self.inserted_through);
+        if through <= self.acked_through {
+            return;
+        }
+        let from = self.acked_through.saturating_add(1);
+        for (seq, e) in self.entries.range_mut(from..=through) {
+            debug_assert!(!e.acked, "entry {seq} above the acked watermark is acked");
+            e.acked = true;
+            if e.data {
+                out.push(*seq);
             }
         }
+        self.acked_through = through;
     }
 
     /// Forgets entries through `stable` that wait for nothing more: every
@@ -104,6 +117,7 @@ impl Outbox {
         for e in self.entries.values_mut() {
             e.acked = false;
         }
+        self.acked_through = 0;
     }
 
     /// Entries with a sequence above `after`, in order.

@@ -31,6 +31,10 @@ pub(crate) struct BenchArgs {
     /// members.
     #[arg(long)]
     quick: bool,
+    /// Load generator threads (1: every client task on one thread, the
+    /// other CPU left to the server).
+    #[arg(long, default_value_t = 1)]
+    pub loader_threads: usize,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,

@@ -254,6 +254,7 @@ pub(crate) fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, 
 pub(crate) fn runtime_threads(cli: &Cli) -> Option<usize> {
     match &cli.command {
         Command::Serve { threads, .. } => Some((*threads).max(1)),
+        Command::Bench(b) => Some(b.loader_threads.max(1)),
         _ => None,
     }
 }
