@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 /// Largest batch of queued transmits concatenated into one write.
 pub(crate) const WRITE_BATCH_BYTES_MAX: usize = 1024 * 1024;
 
+/// Spare batch capacity an idle writer keeps.
+const WRITE_KEEP_BYTES: usize = 16 * 1024;
+
 /// A write that makes no progress for this long ends the connection: the
 /// peer stopped reading. The state machines notice a dead peer too (by
 /// heartbeat), but a writer must never hang on a socket forever.
@@ -45,7 +48,11 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
                 }
             }
             let r = timed(wr.write_all(&batch)).await;
-            if batch.capacity() > 2 * WRITE_BATCH_BYTES_MAX {
+            // Keep the buffer while more is queued; an idle connection
+            // (or one after a burst) does not hold a large one.
+            if batch.capacity() > 2 * WRITE_BATCH_BYTES_MAX
+                || (rx.is_empty() && batch.capacity() > WRITE_KEEP_BYTES)
+            {
                 batch = BytesMut::new();
             }
             r

@@ -9,6 +9,10 @@ use super::member::{Item, ItemData, Notice, Partial};
 use super::*;
 use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Outcome, Send};
 
+/// Capacity an emptied member queue keeps at most (items); a larger one is
+/// released so that idle members cost little.
+const QUEUE_KEEP_ITEMS: usize = 64;
+
 /// A sequenced message (or published event) not yet final at every
 /// addressee. Keyed by its gseq.
 #[derive(Debug)]
@@ -614,6 +618,10 @@ impl Server {
             }
             if m.sent_items == 0 {
                 m.sent_parts = 0;
+            }
+            if m.queue.is_empty() && m.queue.capacity() > QUEUE_KEEP_ITEMS {
+                // A burst is over: an idle member does not keep its room.
+                m.queue = VecDeque::new();
             }
             if m.over_since.is_some()
                 && !m.over_limit(

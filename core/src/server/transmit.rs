@@ -9,6 +9,10 @@ use super::member::ItemData;
 use super::*;
 use crate::frame::Ack;
 
+/// A member's control buffer keeps at most this much spare capacity after
+/// a transmit; a larger one (left by a snapshot) is released.
+const CONTROL_KEEP_BYTES: usize = 4 * 1024;
+
 impl Server {
     /// Builds the next transmit for a connection, if it has anything.
     pub(super) fn build_transmit(&mut self, conn: ConnId) -> Option<Output> {
@@ -36,6 +40,11 @@ impl Server {
         // of one piece goes out as that piece, zero-copy.
         let mut total = 0;
         let control = m.control.split();
+        if m.control.capacity() > CONTROL_KEEP_BYTES {
+            // A large control frame (a snapshot) was written: do not keep
+            // its buffer alive for the life of an idle member.
+            m.control = BytesMut::new();
+        }
         if !control.is_empty() {
             total += control.len();
             parts.push(control.freeze());

@@ -85,8 +85,10 @@ pub struct Options {
     /// The Switchboard server.
     pub switchboard: SwitchboardTarget,
     /// Also run the peers found on the PATH (`nats-server`,
-    /// `redis-server`) and the bare relay.
+    /// `redis-server`).
     pub peers: bool,
+    /// Also run the bare relay (the physical limit).
+    pub relay: bool,
     /// Directory for the started servers' files.
     pub work_dir: PathBuf,
 }
@@ -130,6 +132,8 @@ pub async fn run(opts: &Options, progress: &mut dyn Progress) -> Report {
                 report.skip(s, format!("{program} not on the PATH"));
             }
         }
+    }
+    if opts.relay {
         systems.push(System::Relay);
     }
     for &w in &opts.workloads {

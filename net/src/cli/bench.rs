@@ -38,9 +38,12 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
-    /// Switchboard only: do not run the peers or the bare relay.
+    /// Do not run NATS and Redis (the bare relay still runs).
     #[arg(long)]
     no_peers: bool,
+    /// Do not run the bare relay either: Switchboard alone.
+    #[arg(long)]
+    no_relay: bool,
     /// Use a running Switchboard server at this address instead of starting
     /// one (its CPU and memory are then not reported).
     #[arg(long)]
@@ -130,6 +133,7 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
         params,
         switchboard,
         peers: !a.no_peers,
+        relay: !a.no_relay,
         work_dir: work_dir.clone(),
     };
     let mut line = Line { quiet: false };
@@ -139,5 +143,22 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
     if a.json {
         println!("{}", report.json());
     }
-    Ok(())
+    // Peers may be missing or fail; Switchboard itself must work and lose
+    // nothing it acknowledged.
+    let mut problems = Vec::new();
+    for &w in &opts.workloads {
+        if let Some(s) = report.summary(w, System::Switchboard) {
+            if let Some((n, e)) = &s.failed {
+                problems.push(format!("{w}: {n} run(s) failed: {e}"));
+            }
+            if s.lost > 0 {
+                problems.push(format!("{w}: {} of {} deliveries lost", s.lost, s.expected));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::BenchFailed(problems.join("; ")))
+    }
 }

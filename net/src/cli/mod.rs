@@ -158,6 +158,8 @@ pub(crate) enum CliError {
     Signal(std::io::Error),
     #[error(transparent)]
     Bench(#[from] switchboard_net::bench::BenchError),
+    #[error("bench: switchboard runs went wrong: {0}")]
+    BenchFailed(String),
 }
 
 /// Settings after merging flags, environment, file and defaults.

@@ -20,6 +20,10 @@ use crate::io::{write_loop, READ_BYTES};
 /// still fills this queue is closed.
 pub(crate) const WRITE_QUEUE_MAX: usize = 1024;
 
+/// The first read of a connection, bytes; reads double while they fill
+/// the buffer, up to `READ_BYTES`.
+const READ_BYTES_MIN: usize = 4 * 1024;
+
 /// Pause after a failed `accept` (for example out of file descriptors),
 /// so that the loop does not spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -89,6 +93,9 @@ async fn reader(
     _slot: Arc<OwnedSemaphorePermit>,
 ) {
     let mut buf = BytesMut::new();
+    // Reads start small and grow while they come back full, so an idle
+    // member costs a few KiB, a busy one reads up to READ_BYTES at once.
+    let mut read_size = READ_BYTES_MIN;
     loop {
         // Wait while the core does not want this connection's bytes.
         while !*gate.borrow_and_update() {
@@ -96,14 +103,19 @@ async fn reader(
                 return;
             }
         }
-        buf.reserve(READ_BYTES);
+        buf.reserve(read_size);
         tokio::select! {
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) | Err(_) => {
                     let _ = core.send(CoreMsg::Closed { conn }).await;
                     return;
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    read_size = if n >= read_size {
+                        (read_size * 2).min(READ_BYTES)
+                    } else {
+                        (read_size / 2).max(READ_BYTES_MIN)
+                    };
                     let data = buf.split().freeze();
                     if core.send(CoreMsg::Bytes { conn, data }).await.is_err() {
                         return;

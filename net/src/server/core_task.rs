@@ -78,6 +78,7 @@ pub(crate) async fn run(
         gated: BTreeSet::new(),
         names: HashMap::new(),
     };
+    let mut batch = Vec::with_capacity(INPUT_BATCH_MAX);
     loop {
         let deadline = core.server.poll_timeout();
         tokio::select! {
@@ -91,10 +92,12 @@ pub(crate) async fn run(
                 core.server.handle_timeout(clock.now());
                 core.after_input(None);
             }
-            msg = rx.recv() => match msg {
-                Some(m) => core.handle(m),
-                None => break,
-            },
+            n = rx.recv_many(&mut batch, INPUT_BATCH_MAX) => {
+                if n == 0 {
+                    break;
+                }
+                core.handle_batch(&mut batch);
+            }
         }
     }
     // Graceful shutdown: every member is told, pending bytes are flushed.
@@ -113,8 +116,32 @@ pub(crate) async fn run(
     tracing::info!("server stopped");
 }
 
+/// Inputs handed to the state machine per wake-up at most, before its
+/// outputs are drained: many reads in, then one round of transmits out
+/// (fewer, larger writes per connection).
+const INPUT_BATCH_MAX: usize = 64;
+
 impl Core {
-    fn handle(&mut self, msg: CoreMsg) {
+    /// Feeds a batch of inputs, then drains the outputs once.
+    fn handle_batch(&mut self, batch: &mut Vec<CoreMsg>) {
+        let mut inputs: Vec<ConnId> = Vec::new();
+        for msg in batch.drain(..) {
+            if let Some(conn) = self.handle(msg) {
+                if !inputs.contains(&conn) {
+                    inputs.push(conn);
+                }
+            }
+        }
+        self.drain_outputs();
+        for conn in inputs {
+            self.update_gates(Some(conn));
+        }
+        self.update_gates(None);
+    }
+
+    /// Feeds one input without draining; returns the connection whose read
+    /// gate must be looked at.
+    fn handle(&mut self, msg: CoreMsg) -> Option<ConnId> {
         let now = self.clock.now();
         match msg {
             CoreMsg::Accepted {
@@ -126,12 +153,14 @@ impl Core {
                 tracing::debug!(conn = conn.0, %peer, "connection accepted");
                 self.conns.insert(conn, ConnEntry { peer, writer, gate });
                 self.server.handle_connected(now, conn);
-                self.after_input(Some(conn));
+                Some(conn)
             }
             CoreMsg::Bytes { conn, data } => {
                 if self.conns.contains_key(&conn) {
                     self.server.handle_bytes(now, conn, &data);
-                    self.after_input(Some(conn));
+                    Some(conn)
+                } else {
+                    None
                 }
             }
             CoreMsg::Closed { conn } => {
@@ -141,17 +170,27 @@ impl Core {
                     tracing::debug!(conn = conn.0, peer = %e.peer, "connection closed by peer");
                     self.gated.remove(&conn);
                     self.server.handle_closed(now, conn);
-                    self.after_input(None);
                 }
+                None
             }
             CoreMsg::Query(reply) => {
+                // Outputs of earlier inputs first, so the view is current.
+                self.drain_outputs();
                 let _ = reply.send(self.view());
+                None
             }
         }
     }
 
     /// Drains every output, then updates the read gates.
     fn after_input(&mut self, input_conn: Option<ConnId>) {
+        self.drain_outputs();
+        self.update_gates(input_conn);
+    }
+
+    /// Hands every output of the state machine to the writers (and closes
+    /// connections whose writer cannot take more).
+    fn drain_outputs(&mut self) {
         loop {
             let mut broken = Vec::new();
             while let Some(o) = self.server.poll_output() {
@@ -198,7 +237,6 @@ impl Core {
                 self.server.handle_closed(now, conn);
             }
         }
-        self.update_gates(input_conn);
     }
 
     /// Pauses the reader of the connection that just gave input if the
