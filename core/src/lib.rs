@@ -22,5 +22,6 @@ pub mod auth;
 pub mod client;
 pub mod frame;
 pub mod mutation;
+pub mod seq_queue;
 pub mod server;
 pub mod time;

@@ -776,7 +776,7 @@ impl Client {
                         debug_assert!(ok, "outbox frame must encode");
                     }
                 }
-                last = *seq;
+                last = seq;
             }
             if last != self.sent_through {
                 self.sent_through = last;

@@ -1,9 +1,8 @@
 //! Unconfirmed outgoing frames, kept in sequence order until they are
 //! final, so that they can be resent after a resume or a server restart.
 
-use std::collections::BTreeMap;
-
 use crate::frame::Frame;
+use crate::seq_queue::SeqQueue;
 
 /// One sequenced frame the server has not yet made final.
 #[derive(Debug, Clone)]
@@ -24,7 +23,7 @@ pub(crate) struct Entry {
 /// The outbox: entries by sequence, with count and byte totals.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    entries: BTreeMap<u64, Entry>,
+    entries: SeqQueue<Entry>,
     bytes: usize,
     /// Every entry at or below this sequence is acked: an ack only looks
     /// at the entries above it (acked entries stay until stable, so a scan
@@ -46,21 +45,24 @@ impl Outbox {
 
     /// The oldest sequence kept.
     pub(crate) fn first_seq(&self) -> Option<u64> {
-        self.entries.first_key_value().map(|(s, _)| *s)
+        self.entries.first_key()
     }
 
     pub(crate) fn insert(&mut self, seq: u64, entry: Entry) {
         debug_assert!(
-            self.entries.last_key_value().is_none_or(|(s, _)| *s < seq),
+            seq > self.inserted_through,
             "outbox sequences must increase"
         );
         self.bytes += entry.bytes;
         self.inserted_through = self.inserted_through.max(seq);
-        self.entries.insert(seq, entry);
+        if let Err(e) = self.entries.push(seq, entry) {
+            // Unreachable (sequences increase); undo the count.
+            self.bytes -= e.bytes;
+        }
     }
 
     pub(crate) fn remove(&mut self, seq: u64) -> Option<Entry> {
-        let e = self.entries.remove(&seq)?;
+        let e = self.entries.remove(seq)?;
         self.bytes -= e.bytes;
         Some(e)
     }
@@ -73,11 +75,11 @@ impl Outbox {
             return;
         }
         let from = self.acked_through.saturating_add(1);
-        for (seq, e) in self.entries.range_mut(from..=through) {
+        for (seq, e) in self.entries.range_mut(from, through) {
             debug_assert!(!e.acked, "entry {seq} above the acked watermark is acked");
             e.acked = true;
             if e.data {
-                out.push(*seq);
+                out.push(seq);
             }
         }
         self.acked_through = through;
@@ -86,30 +88,23 @@ impl Outbox {
     /// Forgets entries through `stable` that wait for nothing more: every
     /// acked entry except those waiting for an outcome.
     pub(crate) fn release_stable(&mut self, stable: u64) {
-        let done: Vec<u64> = self
-            .entries
-            .range(..=stable)
-            .filter(|(_, e)| e.acked && !e.confirm)
-            .map(|(s, _)| *s)
-            .collect();
-        for s in done {
-            self.remove(s);
-        }
+        let mut released = 0;
+        self.entries.remove_through_if(
+            stable,
+            |e| e.acked && !e.confirm,
+            |_, e| released += e.bytes,
+        );
+        self.bytes -= released;
     }
 
     /// Drops registration-state entries up to `through` (after a fresh
     /// registration whose `Hello` carried their effect); later ones were
     /// queued after the `Hello` was built and must still be sent.
     pub(crate) fn drop_state_entries(&mut self, through: u64) {
-        let state: Vec<u64> = self
-            .entries
-            .range(..=through)
-            .filter(|(_, e)| !e.data)
-            .map(|(s, _)| *s)
-            .collect();
-        for s in state {
-            self.remove(s);
-        }
+        let mut released = 0;
+        self.entries
+            .remove_through_if(through, |e| !e.data, |_, e| released += e.bytes);
+        self.bytes -= released;
     }
 
     /// Clears the acked marks (a fresh server has acked nothing).
@@ -121,7 +116,7 @@ impl Outbox {
     }
 
     /// Entries with a sequence above `after`, in order.
-    pub(crate) fn after(&self, after: u64) -> impl Iterator<Item = (&u64, &Entry)> {
-        self.entries.range(after.saturating_add(1)..)
+    pub(crate) fn after(&self, after: u64) -> impl Iterator<Item = (u64, &Entry)> {
+        self.entries.after(after)
     }
 }

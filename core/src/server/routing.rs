@@ -354,7 +354,7 @@ impl Server {
             m.pending.insert(seq);
             session = m.session;
         }
-        self.inflight.insert(
+        let pushed = self.inflight.push(
             gseq,
             Inflight {
                 sender,
@@ -366,6 +366,7 @@ impl Server {
                 confirm,
             },
         );
+        debug_assert!(pushed.is_ok(), "in-flight gseqs must increase");
         if count == 0 {
             self.finalize(gseq);
         }
@@ -682,7 +683,7 @@ impl Server {
 
     /// One addressee of in-flight message `gseq` reached a final state.
     pub(super) fn resolve_one(&mut self, gseq: u64, missed: Option<MissReason>, member_id: u64) {
-        let Some(f) = self.inflight.get_mut(&gseq) else {
+        let Some(f) = self.inflight.get_mut(gseq) else {
             debug_assert!(false, "tracked item without an in-flight record");
             return;
         };
@@ -705,7 +706,7 @@ impl Server {
 
     /// In-flight message `gseq` is final everywhere.
     fn finalize(&mut self, gseq: u64) {
-        let Some(f) = self.inflight.remove(&gseq) else {
+        let Some(f) = self.inflight.remove(gseq) else {
             return;
         };
         if let Some(m) = self

@@ -72,8 +72,6 @@ enum Waiter {
     Ack(oneshot::Sender<Result<u64, Error>>),
     /// A confirmed send: the outcome.
     Outcome(oneshot::Sender<Result<Outcome, Error>>),
-    /// A posted message: counted in the tally.
-    Posted,
 }
 
 /// The driver's ends of the channels to the member's handles.
@@ -102,6 +100,9 @@ struct Driver {
     posted_acked: u64,
     posted_refused: u64,
     waiters: HashMap<u64, Waiter>,
+    /// Sequences of posted messages not yet acked or refused, increasing
+    /// (no waiter each: the tally counts them).
+    posted: VecDeque<u64>,
     requests: HashMap<u64, oneshot::Sender<Result<super::Message, Error>>>,
     subs: HashMap<u32, SubSink>,
     /// Items waiting for room on their sink; while any wait, the socket is
@@ -139,6 +140,7 @@ pub(crate) async fn run(config: MemberConfig, ch: Channels) {
         posted_acked: 0,
         posted_refused: 0,
         waiters: HashMap::new(),
+        posted: VecDeque::new(),
         requests: HashMap::new(),
         subs: HashMap::new(),
         pending: VecDeque::new(),
@@ -386,7 +388,8 @@ impl Driver {
                 let opts = SendOptions { confirm: false };
                 match self.client.send(now, to.clone(), payload.clone(), opts) {
                     Ok(seq) => {
-                        self.waiters.insert(seq, Waiter::Posted);
+                        debug_assert!(self.posted.back().is_none_or(|b| *b < seq));
+                        self.posted.push_back(seq);
                     }
                     Err(e) if stall(&e) => self.stalled.push_back(Command::Post { to, payload }),
                     Err(e) => {
@@ -572,8 +575,8 @@ impl Driver {
                 }
                 self.emit(Out::Main(Event::Cluster(n)));
             }
+            ClientEvent::Acked { seq } if self.take_posted(seq) => self.posted_acked += 1,
             ClientEvent::Acked { seq } => match self.waiters.remove(&seq) {
-                Some(Waiter::Posted) => self.posted_acked += 1,
                 Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
                 // A confirmed send waits for its outcome.
                 Some(w @ Waiter::Outcome(_)) => {
@@ -581,12 +584,12 @@ impl Driver {
                 }
                 None => {}
             },
+            ClientEvent::Nacked { seq, .. } if self.take_posted(seq) => self.posted_refused += 1,
             ClientEvent::Nacked { seq, reason } => {
                 let err = Error::Nacked { seq, reason };
                 match self.waiters.remove(&seq) {
                     Some(Waiter::Ack(tx)) => drop(tx.send(Err(err))),
                     Some(Waiter::Outcome(tx)) => drop(tx.send(Err(err))),
-                    Some(Waiter::Posted) => self.posted_refused += 1,
                     None => {}
                 }
             }
@@ -601,7 +604,6 @@ impl Driver {
                     missed,
                 }))),
                 Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
-                Some(Waiter::Posted) => self.posted_acked += 1,
                 None => {}
             },
             ClientEvent::Reply { request, message } => match self.requests.remove(&request) {
@@ -616,6 +618,19 @@ impl Driver {
             ClientEvent::Closed => {
                 self.closed.get_or_insert_with(|| "closed".to_owned());
             }
+        }
+    }
+
+    /// Forgets a posted message's sequence once it is acked or refused;
+    /// false if `seq` is not a posted message still open. Usually the
+    /// oldest, so this is a look at the front.
+    fn take_posted(&mut self, seq: u64) -> bool {
+        match self.posted.binary_search(&seq) {
+            Ok(i) => {
+                self.posted.remove(i);
+                true
+            }
+            Err(_) => false,
         }
     }
 
@@ -713,9 +728,10 @@ impl Driver {
             match w {
                 Waiter::Ack(tx) => drop(tx.send(Err(Error::Closed))),
                 Waiter::Outcome(tx) => drop(tx.send(Err(Error::Closed))),
-                Waiter::Posted => self.posted_refused += 1,
             }
         }
+        self.posted_refused += self.posted.len() as u64;
+        self.posted.clear();
         for (_, tx) in self.requests.drain() {
             let _ = tx.send(Err(Error::Closed));
         }
