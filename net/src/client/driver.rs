@@ -23,10 +23,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::events::{ConnectionState, Event, Notification};
-use super::tally::Tally;
 use super::{Command, Control, Error, MemberConfig, Outcome, SendWait, SubSink};
 use crate::clock::{sleep_until, Clock};
 use crate::io::{write_loop, READ_BYTES, SHUTDOWN_WRITE_TIMEOUT};
+use switchboard_tally::Tally;
 
 /// Transmits queued for the writer at most. The core's outbox bounds what
 /// it hands over; a queue that still fills means a dead connection.

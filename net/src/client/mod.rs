@@ -34,7 +34,6 @@
 mod address;
 mod driver;
 mod events;
-mod tally;
 
 pub use address::{member, parse_address, AddressError};
 pub use events::{ConnectionState, Event, EventStream, Notification, Subscription};
@@ -42,7 +41,7 @@ pub use switchboard_core::client::{Message, ReplyTo, RequestError};
 pub use switchboard_core::frame::{
     Address, ClusterEvent, EventBody, EventKind, Filter, MemberInfo, Missed, NackReason,
 };
-pub use tally::TallyCounts;
+pub use switchboard_tally::TallyCounts;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -231,7 +230,7 @@ pub struct Member {
     control: mpsc::Sender<Control>,
     state: watch::Receiver<ConnectionState>,
     identity: Arc<Identity>,
-    tally: Arc<tally::Tally>,
+    tally: Arc<switchboard_tally::Tally>,
 }
 
 #[derive(Debug)]
@@ -324,7 +323,7 @@ impl Member {
             incarnation: config.core.incarnation,
             events_max: config.events_max.max(1),
         });
-        let tally = Arc::new(tally::Tally::default());
+        let tally = Arc::new(switchboard_tally::Tally::default());
         tokio::spawn(driver::run(
             config,
             driver::Channels {

@@ -1,11 +1,15 @@
-//! The tally of posted messages: the one piece of state shared between a
-//! member's handles and its driver task.
+//! # switchboard-tally
 //!
-//! [`Member::post`](super::Member::post) sends a message without a future
+//! The tally of posted messages: the one piece of state shared between a
+//! Switchboard member's handles and its driver task (`switchboard-net`).
+//! It lives in a crate of its own so that its `loom` models build in
+//! seconds, without the adapter's dependencies.
+//!
+//! `Member::post` sends a message without a future
 //! per message (no channel, no allocation per message): handles count it
 //! as *submitted* here; the driver counts it as *acked* when the server
 //! acknowledges receipt, or *refused* when the server NACKs it first or the
-//! core refuses it locally. [`Member::flush`](super::Member::flush) waits
+//! core refuses it locally. `Member::flush` waits
 //! until everything submitted before the call is settled (acked or
 //! refused).
 //!
@@ -34,11 +38,11 @@ use std::sync::{
 
 /// Flushes that wait at once, at most (one per handle clone is typical);
 /// past it a flush polls again on its next wake-up instead of registering.
-pub(crate) const FLUSH_WAITERS_MAX: usize = 1024;
+pub const FLUSH_WAITERS_MAX: usize = 1024;
 
-/// The counters (see the module docs).
+/// The counters (see the crate docs).
 #[derive(Debug, Default)]
-pub(crate) struct Tally {
+pub struct Tally {
     submitted: AtomicU64,
     acked: AtomicU64,
     refused: AtomicU64,
@@ -69,20 +73,20 @@ impl TallyCounts {
 
 impl Tally {
     /// Counts one posted message (handle side).
-    pub(crate) fn submit(&self) -> u64 {
+    pub fn submit(&self) -> u64 {
         self.submitted.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Takes back a submission that never reached the driver (the command
     /// queue was full or closed): counted as refused so that flushes still
     /// settle.
-    pub(crate) fn withdraw(&self) {
+    pub fn withdraw(&self) {
         self.settle(0, 1);
     }
 
     /// Counts `acked` receipts and `refused` refusals, then wakes the
     /// flushes they satisfy (driver side).
-    pub(crate) fn settle(&self, acked: u64, refused: u64) {
+    pub fn settle(&self, acked: u64, refused: u64) {
         if acked == 0 && refused == 0 {
             return;
         }
@@ -118,7 +122,7 @@ impl Tally {
     }
 
     /// Marks the member closed and wakes every flush (driver side).
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let all: Vec<(u64, Waker)> = std::mem::take(&mut *lock(&self.waiters));
         for (_, w) in all {
@@ -127,7 +131,7 @@ impl Tally {
     }
 
     /// The counters now.
-    pub(crate) fn counts(&self) -> TallyCounts {
+    pub fn counts(&self) -> TallyCounts {
         // The driver settles only what was submitted before; reading the
         // settled counters first means a reading never shows more settled
         // than submitted.
@@ -147,7 +151,7 @@ impl Tally {
     }
 
     /// A future that resolves once everything submitted so far is settled.
-    pub(crate) fn flush(&self) -> Flush<'_> {
+    pub fn flush(&self) -> Flush<'_> {
         Flush {
             tally: self,
             target: self.submitted.load(Ordering::Acquire),
@@ -167,13 +171,13 @@ fn lock<T>(m: &Mutex<T>) -> loom::sync::MutexGuard<'_, T> {
     m.lock().expect("loom mutex")
 }
 
-/// Why a flush ended without settling everything.
+/// Why a flush ended without settling everything: the member closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FlushClosed;
+pub struct FlushClosed;
 
 /// See [`Tally::flush`].
 #[derive(Debug)]
-pub(crate) struct Flush<'a> {
+pub struct Flush<'a> {
     tally: &'a Tally,
     target: u64,
 }
@@ -280,7 +284,7 @@ mod tests {
 }
 
 /// Model tests: every interleaving of handles and driver, run with
-/// `RUSTFLAGS="--cfg switchboard_loom" cargo test -p switchboard-net --release --lib loom`.
+/// `RUSTFLAGS="--cfg switchboard_loom" cargo test -p switchboard-tally --release`.
 #[cfg(all(test, switchboard_loom))]
 mod loom_tests {
     use super::*;
