@@ -68,7 +68,7 @@ impl ClientConfig {
             services: Vec::new(),
             load: 0,
             limits: Limits::default(),
-            outbox_items_max: 16_384,
+            outbox_items_max: 4_096,
             outbox_bytes_max: 8 * 1024 * 1024,
             message_bytes_max: 16 * 1024 * 1024,
             requests_max: 4_096,
