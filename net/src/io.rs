@@ -65,7 +65,7 @@ pub(crate) async fn write_loop<W: AsyncWrite + Unpin>(
 const IOV_MAX: usize = 64;
 
 /// Transmits an idle writer keeps room for.
-const WRITE_BATCH_ITEMS_KEEP: usize = 256;
+const WRITE_BATCH_ITEMS_KEEP: usize = 16;
 
 /// Writes all of `bufs`, in order, with as few vectored writes as it takes.
 async fn write_all_vectored<W: AsyncWrite + Unpin>(

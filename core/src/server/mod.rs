@@ -306,7 +306,15 @@ impl Server {
                     // have pushed a member past twice its limit.
                     self.process_evictions();
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    // Frames decoded from this buffer share its memory; an
+                    // empty buffer is let go so that an idle connection
+                    // keeps nothing of its last read.
+                    if c.read_buf.is_empty() {
+                        c.read_buf = BytesMut::new();
+                    }
+                    break;
+                }
                 Err(e) => {
                     self.process_evictions();
                     let handshaking = self

@@ -11,7 +11,7 @@ use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Out
 
 /// Capacity an emptied member queue keeps at most (items); a larger one is
 /// released so that idle members cost little.
-const QUEUE_KEEP_ITEMS: usize = 64;
+const QUEUE_KEEP_ITEMS: usize = 16;
 
 /// A sequenced message (or published event) not yet final at every
 /// addressee. Keyed by its gseq.

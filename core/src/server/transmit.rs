@@ -11,7 +11,7 @@ use crate::frame::Ack;
 
 /// A member's control buffer keeps at most this much spare capacity after
 /// a transmit; a larger one (left by a snapshot) is released.
-const CONTROL_KEEP_BYTES: usize = 4 * 1024;
+const CONTROL_KEEP_BYTES: usize = 512;
 
 impl Server {
     /// Builds the next transmit for a connection, if it has anything.

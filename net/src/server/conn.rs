@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use switchboard_core::server::ConnId;
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -87,14 +86,14 @@ pub(crate) async fn accept_loop(
 /// EOF, error, or when the core forgets the connection (gate dropped).
 async fn reader(
     conn: ConnId,
-    mut rd: OwnedReadHalf,
+    rd: OwnedReadHalf,
     mut gate: watch::Receiver<bool>,
     core: mpsc::Sender<CoreMsg>,
     _slot: Arc<OwnedSemaphorePermit>,
 ) {
-    let mut buf = BytesMut::new();
-    // Reads start small and grow while they come back full, so an idle
-    // member costs a few KiB, a busy one reads up to READ_BYTES at once.
+    // No buffer is held while waiting: an idle member costs no read
+    // memory. Once the socket is readable, a buffer of `read_size` is
+    // taken; reads grow it while they come back full, up to READ_BYTES.
     let mut read_size = READ_BYTES_MIN;
     loop {
         // Wait while the core does not want this connection's bytes.
@@ -103,25 +102,36 @@ async fn reader(
                 return;
             }
         }
-        buf.reserve(read_size);
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => {
+            r = rd.readable() => {
+                if r.is_err() {
                     let _ = core.send(CoreMsg::Closed { conn }).await;
                     return;
                 }
-                Ok(n) => {
-                    read_size = if n >= read_size {
-                        (read_size * 2).min(READ_BYTES)
-                    } else {
-                        (read_size / 2).max(READ_BYTES_MIN)
-                    };
-                    let data = buf.split().freeze();
-                    if core.send(CoreMsg::Bytes { conn, data }).await.is_err() {
+                let mut buf = BytesMut::with_capacity(read_size);
+                match rd.try_read_buf(&mut buf) {
+                    Ok(0) => {
+                        let _ = core.send(CoreMsg::Closed { conn }).await;
+                        return;
+                    }
+                    Ok(n) => {
+                        read_size = if n >= read_size {
+                            (read_size * 2).min(READ_BYTES)
+                        } else {
+                            (read_size / 2).max(READ_BYTES_MIN)
+                        };
+                        let data = buf.freeze();
+                        if core.send(CoreMsg::Bytes { conn, data }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        let _ = core.send(CoreMsg::Closed { conn }).await;
                         return;
                     }
                 }
-            },
+            }
             changed = gate.changed() => {
                 if changed.is_err() {
                     return;
