@@ -4,9 +4,10 @@
 
 mod cli;
 
-/// mimalloc instead of the system allocator (feature `mimalloc`, on by
-/// default): the data path allocates and frees small buffers at a high
-/// rate (docs/PERFORMANCE.md has the figures with both).
+/// mimalloc instead of the system allocator (feature `mimalloc`, off by
+/// default): faster on the data path, which allocates and frees small
+/// buffers at a high rate, but it keeps more memory per idle member
+/// (docs/PERFORMANCE.md has the figures with both).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
