@@ -18,7 +18,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing(&args.log);
+    if matches!(args.command, cli::Command::Bench(_)) {
+        // The NATS client reports every closed connection at info level;
+        // W5 closes a thousand of them.
+        cli::init_tracing(&format!("{},async_nats=warn", args.log));
+    } else {
+        cli::init_tracing(&args.log);
+    }
     if let cli::Command::BenchRelay { listen } = &args.command {
         // One thread of its own, no multi-thread runtime around it.
         return match switchboard_net::bench::relay::serve(*listen) {

@@ -226,3 +226,56 @@ async fn a_wrong_cluster_name_is_refused_for_good() {
     }
     srv.shutdown().await;
 }
+
+/// `post` + `flush`: every posted message is counted acked once the server
+/// received it, a message to a member that never existed is counted
+/// refused (NACKed), and the receiver gets each posted message once, in
+/// order.
+#[tokio::test]
+async fn posted_messages_are_tallied_and_delivered_in_order() {
+    let secret = Secret::new(vec![9u8; 32]).unwrap();
+    let mut core = ServerConfig::new("t", secret.clone());
+    core.restart_grace_ms = 0;
+    let srv = switchboard_net::server::run(ServerOptions::loopback_ephemeral(core))
+        .await
+        .unwrap();
+    let addr = srv.internal_addr().to_string();
+    let (a, _ea) = Member::connect(MemberConfig::new(&addr, "t", secret.clone(), "i1", "a"))
+        .await
+        .unwrap();
+    let (b, mut eb) = Member::connect(MemberConfig::new(&addr, "t", secret.clone(), "i1", "b"))
+        .await
+        .unwrap();
+    let to = switchboard_net::client::Address::MemberId(b.member_id().unwrap());
+    const N: u32 = 5_000;
+    for i in 0..N {
+        a.post(to.clone(), i.to_be_bytes().to_vec()).await.unwrap();
+    }
+    let nowhere = switchboard_net::client::Address::MemberId(12345);
+    a.post(nowhere, "lost").await.unwrap();
+    let counts = tokio::time::timeout(Duration::from_secs(10), a.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counts.submitted, u64::from(N) + 1);
+    assert_eq!(counts.acked + counts.refused, counts.submitted);
+    assert_eq!(counts.refused, 1, "{counts:?}");
+    assert_eq!(a.tally(), counts);
+    let mut next = 0u32;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while next < N {
+            match eb.next().await {
+                Some(Event::Message(m)) => {
+                    let got = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+                    assert_eq!(got, next, "out of order or duplicated");
+                    next += 1;
+                }
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    srv.shutdown().await;
+}

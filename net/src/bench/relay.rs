@@ -378,7 +378,9 @@ async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let mut frame = BytesMut::new();
     put_frame(&mut frame, REQUEST, &vec![0x33; p.request_payload]);
     let mut hist = latency_histogram();
-    let mut lost = 0;
+    // More than 10 failures end the run early; whatever was not recorded
+    // (failed or never sent) counts as lost, as in the peers' adapters.
+    let mut failures = 0;
     let mut fc = FrameCounter::default();
     let mut buf = vec![0u8; READ_BYTES];
     for i in 0..p.warmup_requests + p.requests {
@@ -407,14 +409,15 @@ async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
             }
             Ok(true) => {}
             _ => {
-                lost += 1;
-                if lost > 10 {
+                failures += 1;
+                if failures > 10 {
                     break;
                 }
             }
         }
     }
     echo.abort();
+    let lost = (p.requests as u64).saturating_sub(hist.len());
     Ok(Figure::Latency { hist, lost })
 }
 

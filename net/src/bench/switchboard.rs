@@ -199,7 +199,9 @@ async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     });
     let payload = Bytes::from(vec![0x33; p.request_payload]);
     let mut hist = latency_histogram();
-    let mut lost = 0;
+    // More than 10 failures end the run early; whatever was not recorded
+    // (failed or never sent) counts as lost, as in the peers' adapters.
+    let mut failures = 0;
     for i in 0..p.warmup_requests + p.requests {
         let t = Instant::now();
         let r = requester
@@ -212,8 +214,8 @@ async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
             }
             Ok(_) => {}
             Err(_) => {
-                lost += 1;
-                if lost > 10 {
+                failures += 1;
+                if failures > 10 {
                     break;
                 }
             }
@@ -223,6 +225,7 @@ async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     responder.goodbye().await;
     echo.abort();
     drain.abort();
+    let lost = (p.requests as u64).saturating_sub(hist.len());
     Ok(Figure::Latency { hist, lost })
 }
 

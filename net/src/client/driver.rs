@@ -575,17 +575,26 @@ impl Driver {
                 }
                 self.emit(Out::Main(Event::Cluster(n)));
             }
-            ClientEvent::Acked { seq } if self.take_posted(seq) => self.posted_acked += 1,
-            ClientEvent::Acked { seq } => match self.waiters.remove(&seq) {
-                Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
-                // A confirmed send waits for its outcome.
-                Some(w @ Waiter::Outcome(_)) => {
-                    self.waiters.insert(seq, w);
+            ClientEvent::Acked { seq } => {
+                // Posted messages first (no waiter: the tally counts them).
+                if self.take_posted(seq) {
+                    self.posted_acked += 1;
+                    return;
                 }
-                None => {}
-            },
-            ClientEvent::Nacked { seq, .. } if self.take_posted(seq) => self.posted_refused += 1,
+                match self.waiters.remove(&seq) {
+                    Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
+                    // A confirmed send waits for its outcome.
+                    Some(w @ Waiter::Outcome(_)) => {
+                        self.waiters.insert(seq, w);
+                    }
+                    None => {}
+                }
+            }
             ClientEvent::Nacked { seq, reason } => {
+                if self.take_posted(seq) {
+                    self.posted_refused += 1;
+                    return;
+                }
                 let err = Error::Nacked { seq, reason };
                 match self.waiters.remove(&seq) {
                     Some(Waiter::Ack(tx)) => drop(tx.send(Err(err))),
