@@ -100,6 +100,9 @@ struct Driver {
     posted_acked: u64,
     posted_refused: u64,
     waiters: HashMap<u64, Waiter>,
+    /// Joins, leaves, subscribes and unsubscribes waiting for the server to
+    /// apply them: (sequence, reply, value), in sequence order.
+    applied: VecDeque<(u64, oneshot::Sender<Result<u32, Error>>, u32)>,
     /// Sequences of posted messages not yet acked or refused, increasing
     /// (no waiter each: the tally counts them).
     posted: VecDeque<u64>,
@@ -140,6 +143,7 @@ pub(crate) async fn run(config: MemberConfig, ch: Channels) {
         posted_acked: 0,
         posted_refused: 0,
         waiters: HashMap::new(),
+        applied: VecDeque::new(),
         posted: VecDeque::new(),
         requests: HashMap::new(),
         subs: HashMap::new(),
@@ -231,6 +235,7 @@ impl Driver {
         self.tally
             .settle(self.posted_acked, std::mem::take(&mut self.posted_refused));
         self.posted_acked = 0;
+        self.answer_applied();
         if let Some((_, deadline)) = &self.goodbye {
             if self.client.is_ready() || self.clock.now() >= *deadline || self.client.is_closed() {
                 if !self.client.is_closed() {
@@ -460,12 +465,12 @@ impl Driver {
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Join { group, reply } => match self.client.join(now, &group) {
-                Ok(()) => drop(reply.send(Ok(0))),
+                Ok(()) => self.when_applied(reply, 0),
                 Err(e) if stall(&e) => self.stalled.push_back(Command::Join { group, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
             Command::Leave { group, reply } => match self.client.leave(now, &group) {
-                Ok(()) => drop(reply.send(Ok(0))),
+                Ok(()) => self.when_applied(reply, 0),
                 Err(e) if stall(&e) => self.stalled.push_back(Command::Leave { group, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
@@ -476,7 +481,7 @@ impl Driver {
             } => match self.client.subscribe(now, filter.clone()) {
                 Ok(id) => {
                     self.subs.insert(id, sink);
-                    drop(reply.send(Ok(id)));
+                    self.when_applied(reply, id);
                 }
                 Err(e) if stall(&e) => self.stalled.push_back(Command::Subscribe {
                     filter,
@@ -488,7 +493,7 @@ impl Driver {
             Command::Unsubscribe { id, reply } => match self.client.unsubscribe(now, id) {
                 Ok(()) => {
                     self.subs.remove(&id);
-                    drop(reply.send(Ok(id)));
+                    self.when_applied(reply, id);
                 }
                 Err(e) if stall(&e) => self.stalled.push_back(Command::Unsubscribe { id, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
@@ -630,6 +635,27 @@ impl Driver {
         }
     }
 
+    /// Answers a join, leave, subscribe or unsubscribe once the server has
+    /// applied it: once its sequence (the latest one taken) is covered by
+    /// what the server confirmed (an ack, a resume, or the state a
+    /// registration carried). Whatever the server does after that (another
+    /// member's event, say) is ordered after it.
+    fn when_applied(&mut self, reply: oneshot::Sender<Result<u32, Error>>, value: u32) {
+        let seq = self.client.last_seq();
+        debug_assert!(self.applied.back().is_none_or(|(s, _, _)| *s <= seq));
+        self.applied.push_back((seq, reply, value));
+    }
+
+    /// Answers the state changes the server has applied.
+    fn answer_applied(&mut self) {
+        let through = self.client.effective_through();
+        while self.applied.front().is_some_and(|(s, _, _)| *s <= through) {
+            if let Some((_, reply, value)) = self.applied.pop_front() {
+                let _ = reply.send(Ok(value));
+            }
+        }
+    }
+
     /// Forgets a posted message's sequence once it is acked or refused;
     /// false if `seq` is not a posted message still open. Usually the
     /// oldest, so this is a look at the front.
@@ -741,6 +767,9 @@ impl Driver {
         }
         self.posted_refused += self.posted.len() as u64;
         self.posted.clear();
+        for (_, reply, _) in self.applied.drain(..) {
+            let _ = reply.send(Err(Error::Closed));
+        }
         for (_, tx) in self.requests.drain() {
             let _ = tx.send(Err(Error::Closed));
         }

@@ -585,9 +585,9 @@ impl Member {
         .await
     }
 
-    /// Joins a group. Resolves once the join is queued: the server applies
-    /// it in this member's order, so every later message of this member is
-    /// sequenced after it (and a re-registration carries it).
+    /// Joins a group. Resolves once the server has applied the join (the
+    /// server acknowledged it, or a registration carried it): everything
+    /// sequenced after that, by any member, sees this member in the group.
     pub async fn join(&self, group: &str) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.command(Command::Join {
@@ -598,7 +598,8 @@ impl Member {
         rx.await.unwrap_or(Err(Error::Closed)).map(|_| ())
     }
 
-    /// Leaves a group. Resolves once queued, like [`join`](Member::join).
+    /// Leaves a group. Resolves once the server has applied it, like
+    /// [`join`](Member::join).
     pub async fn leave(&self, group: &str) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.command(Command::Leave {
@@ -611,7 +612,9 @@ impl Member {
 
     /// Subscribes to the events matching `filter`; they arrive in stream
     /// order on the returned [`Subscription`] (and on the main
-    /// [`EventStream`], listing the subscription in `handlers`).
+    /// [`EventStream`], listing the subscription in `handlers`). Resolves
+    /// once the server has applied the subscription: every matching event
+    /// sequenced after that is delivered.
     pub async fn events(&self, filter: Filter) -> Result<Subscription, Error> {
         let (sink, rx) = mpsc::channel(self.identity.events_max);
         let id = self.subscribe(filter, SubSink::Stream(sink)).await?;
@@ -620,7 +623,8 @@ impl Member {
 
     /// Runs `handler` for each event matching `filter`, in stream order, on
     /// the member's driver task: keep it short and non-blocking (spawn a
-    /// task for slow work). Returns the subscription id.
+    /// task for slow work). Returns the subscription id once the server has
+    /// applied the subscription, like [`events`](Member::events).
     pub async fn on_event(
         &self,
         filter: Filter,
