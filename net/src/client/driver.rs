@@ -74,6 +74,17 @@ enum Waiter {
     Outcome(oneshot::Sender<Result<Outcome, Error>>),
 }
 
+/// A state change (join, leave, subscribe, unsubscribe) waiting for the
+/// server to apply it.
+struct Applied {
+    /// Its sequence.
+    seq: u64,
+    /// Who waits.
+    reply: oneshot::Sender<Result<u32, Error>>,
+    /// What the caller gets (a subscription id, or 0).
+    value: u32,
+}
+
 /// The driver's ends of the channels to the member's handles.
 pub(crate) struct Channels {
     pub commands: mpsc::Receiver<Command>,
@@ -102,7 +113,7 @@ struct Driver {
     waiters: HashMap<u64, Waiter>,
     /// Joins, leaves, subscribes and unsubscribes waiting for the server to
     /// apply them: (sequence, reply, value), in sequence order.
-    applied: VecDeque<(u64, oneshot::Sender<Result<u32, Error>>, u32)>,
+    applied: VecDeque<Applied>,
     /// Sequences of posted messages not yet acked or refused, increasing
     /// (no waiter each: the tally counts them).
     posted: VecDeque<u64>,
@@ -642,16 +653,16 @@ impl Driver {
     /// member's event, say) is ordered after it.
     fn when_applied(&mut self, reply: oneshot::Sender<Result<u32, Error>>, value: u32) {
         let seq = self.client.last_seq();
-        debug_assert!(self.applied.back().is_none_or(|(s, _, _)| *s <= seq));
-        self.applied.push_back((seq, reply, value));
+        debug_assert!(self.applied.back().is_none_or(|a| a.seq <= seq));
+        self.applied.push_back(Applied { seq, reply, value });
     }
 
     /// Answers the state changes the server has applied.
     fn answer_applied(&mut self) {
         let through = self.client.effective_through();
-        while self.applied.front().is_some_and(|(s, _, _)| *s <= through) {
-            if let Some((_, reply, value)) = self.applied.pop_front() {
-                let _ = reply.send(Ok(value));
+        while self.applied.front().is_some_and(|a| a.seq <= through) {
+            if let Some(a) = self.applied.pop_front() {
+                let _ = a.reply.send(Ok(a.value));
             }
         }
     }
@@ -767,8 +778,8 @@ impl Driver {
         }
         self.posted_refused += self.posted.len() as u64;
         self.posted.clear();
-        for (_, reply, _) in self.applied.drain(..) {
-            let _ = reply.send(Err(Error::Closed));
+        for a in self.applied.drain(..) {
+            let _ = a.reply.send(Err(Error::Closed));
         }
         for (_, tx) in self.requests.drain() {
             let _ = tx.send(Err(Error::Closed));
