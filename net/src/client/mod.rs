@@ -24,7 +24,14 @@
 //! calls that caused them (acks, NACKs, outcomes, replies) or into items of
 //! the [`EventStream`]. The handle talks to the driver over a bounded
 //! command queue; the tables of pending acks and requests live in the driver
-//! only, so the handle and the driver share no state but channels.
+//! only. The one piece of state they share is the tally of posted messages
+//! (crate `switchboard-tally`, checked with loom).
+//!
+//! For a stream of messages, [`post`](Member::post) sends without a future
+//! per message and [`flush`](Member::flush) waits until the server has
+//! acknowledged everything posted before it (the counts are in
+//! [`tally`](Member::tally)): the way `switchboard bench` drives W1, W2 and
+//! W4.
 //!
 //! Backpressure: when the core's outbox of unconfirmed messages is full the
 //! driver stops taking commands, so `send` waits and
