@@ -2284,23 +2284,17 @@ fn a_resume_claiming_the_last_position_is_refused_cleanly() {
     assert!(!r.conns[1].open, "the resume must be refused");
 }
 
-/// Known bug, not fixed yet (found on 2026-11-27 by
-/// `cluster_random_ops_with_server_restarts`; it reproduces on the core as
-/// it was before that session's changes): after a server restart, a member
-/// paused long enough to be declared failed still holds one unconfirmed
-/// message in its outbox after healing (G9). Run with `--ignored`.
-///
-/// What is known: of node 1's 25 sends (plus one publish) the server
-/// NACKed 24 and accepted none; the left-over entry (seq 24) is a plain
-/// send, never acked, while the client's `effective_through` is 26 (the
-/// server's `received_through` reported by `Resumed`); the server's queue
-/// and notice counts for the member are 0 and it is not throttled. So the
-/// server counts seq 24 as received but never made it final (no NACK
-/// reached the client); the NACK of a lost session being re-issued with a
-/// stream position the client already passed is the first suspect.
+/// Regression (found on 2026-11-27 by
+/// `cluster_random_ops_with_server_restarts`, minimal case kept): after a
+/// server restart, a paused member's sends were parked (addressee not back
+/// yet); when the grace ended the retry NACKed them one by one until the
+/// NACK notices reached `sender_inflight_max`, which throttles the member,
+/// and the rest stayed parked. Nothing retried parked items when the member
+/// read its notices and the throttle lifted, so one message never got a
+/// final status and stayed in the client's outbox (G9). The delivery ack
+/// that lifts the throttle now retries them.
 #[test]
-#[ignore = "known bug: G9 outbox not empty after a restart and a long pause"]
-fn known_bug_outbox_not_empty_after_restart_and_long_pause() {
+fn parked_sends_go_on_when_the_notice_throttle_lifts() {
     let ops = vec![
         Op::RestartServer,
         Op::Advance { ms: 1 },

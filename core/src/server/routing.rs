@@ -597,6 +597,7 @@ impl Server {
         );
         if let Some(m) = self.members.get_mut(&id) {
             let was_over_half = m.over_limit(half.0, half.1);
+            let notices_held = m.notices_queued >= self.config.sender_inflight_max;
             while m.sent_items > 0 {
                 let Some(front) = m.queue.front() else {
                     break;
@@ -638,6 +639,11 @@ impl Server {
             // A member held back by its own unread notices goes on.
             let own_inbox =
                 !m.inbox.is_empty() && m.notices_queued < self.config.sender_inflight_max;
+            // Its own parked items may go on too once its unread notices
+            // no longer hold it (they were skipped while it was throttled,
+            // and nothing else would retry them).
+            let notices_released =
+                notices_held && m.notices_queued < self.config.sender_inflight_max;
             // Senders throttled by this member go on once it is below half
             // its limit (checked on the crossing only).
             if was_over_half && !m.over_limit(half.0, half.1) {
@@ -645,6 +651,9 @@ impl Server {
             }
             if own_inbox {
                 self.drain_inbox(id, false);
+            }
+            if notices_released && !self.parked.is_empty() {
+                self.retry_parked();
             }
         }
         for gseq in done.drain(..) {
