@@ -1,8 +1,13 @@
 //! Counting deliveries across receiver tasks, and waiting for them to
 //! drain once the senders stop.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::workload::{BenchError, Workload};
 
 /// How long receivers may make no progress before the rest counts as lost.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -76,6 +81,33 @@ impl Deliveries {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// `fut` within `after`, else a timeout of `system` on workload `w`.
+pub async fn within<T>(
+    system: &str,
+    w: Workload,
+    after: Duration,
+    fut: impl Future<Output = Result<T, BenchError>>,
+) -> Result<T, BenchError> {
+    tokio::time::timeout(after, fut)
+        .await
+        .map_err(|_| BenchError::Timeout {
+            system: system.to_owned(),
+            workload: w,
+            after,
+        })?
+}
+
+/// Ends `tasks` and waits until they are gone (with them their
+/// connections).
+pub async fn stop(tasks: Vec<JoinHandle<()>>) {
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
     }
 }
 

@@ -27,7 +27,7 @@ use redis::{AsyncCommands, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use tokio::task::JoinHandle;
 
 use super::ctx::RunCtx;
-use super::measure::Deliveries;
+use super::measure::{self, Deliveries};
 use super::workload::{latency_histogram, BenchError, Figure, Workload};
 
 /// The system name in errors.
@@ -86,13 +86,7 @@ async fn within<T>(
     after: Duration,
     fut: impl Future<Output = Result<T, BenchError>>,
 ) -> Result<T, BenchError> {
-    tokio::time::timeout(after, fut)
-        .await
-        .map_err(|_| BenchError::Timeout {
-            system: SYSTEM.to_owned(),
-            workload: w,
-            after,
-        })?
+    measure::within(SYSTEM, w, after, fut).await
 }
 
 /// A connection for commands (`PUBLISH`).
@@ -126,17 +120,6 @@ fn spawn_counter(mut sub: PubSubStream, deliveries: Arc<Deliveries>) -> JoinHand
             deliveries.record(n);
         }
     })
-}
-
-/// Ends `tasks` and waits until they are gone (with them their
-/// connections).
-async fn stop(tasks: Vec<JoinHandle<()>>) {
-    for t in &tasks {
-        t.abort();
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
 }
 
 /// Publishes `payload` until `until` in pipelines, the k-th message to
@@ -256,7 +239,7 @@ async fn throughput(
             })
         }
     };
-    stop(counters).await;
+    measure::stop(counters).await;
     result
 }
 
@@ -338,7 +321,7 @@ async fn request_reply(
         Ok(Figure::Latency { hist, lost })
     }
     .await;
-    stop(vec![echo]).await;
+    measure::stop(vec![echo]).await;
     result
 }
 
@@ -386,7 +369,7 @@ async fn scale(
             })
         }
     };
-    stop(waiters).await;
+    measure::stop(waiters).await;
     result
 }
 
@@ -395,43 +378,6 @@ mod tests {
     use super::super::proc::{free_port, redis_args, which, ServerProc};
     use super::super::workload::Params;
     use super::*;
-
-    /// A one-line summary of a figure.
-    fn show(f: &Figure) -> String {
-        match f {
-            Figure::Throughput {
-                sent,
-                expected,
-                received,
-                elapsed,
-                ..
-            } => format!(
-                "sent {sent} expected {expected} received {received} in {elapsed:?}: {:.0}/s, lost {}",
-                f.rate().unwrap_or(0.0),
-                f.lost()
-            ),
-            Figure::Latency { hist, lost } => format!(
-                "n {} p50 {} µs p99 {} µs p99.9 {} µs max {} µs, lost {lost}",
-                hist.len(),
-                hist.value_at_quantile(0.5),
-                hist.value_at_quantile(0.99),
-                hist.value_at_quantile(0.999),
-                hist.max()
-            ),
-            Figure::Scale {
-                members,
-                rss_before,
-                rss_after,
-                broadcast,
-                received,
-            } => format!(
-                "members {members} rss {rss_before:?} -> {rss_after:?} ({} B/member), broadcast {broadcast:?}, received {received}",
-                rss_after
-                    .zip(*rss_before)
-                    .map_or(0, |(a, b)| a.saturating_sub(b) / (*members).max(1))
-            ),
-        }
-    }
 
     async fn all(params: Params) {
         let Some(program) = which("redis-server") else {
@@ -449,7 +395,7 @@ mod tests {
         };
         for w in Workload::ALL {
             let f = run(w, &ctx).await.expect("workload runs");
-            eprintln!("redis {w}: {}", show(&f));
+            eprintln!("redis {w}: {}", Figure::summary(&f));
             assert!(f.deliveries() > 0, "redis {w} delivered nothing");
         }
     }

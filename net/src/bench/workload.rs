@@ -181,6 +181,43 @@ impl Figure {
         }
     }
 
+    /// A one-line description, for test output and logs.
+    pub fn summary(&self) -> String {
+        match self {
+            Figure::Throughput {
+                sent,
+                expected,
+                received,
+                elapsed,
+                ..
+            } => format!(
+                "sent {sent} expected {expected} received {received} in {elapsed:?}: {:.0}/s, lost {}",
+                self.rate().unwrap_or(0.0),
+                self.lost()
+            ),
+            Figure::Latency { hist, lost } => format!(
+                "n {} p50 {} µs p99 {} µs p99.9 {} µs max {} µs, lost {lost}",
+                hist.len(),
+                hist.value_at_quantile(0.5),
+                hist.value_at_quantile(0.99),
+                hist.value_at_quantile(0.999),
+                hist.max()
+            ),
+            Figure::Scale {
+                members,
+                rss_before,
+                rss_after,
+                broadcast,
+                received,
+            } => format!(
+                "members {members} rss {rss_before:?} -> {rss_after:?} ({} B/member), broadcast {broadcast:?}, received {received}",
+                rss_after
+                    .zip(*rss_before)
+                    .map_or(0, |(a, b)| a.saturating_sub(b) / (*members).max(1))
+            ),
+        }
+    }
+
     /// Expected deliveries that never arrived.
     pub fn lost(&self) -> u64 {
         match self {
