@@ -279,3 +279,45 @@ async fn posted_messages_are_tallied_and_delivered_in_order() {
     .unwrap();
     srv.shutdown().await;
 }
+
+/// A join resolves only once the server has applied it: right after
+/// `join` returns, the server's own view (GET /members) lists the group,
+/// even when the join was made while the connection was down (it then
+/// waits for the reconnect and the resume).
+#[tokio::test]
+async fn a_join_has_been_applied_when_it_resolves() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let secret = Secret::new(vec![9u8; 32]).unwrap();
+    let mut core = ServerConfig::new("t", secret.clone());
+    core.restart_grace_ms = 0;
+    let srv = switchboard_net::server::run(ServerOptions::loopback_ephemeral(core))
+        .await
+        .unwrap();
+    let addr = srv.internal_addr().to_string();
+    let mut config = MemberConfig::new(&addr, "t", secret, "i1", "a");
+    config.core.reconnect_min_ms = 20;
+    config.core.reconnect_max_ms = 100;
+    let (a, _ea) = Member::connect(config).await.unwrap();
+    for i in 0..5 {
+        let group = format!("g{i}");
+        a.drop_connection().await;
+        tokio::time::timeout(Duration::from_secs(5), a.join(&group))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut s = tokio::net::TcpStream::connect(srv.external_addr())
+            .await
+            .unwrap();
+        s.write_all(b"GET /members HTTP/1.0\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            body.contains(&format!("\"{group}\"")),
+            "{group} not applied: {body}"
+        );
+    }
+    srv.shutdown().await;
+}
