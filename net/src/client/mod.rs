@@ -384,6 +384,15 @@ impl Member {
         self.commands.send(c).await.map_err(|_| Error::Closed)
     }
 
+    /// Queues a command without waiting: [`Error::Busy`] when the queue is
+    /// full.
+    fn try_command(&self, c: Command) -> Result<(), Error> {
+        self.commands.try_send(c).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Busy,
+            mpsc::error::TrySendError::Closed(_) => Error::Closed,
+        })
+    }
+
     /// Sends a message; resolves with its sequence once the server received
     /// and sequenced it, or fails with [`Error::Nacked`]. Waits while the
     /// outbox is full.
@@ -408,11 +417,8 @@ impl Member {
             payload: payload.into(),
             wait: SendWait::Ack(tx),
         };
-        match self.commands.try_send(c) {
-            Ok(()) => Ok(AckFuture(rx)),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Error::Busy),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
-        }
+        self.try_command(c)?;
+        Ok(AckFuture(rx))
     }
 
     /// Sends a message without a future of its own: the fastest way to
@@ -441,16 +447,7 @@ impl Member {
             to,
             payload: payload.into(),
         };
-        match self.commands.try_send(c) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.tally.withdraw();
-                Err(match e {
-                    mpsc::error::TrySendError::Full(_) => Error::Busy,
-                    mpsc::error::TrySendError::Closed(_) => Error::Closed,
-                })
-            }
-        }
+        self.try_command(c).inspect_err(|_| self.tally.withdraw())
     }
 
     /// Waits until every message [posted](Member::post) before this call is
@@ -551,11 +548,8 @@ impl Member {
             payload: payload.into(),
             reply: tx,
         };
-        match self.commands.try_send(c) {
-            Ok(()) => Ok(AckFuture(rx)),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(Error::Busy),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
-        }
+        self.try_command(c)?;
+        Ok(AckFuture(rx))
     }
 
     /// Publishes an event; resolves on the ack.

@@ -73,8 +73,8 @@ impl TallyCounts {
 
 impl Tally {
     /// Counts one posted message (handle side).
-    pub fn submit(&self) -> u64 {
-        self.submitted.fetch_add(1, Ordering::AcqRel) + 1
+    pub fn submit(&self) {
+        self.submitted.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Takes back a submission that never reached the driver (the command
