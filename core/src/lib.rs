@@ -7,7 +7,7 @@
 //! This crate does no IO: no sockets, no clock, no threads, no global RNG.
 //! Time is passed in as `Tick`s and randomness comes from an
 //! RNG the caller seeds, so the simulator (`switchboard-sim`) and the tokio
-//! adapter (`switchboard-net`) drive exactly the same code.
+//! adapters (`switchboard-server`, `switchboard-client`) drive exactly the same code.
 //!
 //! ## Layout
 //! * [`frame`]: frames, byte layout, limits, encode/decode.

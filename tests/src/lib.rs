@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
+use switchboard_client::{Event, EventStream, Member, MemberConfig};
 use switchboard_core::auth::Secret;
 use switchboard_core::server::ServerConfig;
-use switchboard_net::client::{Event, EventStream, Member, MemberConfig};
-use switchboard_net::config::ServerOptions;
-use switchboard_net::server::{self, ServerHandle};
+use switchboard_server::config::ServerOptions;
+use switchboard_server::{self as server, ServerHandle};
 use tokio::sync::mpsc;
 
 /// Cluster name used by the scenarios.
@@ -132,7 +132,7 @@ impl Node {
 
     /// Waits for a message (or request) with exactly this payload and
     /// returns it.
-    pub async fn wait_message(&mut self, payload: &str) -> switchboard_net::client::Message {
+    pub async fn wait_message(&mut self, payload: &str) -> switchboard_client::Message {
         let want = payload.as_bytes().to_vec();
         self.wait_for(&format!("message {payload:?}"), |ev| match ev {
             Event::Message(m) | Event::Request(m) if m.payload[..] == want[..] => Some(m.clone()),
@@ -169,4 +169,49 @@ pub async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
         Ok(x) => x,
         Err(_) => panic!("{what}: timed out after {WAIT:?}"),
     }
+}
+
+/// The `switchboard` binary built from this workspace, for tests that run it
+/// as a child process.
+///
+/// `cargo test --workspace` builds it next to the test executables (the
+/// binary's crate has integration tests of its own, so cargo builds the
+/// binary before any test runs). When it is missing (say `cargo test -p
+/// switchboard-tests` alone), it is built here with the same profile. The
+/// variable `SWITCHBOARD_BIN` points at another build instead.
+pub fn switchboard_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("SWITCHBOARD_BIN") {
+            return std::path::PathBuf::from(p);
+        }
+        let exe = ok("the test executable's path", std::env::current_exe());
+        // target/<profile>/deps/<test> -> target/<profile>/switchboard
+        let profile_dir = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .unwrap_or_else(|| panic!("no profile directory above {}", exe.display()));
+        let bin = profile_dir.join(format!("switchboard{}", std::env::consts::EXE_SUFFIX));
+        if !bin.exists() {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--profile",
+                    "test",
+                    "-p",
+                    "switchboard",
+                    "--bin",
+                    "switchboard",
+                ])
+                .status();
+            let status = ok("cargo build of the switchboard binary", status);
+            assert!(
+                status.success(),
+                "cargo build of the switchboard binary failed"
+            );
+        }
+        assert!(bin.exists(), "no switchboard binary at {}", bin.display());
+        bin
+    })
+    .clone()
 }

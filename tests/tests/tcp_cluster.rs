@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use switchboard_client::{member, Error, Event};
 use switchboard_core::frame::{Address, ClusterEvent, EventKind, FailReason, Filter, NackReason};
-use switchboard_net::client::{member, Error, Event};
-use switchboard_net::server::ServerHandle;
+use switchboard_server::ServerHandle;
 use switchboard_tests::{bounded, member_config, ok, server_config, start_server, Node};
 use tokio::sync::mpsc;
 
@@ -399,10 +399,7 @@ async fn a_member_that_stops_reading_is_evicted_by_name_and_others_keep_going() 
     // The slow member: a tiny event queue nobody reads.
     let mut slow_cfg = member_config(&server, "slow", "s0");
     slow_cfg.events_max = 8;
-    let (slow, _unread_stream) = ok(
-        "slow",
-        switchboard_net::client::Member::connect(slow_cfg).await,
-    );
+    let (slow, _unread_stream) = ok("slow", switchboard_client::Member::connect(slow_cfg).await);
     let slow_id = slow.member_id();
 
     let sender = nodes[idx(1, 0)].member.clone();
@@ -493,10 +490,7 @@ async fn a_pipelining_sender_to_a_non_reading_member_is_not_declared_failed() {
     // The slow member: a tiny event queue nobody reads.
     let mut slow_cfg = member_config(&server, "slow", "s0");
     slow_cfg.events_max = 8;
-    let (slow, _unread_stream) = ok(
-        "slow",
-        switchboard_net::client::Member::connect(slow_cfg).await,
-    );
+    let (slow, _unread_stream) = ok("slow", switchboard_client::Member::connect(slow_cfg).await);
     let slow_id = slow.member_id();
 
     let sender = nodes[idx(1, 0)].member.clone();

@@ -1,0 +1,298 @@
+//! The workloads against a Switchboard server, through the client library
+//! exactly as an application uses it: every message is acknowledged by the
+//! server (posted messages are counted by [`Member::flush`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::ctx::RunCtx;
+use super::measure::Deliveries;
+use super::workload::{latency_histogram, BenchError, Figure, Workload};
+use switchboard_client::{Address, ClusterEvent, Event, EventStream, Member, MemberConfig};
+
+const SYSTEM: &str = "switchboard";
+
+/// Events taken from a stream per wake-up.
+const EVENTS_BATCH: usize = 1024;
+
+/// Members connected at once while W5 builds its idle crowd.
+const CONNECT_PARALLEL: usize = 64;
+
+/// Runs one workload against the server at `ctx.addr`.
+pub async fn run(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+    match w {
+        Workload::W1 => throughput(ctx, 1, 1, Fan::Unicast).await,
+        Workload::W2 => throughput(ctx, 1, ctx.params.fanout, Fan::Broadcast).await,
+        Workload::W4 => throughput(ctx, ctx.params.pairs, ctx.params.pairs, Fan::Unicast).await,
+        Workload::W3 => latency(ctx).await,
+        Workload::W5 => scale(ctx).await,
+    }
+}
+
+fn config(ctx: &RunCtx<'_>, instance: &str, process: String) -> Result<MemberConfig, BenchError> {
+    let (cluster, secret) = ctx
+        .cluster
+        .ok_or_else(|| BenchError::client(SYSTEM, "no cluster secret"))?;
+    let mut c = MemberConfig::new(
+        ctx.addr.to_string(),
+        cluster,
+        secret.clone(),
+        instance,
+        process,
+    );
+    c.connect_timeout = Duration::from_secs(20);
+    Ok(c)
+}
+
+async fn join(
+    ctx: &RunCtx<'_>,
+    instance: &str,
+    process: String,
+) -> Result<(Member, EventStream), BenchError> {
+    Member::connect(config(ctx, instance, process)?)
+        .await
+        .map_err(|e| BenchError::client(SYSTEM, e))
+}
+
+/// Reads a stream to its end, discarding (so that a member that only
+/// sends never stalls on its own events).
+fn discard(mut events: EventStream) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(EVENTS_BATCH);
+        while events.next_many(&mut buf, EVENTS_BATCH).await > 0 {
+            buf.clear();
+        }
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fan {
+    /// Sender `i`'s `k`-th message goes to receiver `(i + k) % receivers`.
+    Unicast,
+    /// Every message goes to every other member (the receivers).
+    Broadcast,
+}
+
+async fn throughput(
+    ctx: &RunCtx<'_>,
+    senders: usize,
+    receivers: usize,
+    fan: Fan,
+) -> Result<Figure, BenchError> {
+    let p = ctx.params;
+    let mut rx_members = Vec::new();
+    let mut rx_streams = Vec::new();
+    for j in 0..receivers {
+        let (m, ev) = join(ctx, "bench-rx", format!("r{j}")).await?;
+        rx_members.push(m);
+        rx_streams.push(ev);
+    }
+    let mut tx_members = Vec::new();
+    let mut drains = Vec::new();
+    for i in 0..senders {
+        let (m, ev) = join(ctx, "bench-tx", format!("s{i}")).await?;
+        drains.push(discard(ev));
+        tx_members.push(m);
+    }
+    let targets: Vec<Address> = rx_members
+        .iter()
+        .map(|m| m.member_id().map(Address::MemberId))
+        .collect::<Option<_>>()
+        .ok_or_else(|| BenchError::client(SYSTEM, "receiver not registered"))?;
+
+    let deliveries = Arc::new(Deliveries::new());
+    let mut readers = Vec::new();
+    for mut ev in rx_streams {
+        let d = deliveries.clone();
+        readers.push(tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(EVENTS_BATCH);
+            while ev.next_many(&mut buf, EVENTS_BATCH).await > 0 {
+                let n = buf
+                    .drain(..)
+                    .filter(|e| matches!(e, Event::Message(_)))
+                    .count();
+                d.record(n as u64);
+            }
+        }));
+    }
+    let payload = Bytes::from(vec![0x5a; p.payload]);
+    let deadline = Instant::now() + p.send_for;
+    let mut tasks = Vec::new();
+    for (i, m) in tx_members.iter().enumerate() {
+        let m = m.clone();
+        let payload = payload.clone();
+        let targets = targets.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut k = i;
+            'send: loop {
+                // Look at the clock every 64 messages, not every one.
+                for _ in 0..64 {
+                    let to = match fan {
+                        Fan::Broadcast => Address::Broadcast,
+                        Fan::Unicast => targets[k % targets.len()].clone(),
+                    };
+                    k += 1;
+                    if m.post(to, payload.clone()).await.is_err() {
+                        break 'send;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            m.flush().await
+        }));
+    }
+    let mut sent = 0;
+    let mut acked = 0;
+    for t in tasks {
+        let counts = t
+            .await
+            .map_err(|e| BenchError::client(SYSTEM, e))?
+            .map_err(|e| BenchError::client(SYSTEM, e))?;
+        sent += counts.submitted;
+        acked += counts.acked;
+    }
+    let per_message = match fan {
+        Fan::Broadcast => receivers as u64,
+        Fan::Unicast => 1,
+    };
+    let expected = sent * per_message;
+    let received = deliveries.drained(expected, p.drain_timeout).await;
+    for m in tx_members.iter().chain(rx_members.iter()) {
+        m.goodbye().await;
+    }
+    for r in readers.into_iter().chain(drains) {
+        r.abort();
+    }
+    Ok(Figure::Throughput {
+        sent,
+        expected,
+        received,
+        elapsed: deliveries.elapsed(),
+        acked: Some(acked),
+    })
+}
+
+async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+    let p = ctx.params;
+    let (responder, mut requests) = join(ctx, "bench-rr", "responder".into()).await?;
+    let (requester, events) = join(ctx, "bench-rr", "requester".into()).await?;
+    let drain = discard(events);
+    let to = responder
+        .member_id()
+        .map(Address::MemberId)
+        .ok_or_else(|| BenchError::client(SYSTEM, "responder not registered"))?;
+    let r = responder.clone();
+    let echo = tokio::spawn(async move {
+        let mut buf = Vec::with_capacity(EVENTS_BATCH);
+        while requests.next_many(&mut buf, EVENTS_BATCH).await > 0 {
+            for e in buf.drain(..) {
+                if let Event::Request(m) = e {
+                    // The ack of the reply is not waited for here.
+                    let _ = r.try_reply(m.reply_to(), m.payload);
+                }
+            }
+        }
+    });
+    let payload = Bytes::from(vec![0x33; p.request_payload]);
+    let mut hist = latency_histogram();
+    // More than 10 failures end the run early; whatever was not recorded
+    // (failed or never sent) counts as lost, as in the peers' adapters.
+    let mut failures = 0;
+    for i in 0..p.warmup_requests + p.requests {
+        let t = Instant::now();
+        let r = requester
+            .request(to.clone(), payload.clone(), Duration::from_secs(1))
+            .await;
+        let us = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match r {
+            Ok(_) if i >= p.warmup_requests => {
+                let _ = hist.record(us.max(1));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                failures += 1;
+                if failures > 10 {
+                    break;
+                }
+            }
+        }
+    }
+    requester.goodbye().await;
+    responder.goodbye().await;
+    echo.abort();
+    drain.abort();
+    let lost = (p.requests as u64).saturating_sub(hist.len());
+    Ok(Figure::Latency { hist, lost })
+}
+
+async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+    let p = ctx.params;
+    let rss_before = ctx.server_rss();
+    let told = Arc::new(Deliveries::new());
+    let mut members = Vec::with_capacity(p.idle_members);
+    let mut readers = Vec::with_capacity(p.idle_members);
+    let newcomer = "newcomer";
+    let mut i = 0;
+    while i < p.idle_members {
+        let n = CONNECT_PARALLEL.min(p.idle_members - i);
+        let mut joins = Vec::with_capacity(n);
+        for j in i..i + n {
+            let cfg = config(ctx, "bench-idle", format!("p{j}"))?;
+            joins.push(tokio::spawn(Member::connect(cfg)));
+        }
+        for j in joins {
+            let (m, mut ev) = j
+                .await
+                .map_err(|e| BenchError::client(SYSTEM, e))?
+                .map_err(|e| BenchError::client(SYSTEM, e))?;
+            let d = told.clone();
+            readers.push(tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(EVENTS_BATCH);
+                while ev.next_many(&mut buf, EVENTS_BATCH).await > 0 {
+                    let seen = buf.drain(..).any(|e| {
+                        matches!(&e, Event::Cluster(n)
+                            if matches!(&n.event, ClusterEvent::MemberJoined(m) if m.process == newcomer))
+                    });
+                    if seen {
+                        d.record(1);
+                        break;
+                    }
+                }
+                // Keep reading so that the member never stalls.
+                while ev.next_many(&mut buf, EVENTS_BATCH).await > 0 {
+                    buf.clear();
+                }
+            }));
+            members.push(m);
+        }
+        i += n;
+    }
+    // Let the membership events of the crowd settle before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = ctx.server_rss();
+    let joined = Instant::now();
+    let (late, ev) = join(ctx, "bench-idle", newcomer.into()).await?;
+    let drain = discard(ev);
+    let expected = p.idle_members as u64;
+    let received = told.drained(expected, p.drain_timeout).await;
+    let broadcast = told.last_at().saturating_duration_since(joined);
+    late.goodbye().await;
+    drain.abort();
+    for r in readers {
+        r.abort();
+    }
+    for m in members {
+        m.kill().await;
+    }
+    Ok(Figure::Scale {
+        members: expected,
+        rss_before,
+        rss_after,
+        broadcast,
+        received,
+    })
+}

@@ -1,0 +1,165 @@
+//! `switchboard bench`: flags, a progress line, the table and the JSON.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use switchboard_bench::{
+    self as bench, BenchError, Options, Params, Progress, RunResult, SwitchboardTarget, System,
+    Workload,
+};
+
+use super::CliError;
+
+/// Flags of `switchboard bench`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchArgs {
+    /// Workloads to run, comma separated (w1,w2,w3,w4,w5).
+    #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3,w4,w5")]
+    workload: Vec<Workload>,
+    /// Runs per workload and system; the table shows the median and min–max.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Payload bytes of W1, W2, W4 messages.
+    #[arg(long, default_value_t = 128)]
+    payload: usize,
+    /// How long senders send in W1, W2, W4, milliseconds.
+    #[arg(long)]
+    send_ms: Option<u64>,
+    /// A few seconds in all (for CI): short sends, few requests, 100 idle
+    /// members.
+    #[arg(long)]
+    quick: bool,
+    /// Load generator threads (1: every client task on one thread, the
+    /// other CPU left to the server).
+    #[arg(long, default_value_t = 1)]
+    pub loader_threads: usize,
+    /// Print one JSON object on the last line.
+    #[arg(long)]
+    json: bool,
+    /// Do not run NATS and Redis (the bare relay still runs).
+    #[arg(long)]
+    no_peers: bool,
+    /// Do not run the bare relay either: Switchboard alone.
+    #[arg(long)]
+    no_relay: bool,
+    /// Use a running Switchboard server at this address instead of starting
+    /// one (its CPU and memory are then not reported).
+    #[arg(long)]
+    server: Option<SocketAddr>,
+    /// The running server's secret file (with --server).
+    #[arg(long, requires = "server")]
+    secret_file: Option<PathBuf>,
+    /// The running server's cluster name (with --server).
+    #[arg(long, default_value = "switchboard", requires = "server")]
+    cluster: String,
+}
+
+struct Line {
+    quiet: bool,
+}
+
+impl Progress for Line {
+    fn start(&mut self, system: System, w: Workload, run: usize, runs: usize) {
+        if !self.quiet {
+            eprint!(
+                "\r\x1b[2K{w} {:<12} run {}/{runs} ...",
+                system.name(),
+                run + 1
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn done(&mut self, system: System, w: Workload, result: &Result<RunResult, BenchError>) {
+        let what = match result {
+            Ok(r) => match (r.figure.rate(), &r.figure) {
+                (Some(rate), _) => format!("{:.0}/s, lost {}", rate, r.figure.lost()),
+                (None, bench::Figure::Latency { hist, .. }) => format!(
+                    "p50 {} µs p99 {} µs",
+                    hist.value_at_quantile(0.5),
+                    hist.value_at_quantile(0.99)
+                ),
+                (None, bench::Figure::Scale { broadcast, .. }) => {
+                    format!("{:.1} ms", broadcast.as_secs_f64() * 1e3)
+                }
+                _ => String::new(),
+            },
+            Err(e) => format!("failed: {e}"),
+        };
+        if !self.quiet {
+            eprintln!("\r\x1b[2K{w} {:<12} {what}", system.name());
+        }
+    }
+}
+
+pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
+    let mut params = if a.quick {
+        Params::quick(a.payload)
+    } else {
+        Params::standard(a.payload, Duration::from_secs(3))
+    };
+    if let Some(ms) = a.send_ms {
+        params.send_for = Duration::from_millis(ms.max(1));
+    }
+    if a.payload > 64 * 1024 {
+        return Err(CliError::Flag {
+            flag: "payload",
+            value: a.payload.to_string(),
+            detail: "at most 65536 bytes".into(),
+        });
+    }
+    let switchboard = match a.server {
+        Some(addr) => {
+            let path = a
+                .secret_file
+                .clone()
+                .unwrap_or_else(switchboard_runtime::secret::default_path);
+            SwitchboardTarget::Running {
+                addr,
+                cluster: a.cluster.clone(),
+                secret: switchboard_runtime::secret::load(&path)?,
+            }
+        }
+        None => SwitchboardTarget::Start {
+            exe: std::env::current_exe().map_err(BenchError::Io)?,
+        },
+    };
+    let work_dir = std::env::temp_dir().join(format!("switchboard-bench-{}", std::process::id()));
+    let opts = Options {
+        workloads: a.workload.clone(),
+        runs: a.runs.unwrap_or(if a.quick { 1 } else { 3 }).max(1),
+        params,
+        switchboard,
+        peers: !a.no_peers,
+        relay: !a.no_relay,
+        work_dir: work_dir.clone(),
+    };
+    let mut line = Line { quiet: false };
+    let report = bench::run(&opts, &mut line).await;
+    let _ = std::fs::remove_dir_all(&work_dir);
+    println!("{}", report.table());
+    if a.json {
+        println!("{}", report.json());
+    }
+    // Peers may be missing or fail; Switchboard itself must work and lose
+    // nothing it acknowledged.
+    let mut problems = Vec::new();
+    for &w in &opts.workloads {
+        if let Some(s) = report.summary(w, System::Switchboard) {
+            if let Some((n, e)) = &s.failed {
+                problems.push(format!("{w}: {n} run(s) failed: {e}"));
+            }
+            if s.lost > 0 {
+                problems.push(format!("{w}: {} of {} deliveries lost", s.lost, s.expected));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::BenchFailed(problems.join("; ")))
+    }
+}

@@ -1,0 +1,839 @@
+//! The member's driver task: owns the core `Client`, its connection and
+//! the tables of pending acks and requests.
+//!
+//! Loop: take one input (bytes or a connect result from the socket, a
+//! command, a control, a timer, room on an event sink), hand it to the
+//! client, drain `poll_output` (connect, transmit, close, events), re-arm
+//! the timer from `poll_timeout`.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rand::SeedableRng;
+use switchboard_core::client::{Client, ClientEvent, ClientOutput, CommandError, SendOptions};
+use switchboard_core::time::Tick;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::events::{ConnectionState, Event, Notification};
+use super::{Command, Control, Error, MemberConfig, Outcome, SendWait, SubSink};
+use switchboard_runtime::clock::{sleep_until, Clock};
+use switchboard_runtime::io::{write_loop, READ_BYTES, SHUTDOWN_WRITE_TIMEOUT};
+use switchboard_tally::Tally;
+
+/// Transmits queued for the writer at most. The core's outbox bounds what
+/// it hands over; a queue that still fills means a dead connection.
+const WRITE_QUEUE_MAX: usize = 1024;
+
+/// Commands taken from the queue per wake-up at most: a burst of posts is
+/// handed to the core in one go and leaves in one transmit.
+const COMMAND_BATCH_MAX: usize = 256;
+
+type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+
+enum Link {
+    Down,
+    Connecting(ConnectFuture),
+    Up {
+        rd: OwnedReadHalf,
+        wr: mpsc::Sender<Bytes>,
+        writer: JoinHandle<()>,
+    },
+}
+
+enum LinkEvent {
+    Connected(TcpStream),
+    ConnectFailed(std::io::Error),
+    Data(usize),
+    Eof,
+}
+
+/// An item waiting for room on its sink.
+enum Out {
+    Main(Event),
+    Sub(u32, Notification),
+}
+
+enum Reserved {
+    Main(Result<mpsc::OwnedPermit<Event>, mpsc::error::SendError<()>>),
+    Sub(Result<mpsc::OwnedPermit<Notification>, mpsc::error::SendError<()>>),
+}
+
+/// Who waits for a sequenced command's fate.
+enum Waiter {
+    /// Data (send, reply, publish): the ack.
+    Ack(oneshot::Sender<Result<u64, Error>>),
+    /// A confirmed send: the outcome.
+    Outcome(oneshot::Sender<Result<Outcome, Error>>),
+}
+
+/// A state change (join, leave, subscribe, unsubscribe) waiting for the
+/// server to apply it.
+struct Applied {
+    /// Its sequence.
+    seq: u64,
+    /// Who waits.
+    reply: oneshot::Sender<Result<u32, Error>>,
+    /// What the caller gets (a subscription id, or 0).
+    value: u32,
+}
+
+/// The driver's ends of the channels to the member's handles.
+pub(crate) struct Channels {
+    pub commands: mpsc::Receiver<Command>,
+    pub control: mpsc::Receiver<Control>,
+    pub events: mpsc::Sender<Event>,
+    pub state: watch::Sender<ConnectionState>,
+    pub tally: Arc<Tally>,
+}
+
+struct Driver {
+    config: MemberConfig,
+    client: Client,
+    clock: Clock,
+    link: Link,
+    read_buf: Vec<u8>,
+    commands: mpsc::Receiver<Command>,
+    /// Commands taken in one wake-up, executed in order.
+    batch: Vec<Command>,
+    control: mpsc::Receiver<Control>,
+    events: mpsc::Sender<Event>,
+    state: watch::Sender<ConnectionState>,
+    tally: Arc<Tally>,
+    /// Posted messages acked / refused since the tally was last told.
+    posted_acked: u64,
+    posted_refused: u64,
+    waiters: HashMap<u64, Waiter>,
+    /// Joins, leaves, subscribes and unsubscribes waiting for the server to
+    /// apply them: (sequence, reply, value), in sequence order.
+    applied: VecDeque<Applied>,
+    /// Sequences of posted messages not yet acked or refused, increasing
+    /// (no waiter each: the tally counts them).
+    posted: VecDeque<u64>,
+    requests: HashMap<u64, oneshot::Sender<Result<super::Message, Error>>>,
+    subs: HashMap<u32, SubSink>,
+    /// Items waiting for room on their sink; while any wait, the socket is
+    /// not read (so this is bounded by what one read produces).
+    pending: VecDeque<Out>,
+    /// Commands the core refused for lack of outbox room (the first) and
+    /// those taken after it; retried in order after every input, and no
+    /// further command is taken meanwhile. At most one batch long.
+    stalled: VecDeque<Command>,
+    /// A goodbye waiting for a connection, with its deadline.
+    goodbye: Option<(Option<oneshot::Sender<()>>, Tick)>,
+    /// Writers of closed connections, still flushing.
+    flushing: Vec<JoinHandle<()>>,
+    closed: Option<String>,
+    commands_open: bool,
+    control_open: bool,
+}
+
+pub(crate) async fn run(config: MemberConfig, ch: Channels) {
+    let clock = Clock::new();
+    let rng = Box::new(rand::rngs::StdRng::from_entropy());
+    let client = Client::new(config.core.clone(), rng, clock.now());
+    let mut d = Driver {
+        config,
+        client,
+        clock,
+        link: Link::Down,
+        read_buf: vec![0; READ_BYTES],
+        commands: ch.commands,
+        batch: Vec::with_capacity(COMMAND_BATCH_MAX),
+        control: ch.control,
+        events: ch.events,
+        state: ch.state,
+        tally: ch.tally,
+        posted_acked: 0,
+        posted_refused: 0,
+        waiters: HashMap::new(),
+        applied: VecDeque::new(),
+        posted: VecDeque::new(),
+        requests: HashMap::new(),
+        subs: HashMap::new(),
+        pending: VecDeque::new(),
+        stalled: VecDeque::new(),
+        goodbye: None,
+        flushing: Vec::new(),
+        closed: None,
+        commands_open: true,
+        control_open: true,
+    };
+    d.after_input();
+    d.run().await;
+}
+
+async fn next_link_event(link: &mut Link, buf: &mut [u8], paused: bool) -> LinkEvent {
+    match link {
+        Link::Down => std::future::pending().await,
+        Link::Connecting(f) => match f.as_mut().await {
+            Ok(s) => LinkEvent::Connected(s),
+            Err(e) => LinkEvent::ConnectFailed(e),
+        },
+        Link::Up { .. } if paused => std::future::pending().await,
+        Link::Up { rd, .. } => match rd.read(buf).await {
+            Ok(0) | Err(_) => LinkEvent::Eof,
+            Ok(n) => LinkEvent::Data(n),
+        },
+    }
+}
+
+impl Driver {
+    async fn run(mut self) {
+        while self.closed.is_none() {
+            let timer = switchboard_core::time::earliest(
+                self.client.poll_timeout(),
+                self.goodbye.as_ref().map(|(_, t)| *t),
+            );
+            let paused = !self.pending.is_empty();
+            let reserve = paused.then(|| self.reserve_head());
+            let take_commands =
+                self.commands_open && self.stalled.is_empty() && self.goodbye.is_none();
+            tokio::select! {
+                biased;
+                ctl = self.control.recv(), if self.control_open => match ctl {
+                    Some(c) => self.on_control(c),
+                    // Every handle is gone: say goodbye.
+                    None => {
+                        self.control_open = false;
+                        self.start_goodbye(None);
+                    }
+                },
+                ev = next_link_event(&mut self.link, &mut self.read_buf, paused) => {
+                    self.on_link(ev);
+                }
+                Some(r) = async move {
+                    match reserve {
+                        Some(f) => Some(f.await),
+                        None => None,
+                    }
+                }, if paused => self.on_reserved(r),
+                n = self.commands.recv_many(&mut self.batch, COMMAND_BATCH_MAX), if take_commands => {
+                    if n == 0 {
+                        self.commands_open = false;
+                        self.start_goodbye(None);
+                    } else {
+                        self.exec_batch();
+                    }
+                }
+                _ = sleep_until(self.clock, timer) => {
+                    self.client.handle_timeout(self.clock.now());
+                }
+            }
+            self.after_input();
+        }
+        self.finish().await;
+    }
+
+    /// Drains the client, retries a stalled command, and says a pending
+    /// goodbye once it can.
+    fn after_input(&mut self) {
+        self.drain();
+        if !self.stalled.is_empty() {
+            let stalled = std::mem::take(&mut self.stalled);
+            for c in stalled {
+                self.exec_or_stall(c);
+            }
+            self.drain();
+        }
+        self.tally
+            .settle(self.posted_acked, std::mem::take(&mut self.posted_refused));
+        self.posted_acked = 0;
+        self.answer_applied();
+        if let Some((_, deadline)) = &self.goodbye {
+            if self.client.is_ready() || self.clock.now() >= *deadline || self.client.is_closed() {
+                if !self.client.is_closed() {
+                    self.client.goodbye(self.clock.now());
+                    self.drain();
+                }
+                self.closed.get_or_insert_with(|| "goodbye".to_owned());
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let mut broken = false;
+            while let Some(o) = self.client.poll_output() {
+                match o {
+                    ClientOutput::Connect => {
+                        let addr = self.config.server.clone();
+                        self.link = Link::Connecting(Box::pin(async move {
+                            let s = TcpStream::connect(addr.as_str()).await?;
+                            s.set_nodelay(true)?;
+                            Ok(s)
+                        }));
+                        self.set_state(ConnectionState::Connecting);
+                    }
+                    ClientOutput::Transmit(data) => {
+                        if let Link::Up { wr, .. } = &self.link {
+                            if let Err(e) = wr.try_send(data) {
+                                if matches!(e, TrySendError::Full(_)) {
+                                    tracing::warn!("write queue full; dropping the connection");
+                                }
+                                broken = true;
+                            }
+                        }
+                    }
+                    ClientOutput::Close => self.close_link(false),
+                    ClientOutput::Event(e) => self.on_client_event(e),
+                }
+            }
+            if !broken {
+                return;
+            }
+            self.close_link(true);
+            self.client.handle_closed(self.clock.now());
+        }
+    }
+
+    /// Forgets the connection. A graceful close lets the writer flush what
+    /// is queued; an abrupt one stops it at once.
+    fn close_link(&mut self, abrupt: bool) {
+        if let Link::Up { writer, .. } = std::mem::replace(&mut self.link, Link::Down) {
+            if abrupt {
+                writer.abort();
+            } else {
+                self.flushing.retain(|h| !h.is_finished());
+                self.flushing.push(writer);
+            }
+        }
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        let now = self.clock.now();
+        match ev {
+            LinkEvent::Connected(stream) => {
+                let (rd, wr_half) = stream.into_split();
+                let (wr, rx) = mpsc::channel(WRITE_QUEUE_MAX);
+                let writer = tokio::spawn(async move {
+                    if let Err(e) = write_loop(wr_half, rx).await {
+                        tracing::debug!(error = %e, "member write failed");
+                    }
+                });
+                self.link = Link::Up { rd, wr, writer };
+                self.client.handle_connected(now);
+            }
+            LinkEvent::ConnectFailed(e) => {
+                tracing::debug!(server = %self.config.server, error = %e, "connect failed");
+                self.link = Link::Down;
+                self.client.handle_closed(now);
+            }
+            LinkEvent::Data(n) => {
+                let n = n.min(self.read_buf.len());
+                self.client.handle_bytes(now, &self.read_buf[..n]);
+            }
+            LinkEvent::Eof => {
+                self.close_link(false);
+                self.client.handle_closed(now);
+            }
+        }
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Goodbye(reply) => self.start_goodbye(Some(reply)),
+            Control::Kill => {
+                self.close_link(true);
+                self.closed = Some("killed".to_owned());
+            }
+            Control::DropConnection => {
+                if !matches!(self.link, Link::Down) {
+                    self.close_link(true);
+                    self.client.handle_closed(self.clock.now());
+                }
+            }
+        }
+    }
+
+    fn start_goodbye(&mut self, reply: Option<oneshot::Sender<()>>) {
+        match &mut self.goodbye {
+            Some((r, _)) => {
+                if r.is_none() {
+                    *r = reply;
+                }
+            }
+            None => {
+                let wait_ms =
+                    u64::try_from(self.config.goodbye_timeout.as_millis()).unwrap_or(u64::MAX);
+                self.goodbye = Some((reply, self.clock.now().plus_millis(wait_ms)));
+            }
+        }
+        for c in std::mem::take(&mut self.stalled) {
+            self.fail_command(c, Error::Closed);
+        }
+    }
+
+    /// Executes the commands taken in one wake-up, in order.
+    fn exec_batch(&mut self) {
+        let mut batch = std::mem::take(&mut self.batch);
+        for c in batch.drain(..) {
+            self.exec_or_stall(c);
+        }
+        self.batch = batch;
+    }
+
+    /// Executes a command, or queues it behind an earlier stalled one.
+    fn exec_or_stall(&mut self, c: Command) {
+        if self.stalled.is_empty() {
+            self.exec(c);
+        } else {
+            self.stalled.push_back(c);
+        }
+    }
+
+    /// Runs a command against the client; keeps it as `stalled` when the
+    /// outbox has no room.
+    fn exec(&mut self, c: Command) {
+        let now = self.clock.now();
+        let stall = |e: &CommandError| {
+            matches!(
+                e,
+                CommandError::OutboxFull { .. } | CommandError::TooManyRequests(_)
+            )
+        };
+        match c {
+            Command::Post { to, payload } => {
+                let opts = SendOptions { confirm: false };
+                match self.client.send(now, to.clone(), payload.clone(), opts) {
+                    Ok(seq) => {
+                        debug_assert!(self.posted.back().is_none_or(|b| *b < seq));
+                        self.posted.push_back(seq);
+                    }
+                    Err(e) if stall(&e) => self.stalled.push_back(Command::Post { to, payload }),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "posted message refused");
+                        self.posted_refused += 1;
+                    }
+                }
+            }
+            Command::Send { to, payload, wait } => {
+                let confirm = matches!(wait, SendWait::Outcome(_));
+                match self
+                    .client
+                    .send(now, to.clone(), payload.clone(), SendOptions { confirm })
+                {
+                    Ok(seq) => {
+                        let w = match wait {
+                            SendWait::Ack(tx) => Waiter::Ack(tx),
+                            SendWait::Outcome(tx) => Waiter::Outcome(tx),
+                        };
+                        self.waiters.insert(seq, w);
+                    }
+                    Err(e) if stall(&e) => {
+                        self.stalled.push_back(Command::Send { to, payload, wait })
+                    }
+                    Err(e) => match wait {
+                        SendWait::Ack(tx) => drop(tx.send(Err(e.into()))),
+                        SendWait::Outcome(tx) => drop(tx.send(Err(e.into()))),
+                    },
+                }
+            }
+            Command::Request {
+                to,
+                payload,
+                timeout_ms,
+                reply,
+            } => match self
+                .client
+                .request(now, to.clone(), payload.clone(), timeout_ms)
+            {
+                Ok(seq) => {
+                    self.requests.insert(seq, reply);
+                }
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Request {
+                    to,
+                    payload,
+                    timeout_ms,
+                    reply,
+                }),
+                Err(e) => drop(reply.send(Err(e.into()))),
+            },
+            Command::Reply { to, payload, reply } => {
+                match self.client.reply(now, to, payload.clone()) {
+                    Ok(seq) => {
+                        self.waiters.insert(seq, Waiter::Ack(reply));
+                    }
+                    Err(e) if stall(&e) => {
+                        self.stalled
+                            .push_back(Command::Reply { to, payload, reply })
+                    }
+                    Err(e) => drop(reply.send(Err(e.into()))),
+                }
+            }
+            Command::Publish { event, reply } => match self.client.publish(now, event.clone()) {
+                Ok(seq) => {
+                    self.waiters.insert(seq, Waiter::Ack(reply));
+                }
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Publish { event, reply }),
+                Err(e) => drop(reply.send(Err(e.into()))),
+            },
+            Command::Join { group, reply } => match self.client.join(now, &group) {
+                Ok(()) => self.when_applied(reply, 0),
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Join { group, reply }),
+                Err(e) => drop(reply.send(Err(e.into()))),
+            },
+            Command::Leave { group, reply } => match self.client.leave(now, &group) {
+                Ok(()) => self.when_applied(reply, 0),
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Leave { group, reply }),
+                Err(e) => drop(reply.send(Err(e.into()))),
+            },
+            Command::Subscribe {
+                filter,
+                sink,
+                reply,
+            } => match self.client.subscribe(now, filter.clone()) {
+                Ok(id) => {
+                    self.subs.insert(id, sink);
+                    self.when_applied(reply, id);
+                }
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Subscribe {
+                    filter,
+                    sink,
+                    reply,
+                }),
+                Err(e) => drop(reply.send(Err(e.into()))),
+            },
+            Command::Unsubscribe { id, reply } => match self.client.unsubscribe(now, id) {
+                Ok(()) => {
+                    self.subs.remove(&id);
+                    self.when_applied(reply, id);
+                }
+                Err(e) if stall(&e) => self.stalled.push_back(Command::Unsubscribe { id, reply }),
+                Err(e) => drop(reply.send(Err(e.into()))),
+            },
+            Command::View { reply } => {
+                let view = self.client.view().values().cloned().collect();
+                let _ = reply.send((self.client.epoch(), view));
+            }
+        }
+    }
+
+    fn on_client_event(&mut self, e: ClientEvent) {
+        match e {
+            ClientEvent::Registered {
+                member_id,
+                epoch,
+                view,
+                session_lost,
+                ..
+            } => {
+                self.set_state(ConnectionState::Connected { member_id });
+                self.emit(Out::Main(Event::Registered {
+                    member_id,
+                    epoch,
+                    view,
+                    session_lost,
+                }));
+            }
+            ClientEvent::Resumed { member_id } => {
+                self.set_state(ConnectionState::Connected { member_id });
+                self.emit(Out::Main(Event::Resumed { member_id }));
+            }
+            ClientEvent::Disconnected { reason } => {
+                self.set_state(ConnectionState::Disconnected {
+                    reason: reason.clone(),
+                });
+                self.emit(Out::Main(Event::Disconnected { reason }));
+            }
+            ClientEvent::Rejected {
+                reason,
+                text,
+                fatal,
+            } => {
+                tracing::warn!(?reason, %text, fatal, "server refused the member");
+                if fatal {
+                    self.closed = Some(format!("refused by the server: {reason:?}: {text}"));
+                }
+                self.emit(Out::Main(Event::Rejected {
+                    reason,
+                    text,
+                    fatal,
+                }));
+            }
+            ClientEvent::Gap { from, through } => {
+                tracing::warn!(from, through, "stream gap: session expired");
+                self.emit(Out::Main(Event::Gap { from, through }));
+            }
+            ClientEvent::Message(m) => {
+                let ev = if m.is_request() {
+                    Event::Request(m)
+                } else {
+                    Event::Message(m)
+                };
+                self.emit(Out::Main(ev));
+            }
+            ClientEvent::Event {
+                gseq,
+                epoch,
+                event,
+                handlers,
+            } => {
+                let n = Notification {
+                    gseq,
+                    epoch,
+                    event,
+                    handlers,
+                };
+                for id in &n.handlers {
+                    match self.subs.get_mut(id) {
+                        Some(SubSink::Handler(h)) => h(&n),
+                        Some(SubSink::Stream(_)) => self.emit(Out::Sub(*id, n.clone())),
+                        None => {}
+                    }
+                }
+                self.emit(Out::Main(Event::Cluster(n)));
+            }
+            ClientEvent::Acked { seq } => {
+                // Posted messages first (no waiter: the tally counts them).
+                if self.take_posted(seq) {
+                    self.posted_acked += 1;
+                    return;
+                }
+                match self.waiters.remove(&seq) {
+                    Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
+                    // A confirmed send waits for its outcome.
+                    Some(w @ Waiter::Outcome(_)) => {
+                        self.waiters.insert(seq, w);
+                    }
+                    None => {}
+                }
+            }
+            ClientEvent::Nacked { seq, reason } => {
+                if self.take_posted(seq) {
+                    self.posted_refused += 1;
+                    return;
+                }
+                let err = Error::Nacked { seq, reason };
+                match self.waiters.remove(&seq) {
+                    Some(Waiter::Ack(tx)) => drop(tx.send(Err(err))),
+                    Some(Waiter::Outcome(tx)) => drop(tx.send(Err(err))),
+                    None => {}
+                }
+            }
+            ClientEvent::Outcome {
+                seq,
+                delivered,
+                missed,
+            } => match self.waiters.remove(&seq) {
+                Some(Waiter::Outcome(tx)) => drop(tx.send(Ok(Outcome {
+                    seq,
+                    delivered,
+                    missed,
+                }))),
+                Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
+                None => {}
+            },
+            ClientEvent::Reply { request, message } => match self.requests.remove(&request) {
+                Some(tx) => drop(tx.send(Ok(message))),
+                None => self.emit(Out::Main(Event::Message(message))),
+            },
+            ClientEvent::RequestFailed { request, error } => {
+                if let Some(tx) = self.requests.remove(&request) {
+                    let _ = tx.send(Err(Error::Request(error)));
+                }
+            }
+            ClientEvent::Closed => {
+                self.closed.get_or_insert_with(|| "closed".to_owned());
+            }
+        }
+    }
+
+    /// Answers a join, leave, subscribe or unsubscribe once the server has
+    /// applied it: once its sequence (the latest one taken) is covered by
+    /// what the server confirmed (an ack, a resume, or the state a
+    /// registration carried). Whatever the server does after that (another
+    /// member's event, say) is ordered after it.
+    fn when_applied(&mut self, reply: oneshot::Sender<Result<u32, Error>>, value: u32) {
+        let seq = self.client.last_seq();
+        debug_assert!(self.applied.back().is_none_or(|a| a.seq <= seq));
+        self.applied.push_back(Applied { seq, reply, value });
+    }
+
+    /// Answers the state changes the server has applied.
+    fn answer_applied(&mut self) {
+        let through = self.client.effective_through();
+        while self.applied.front().is_some_and(|a| a.seq <= through) {
+            if let Some(a) = self.applied.pop_front() {
+                let _ = a.reply.send(Ok(a.value));
+            }
+        }
+    }
+
+    /// Forgets a posted message's sequence once it is acked or refused;
+    /// false if `seq` is not a posted message still open. Usually the
+    /// oldest, so this is a look at the front.
+    fn take_posted(&mut self, seq: u64) -> bool {
+        match self.posted.binary_search(&seq) {
+            Ok(i) => {
+                self.posted.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Hands an item to its sink, or queues it (in order) when the sink is
+    /// full. Items for a dropped sink are discarded.
+    fn emit(&mut self, out: Out) {
+        if !self.pending.is_empty() {
+            self.pending.push_back(out);
+            return;
+        }
+        match out {
+            Out::Main(ev) => match self.events.try_send(ev) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(ev)) => self.pending.push_back(Out::Main(ev)),
+            },
+            Out::Sub(id, n) => {
+                let Some(SubSink::Stream(tx)) = self.subs.get(&id) else {
+                    return;
+                };
+                match tx.try_send(n) {
+                    Ok(()) => {}
+                    Err(TrySendError::Closed(_)) => {
+                        self.subs.remove(&id);
+                    }
+                    Err(TrySendError::Full(n)) => self.pending.push_back(Out::Sub(id, n)),
+                }
+            }
+        }
+    }
+
+    /// A future for room on the sink of the first pending item.
+    fn reserve_head(&self) -> impl Future<Output = Reserved> + Send + 'static {
+        let main = self.events.clone();
+        let sub = match self.pending.front() {
+            Some(Out::Sub(id, _)) => match self.subs.get(id) {
+                Some(SubSink::Stream(tx)) => Some(tx.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let head_is_sub = matches!(self.pending.front(), Some(Out::Sub(..)));
+        async move {
+            match (head_is_sub, sub) {
+                (true, Some(tx)) => Reserved::Sub(tx.reserve_owned().await),
+                (true, None) => Reserved::Sub(Err(mpsc::error::SendError(()))),
+                (false, _) => Reserved::Main(main.reserve_owned().await),
+            }
+        }
+    }
+
+    fn on_reserved(&mut self, r: Reserved) {
+        let Some(head) = self.pending.pop_front() else {
+            return;
+        };
+        match (r, head) {
+            (Reserved::Main(Ok(permit)), Out::Main(ev)) => {
+                permit.send(ev);
+            }
+            (Reserved::Sub(Ok(permit)), Out::Sub(_, n)) => {
+                permit.send(n);
+            }
+            (Reserved::Sub(Err(_)), Out::Sub(id, _)) => {
+                self.subs.remove(&id);
+            }
+            // The main stream was dropped: its items are discarded.
+            (Reserved::Main(Err(_)), Out::Main(_)) => {}
+            (_, other) => self.pending.push_front(other),
+        }
+        // Move on whatever now fits without waiting.
+        let queued: Vec<Out> = self.pending.drain(..).collect();
+        for o in queued {
+            self.emit(o);
+        }
+    }
+
+    fn set_state(&mut self, s: ConnectionState) {
+        self.state.send_if_modified(|cur| {
+            if *cur == s {
+                false
+            } else {
+                *cur = s;
+                true
+            }
+        });
+    }
+
+    /// Ends the member: everything pending fails with `Closed`, the last
+    /// writes are flushed.
+    async fn finish(mut self) {
+        let reason = self.closed.take().unwrap_or_else(|| "closed".to_owned());
+        for c in std::mem::take(&mut self.stalled) {
+            self.fail_command(c, Error::Closed);
+        }
+        for (_, w) in self.waiters.drain() {
+            match w {
+                Waiter::Ack(tx) => drop(tx.send(Err(Error::Closed))),
+                Waiter::Outcome(tx) => drop(tx.send(Err(Error::Closed))),
+            }
+        }
+        self.posted_refused += self.posted.len() as u64;
+        self.posted.clear();
+        for a in self.applied.drain(..) {
+            let _ = a.reply.send(Err(Error::Closed));
+        }
+        for (_, tx) in self.requests.drain() {
+            let _ = tx.send(Err(Error::Closed));
+        }
+        self.commands.close();
+        while let Ok(c) = self.commands.try_recv() {
+            self.fail_command(c, Error::Closed);
+        }
+        self.tally
+            .settle(self.posted_acked, std::mem::take(&mut self.posted_refused));
+        self.posted_acked = 0;
+        self.tally.close();
+        // Best effort: the events already produced, then `Closed`.
+        let queued: Vec<Out> = self.pending.drain(..).collect();
+        for o in queued {
+            match o {
+                Out::Main(ev) => drop(self.events.try_send(ev)),
+                Out::Sub(id, n) => {
+                    if let Some(SubSink::Stream(tx)) = self.subs.get(&id) {
+                        let _ = tx.try_send(n);
+                    }
+                }
+            }
+        }
+        let _ = self.events.try_send(Event::Closed);
+        self.close_link(false);
+        for w in self.flushing.drain(..) {
+            let _ = tokio::time::timeout(SHUTDOWN_WRITE_TIMEOUT, w).await;
+        }
+        self.set_state(ConnectionState::Closed { reason });
+        if let Some((Some(tx), _)) = self.goodbye.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Driver {
+    /// Ends a command that will not run.
+    fn fail_command(&mut self, c: Command, e: Error) {
+        match c {
+            Command::Post { .. } => self.posted_refused += 1,
+            Command::Send { wait, .. } => match wait {
+                SendWait::Ack(tx) => drop(tx.send(Err(e))),
+                SendWait::Outcome(tx) => drop(tx.send(Err(e))),
+            },
+            Command::Request { reply, .. } => drop(reply.send(Err(e))),
+            Command::Reply { reply, .. } | Command::Publish { reply, .. } => {
+                drop(reply.send(Err(e)))
+            }
+            Command::Join { reply, .. }
+            | Command::Leave { reply, .. }
+            | Command::Subscribe { reply, .. }
+            | Command::Unsubscribe { reply, .. } => drop(reply.send(Err(e))),
+            Command::View { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! # switchboard-server
+//!
+//! The message server runtime: the core [`Server`] state machine on tokio.
+//! [`run`] binds the member port (binary protocol) and the HTTP port
+//! (read-only) and returns a [`ServerHandle`]; [`config`] resolves its
+//! settings from a TOML file, flags and environment.
+//!
+//! ```text
+//!  accept task ──Accepted──┐                       ┌──▶ writer task (conn 1) ──▶ socket
+//!  reader task (conn 1) ─Bytes/Closed─▶ core task ─┼──▶ writer task (conn 2) ──▶ socket
+//!  reader task (conn 2) ─┘   ▲   owns `Server`     └── read gates (watch) ──▶ readers
+//!  HTTP task ──Query─────────┘   drains poll_output after every input,
+//!                                sleeps until poll_timeout
+//! ```
+//!
+//! * One task owns the state machine: no lock around it. Every other task
+//!   talks to it over bounded channels ([`CORE_QUEUE_MAX`] messages in,
+//!   [`conn::WRITE_QUEUE_MAX`] transmits out per connection).
+//! * Readers hand whole reads (up to 64 KiB, many frames) to
+//!   `handle_bytes`; writers concatenate everything queued for their socket
+//!   into one write.
+//! * `Server::wants_read(conn)` gates a reader through a watch channel.
+//! * A connection whose writer queue is full is closed (its member may
+//!   resume); the core's send window keeps this from happening to a peer
+//!   that reads.
+//!
+//! [`Server`]: switchboard_core::server::Server
+
+#![deny(missing_docs)]
+
+pub mod config;
+mod conn;
+mod core_task;
+mod http;
+mod view;
+
+pub use view::{MemberView, MembersView, StatsView};
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{ConfigError, ServerOptions};
+
+/// Messages queued to the core task at most; readers wait when it is full
+/// (backpressure onto the sockets).
+pub const CORE_QUEUE_MAX: usize = 4096;
+
+/// How long a graceful shutdown waits for writers to flush.
+pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The settings are inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr} ({which} port): {source}")]
+    Bind {
+        /// `internal` or `external`.
+        which: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running server. Dropping the handle does not stop it; call
+/// [`shutdown`](ServerHandle::shutdown) (graceful) or
+/// [`kill`](ServerHandle::kill) (abrupt).
+#[derive(Debug)]
+pub struct ServerHandle {
+    internal: SocketAddr,
+    external: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    core: JoinHandle<()>,
+    accept: JoinHandle<()>,
+    http: JoinHandle<()>,
+}
+
+impl ServerHandle {
+    /// The bound internal (member) address.
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal
+    }
+
+    /// The bound external (HTTP) address.
+    pub fn external_addr(&self) -> SocketAddr {
+        self.external
+    }
+
+    /// Graceful shutdown: every member is told (`Goodbye`), pending
+    /// transmits are flushed (up to [`SHUTDOWN_FLUSH_TIMEOUT`]), the
+    /// listeners close. Resolves when done.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.accept.abort();
+        let _ = self.core.await;
+        // HTTP clients get the same time to finish their requests.
+        let mut http = self.http;
+        if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, &mut http)
+            .await
+            .is_err()
+        {
+            http.abort();
+        }
+    }
+
+    /// Stops at once without telling anyone, as a crash would: all state
+    /// is lost and every connection drops.
+    pub async fn kill(self) {
+        self.accept.abort();
+        self.core.abort();
+        self.http.abort();
+        let _ = self.accept.await;
+        let _ = self.core.await;
+        let _ = self.http.await;
+    }
+
+    /// Resolves when the server stopped (after a shutdown).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.core).await;
+    }
+
+    /// A trigger for a graceful shutdown that can be moved elsewhere (a
+    /// signal handler).
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.shutdown.clone())
+    }
+}
+
+/// Starts a graceful shutdown of the server it came from.
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger(watch::Sender<bool>);
+
+impl ShutdownTrigger {
+    /// Starts the shutdown (idempotent).
+    pub fn trigger(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Binds both listeners and starts the server. Returns once it accepts
+/// connections.
+pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
+    opts.validate()?;
+    let internal = TcpListener::bind(opts.internal)
+        .await
+        .map_err(|source| ServerError::Bind {
+            which: "internal",
+            addr: opts.internal,
+            source,
+        })?;
+    let external = TcpListener::bind(opts.external)
+        .await
+        .map_err(|source| ServerError::Bind {
+            which: "external",
+            addr: opts.external,
+            source,
+        })?;
+    let bound = |l: &TcpListener, which, addr| {
+        l.local_addr().map_err(|source| ServerError::Bind {
+            which,
+            addr,
+            source,
+        })
+    };
+    let internal_addr = bound(&internal, "internal", opts.internal)?;
+    let external_addr = bound(&external, "external", opts.external)?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_MAX);
+    let (done_tx, done_rx) = mpsc::channel::<()>(1);
+    let cluster = opts.core.cluster.clone();
+
+    let accept = tokio::spawn(conn::accept_loop(
+        internal,
+        opts.connections_max,
+        core_tx.clone(),
+        done_tx,
+    ));
+    let http = tokio::spawn(http::serve(external, core_tx.clone(), shutdown_rx.clone()));
+    let core = tokio::spawn(core_task::run(
+        opts.core,
+        core_rx,
+        core_tx,
+        shutdown_rx,
+        done_rx,
+    ));
+    tracing::info!(
+        %cluster,
+        internal = %internal_addr,
+        external = %external_addr,
+        "switchboard server listening"
+    );
+    Ok(ServerHandle {
+        internal: internal_addr,
+        external: external_addr,
+        shutdown: shutdown_tx,
+        core,
+        accept,
+        http,
+    })
+}
