@@ -283,8 +283,8 @@ impl Server {
                 name: format!("{}/{}", h.instance, h.process),
                 incarnation: h.incarnation,
             }));
-        self.process_evictions();
-        self.retry_parked();
+        // Messages parked for this member may go now.
+        self.wake.note_parked();
     }
 
     /// The member id of a process: a hash of its stable identity, so that
