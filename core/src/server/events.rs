@@ -316,8 +316,6 @@ impl Server {
             }
         };
         self.release_throttled(id);
-        // The senders this removal released go on before its view event.
-        self.settle();
         self.raise(event, None);
         if instance_empty {
             self.raise(

@@ -650,9 +650,6 @@ impl Server {
                 self.wake.note_parked();
             }
         }
-        // The senders this ack released go on before the outcomes of the
-        // messages it completes are queued.
-        self.settle();
         for gseq in done.drain(..) {
             self.resolve_one(gseq, None, id);
         }

@@ -6,9 +6,7 @@
 //! behind an earlier parked item), and in a recipient's stream queue. Input
 //! handlers never wake a waiting item themselves: they only record here
 //! what may have changed ([`Wakeups`]), and [`Server::settle`] runs after
-//! every frame, timer and other input (and, for now, at two points inside
-//! one: after an ack releases senders, and after a removal releases them)
-//! until nothing is left to do: members
+//! every frame, timer and other input until nothing is left to do: members
 //! far over their queue limit are evicted, parked items are retried, and
 //! deferred frames are processed, each of which may record more.
 
