@@ -5,7 +5,6 @@ use super::incoming::ChunkError;
 use super::types::{ClientEvent, Message, RequestError};
 use super::Client;
 use crate::frame::{flags, ClusterEvent, Deliver, Frame};
-use crate::mutation::Mutation;
 
 impl Client {
     /// A frame of the registered stream; false when the connection was
@@ -116,9 +115,11 @@ impl Client {
         if !self.incoming.advance(d.gseq) {
             return;
         }
-        if !self.incoming.admit(d.from_incarnation, d.seq)
-            && self.config.mutation != Mutation::ClientSkipDedup
-        {
+        let fresh = self.incoming.admit(d.from_incarnation, d.seq);
+        // The deliberate bug `ClientSkipDedup` hands duplicates over too.
+        #[cfg(feature = "mutation")]
+        let fresh = fresh || self.config.mutation == crate::mutation::Mutation::ClientSkipDedup;
+        if !fresh {
             return;
         }
         let message = Message {

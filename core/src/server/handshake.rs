@@ -396,6 +396,7 @@ impl Server {
         m.detached_since = None;
         m.last_heard = self.now;
         m.rewind();
+        #[cfg(feature = "mutation")]
         if self.config.mutation == crate::mutation::Mutation::ServerSkipReplay {
             // Pretend everything queued was already sent.
             m.sent_items = m.queue.len();
