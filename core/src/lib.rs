@@ -17,6 +17,8 @@
 //! * [`time`]: the virtual time type.
 //! * `mutation` (cargo feature `mutation`): deliberate bugs for checker
 //!   validation.
+//! * `testkit` (cargo feature `testkit`): a raw-frame server driver for
+//!   tests and fuzzing.
 #![deny(missing_docs)]
 
 pub mod auth;
@@ -26,4 +28,6 @@ pub mod frame;
 pub mod mutation;
 pub mod seq_queue;
 pub mod server;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
