@@ -479,7 +479,7 @@ fn every_confirmed_message_gets_a_final_status_after_a_lost_session() {
 
 /// `in_grace` ends after `resume_window_ms`, but the grace timer fires
 /// after `restart_grace_ms`; with the defaults (6 s and 10 s) the timer
-/// fires first and `expire_parked`'s `debug_assert!(!self.in_grace())`
+/// fires first and the Grace timer's `debug_assert!(!self.in_grace())`
 /// panics six seconds after any server starts.
 #[test]
 fn the_restart_grace_ends_cleanly_with_default_settings() {
