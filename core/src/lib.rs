@@ -15,13 +15,19 @@
 //! * [`client`]: the member (work process) state machine.
 //! * [`auth`]: the challenge-response proofs.
 //! * [`time`]: the virtual time type.
-//! * [`mutation`]: deliberate bugs for checker validation.
+//! * `mutation` (cargo feature `mutation`): deliberate bugs for checker
+//!   validation.
+//! * `testkit` (cargo feature `testkit`): a raw-frame server driver for
+//!   tests and fuzzing.
 #![deny(missing_docs)]
 
 pub mod auth;
 pub mod client;
 pub mod frame;
+#[cfg(feature = "mutation")]
 pub mod mutation;
 pub mod seq_queue;
 pub mod server;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;

@@ -1,6 +1,7 @@
 //! Deliberate bugs that can be switched on at run time, so that tests can
-//! prove the simulator's checkers catch real protocol mistakes. Production
-//! code leaves them at [`Mutation::None`].
+//! prove the simulator's checkers catch real protocol mistakes. Compiled
+//! only with the `mutation` cargo feature (the simulator turns it on): a
+//! build without it has no `mutation` setting and no mutated code path.
 
 /// A deliberate bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]

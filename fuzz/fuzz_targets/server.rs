@@ -6,7 +6,8 @@
 //! step performs the Hello/Challenge/Auth or Resume exchange with the
 //! cluster secret).
 //!
-//! After every input the outputs are drained and checked:
+//! After every input the outputs are drained and checked by the test kit
+//! shared with the property tests (`switchboard_core::testkit::RawDriver`):
 //! * the server does not panic (debug assertions included);
 //! * every transmit goes to an open connection, is not empty, and holds
 //!   only whole, valid frames of the server's kinds; stream frames only
@@ -29,8 +30,8 @@ use switchboard_core::frame::{
     self, capabilities, flags, Address, Chunk, DeliveryAck, EventBody, Filter, Frame, GroupOp,
     Hello, Limits, Publish, Resume, Send, Subscribe, Unsubscribe, FRAME_BYTES_MAX_FLOOR,
 };
-use switchboard_core::server::{ConnId, Output, Server, ServerConfig};
-use switchboard_core::time::Tick;
+use switchboard_core::server::ServerConfig;
+use switchboard_core::testkit::RawDriver;
 
 const CLUSTER: &str = "fuzz";
 const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
@@ -172,205 +173,37 @@ enum Step {
 struct Input {
     steps: Vec<Step>,
 }
-
-#[derive(Debug, Default)]
-struct Conn {
-    id: Option<ConnId>,
-    open: bool,
-    /// We sent a correct proof on this connection.
-    proved: bool,
-    /// Welcome or Resumed received.
-    registered: bool,
-    /// Frames received since the last handshake step began.
-    inbox: Vec<Frame>,
-    seq: u64,
-    partial: Option<(u64, u32, u32)>,
-    position: u64,
-}
-
+/// The shared driver, and which of its connections each slot holds.
 struct Driver {
-    server: Server,
-    now: Tick,
-    slots: [Conn; SLOTS],
-    next_conn: u64,
-    server_incarnation: Option<u64>,
-    sessions: Vec<(u64, u64)>,
+    d: RawDriver,
+    slots: [Option<usize>; SLOTS],
     limits: Limits,
-}
-
-fn is_server_frame(f: &Frame) -> bool {
-    matches!(
-        f,
-        Frame::Challenge(_)
-            | Frame::Welcome(_)
-            | Frame::Snapshot(_)
-            | Frame::Reject(_)
-            | Frame::Resumed(_)
-            | Frame::Gap(_)
-            | Frame::Chunk(_)
-            | Frame::Ack(_)
-            | Frame::Nack(_)
-            | Frame::Deliver(_)
-            | Frame::Outcome(_)
-            | Frame::Notify(_)
-            | Frame::Ping(_)
-            | Frame::Pong(_)
-            | Frame::Goodbye(_)
-            | Frame::Error(_)
-    )
-}
-
-/// Frames a connection may hear before it is registered.
-fn handshake_frame(f: &Frame) -> bool {
-    matches!(
-        f,
-        Frame::Challenge(_)
-            | Frame::Welcome(_)
-            | Frame::Resumed(_)
-            | Frame::Reject(_)
-            | Frame::Gap(_)
-            | Frame::Error(_)
-            | Frame::Goodbye(_)
-    )
 }
 
 impl Driver {
     fn new() -> Driver {
-        let cfg = config();
-        let limits = cfg.limits;
+        let mut d = RawDriver::new(config(), Box::new(StepRng::new(7, 0x9E37_79B9_7F4A_7C15)));
+        d.notices_max = INFLIGHT_MAX + PARKED_MAX;
+        let limits = d.limits();
         Driver {
-            server: Server::new(
-                cfg,
-                Box::new(StepRng::new(7, 0x9E37_79B9_7F4A_7C15)),
-                Tick::ZERO,
-            ),
-            now: Tick::ZERO,
-            slots: Default::default(),
-            next_conn: 1,
-            server_incarnation: None,
-            sessions: Vec::new(),
+            d,
+            slots: [None; SLOTS],
             limits,
         }
     }
 
-    fn slot_of(&self, conn: ConnId) -> Option<usize> {
-        self.slots.iter().position(|c| c.id == Some(conn))
-    }
-
-    /// Drains and checks the outputs, then the server's state.
-    fn drain(&mut self) {
-        let mut ended = [false; SLOTS];
-        let mut closed = [false; SLOTS];
-        while let Some(o) = self.server.poll_output() {
-            match o {
-                Output::Transmit { conn, data } => {
-                    let k = self
-                        .slot_of(conn)
-                        .unwrap_or_else(|| panic!("transmit to unknown {conn:?}"));
-                    let c = &mut self.slots[k];
-                    assert!(c.open, "transmit to {conn:?} after its close");
-                    assert!(!data.is_empty(), "empty transmit");
-                    let mut buf = BytesMut::from(&data[..]);
-                    while !buf.is_empty() {
-                        let f = match frame::decode(&mut buf, &self.limits) {
-                            Ok(Some(f)) => f,
-                            Ok(None) => panic!("transmit ends inside a frame"),
-                            Err(e) => panic!("server sent an invalid frame: {e}"),
-                        };
-                        assert!(is_server_frame(&f), "server sent {}", f.name());
-                        if !c.registered {
-                            assert!(handshake_frame(&f), "{} before registration", f.name());
-                        }
-                        match &f {
-                            Frame::Welcome(w) => {
-                                assert!(c.proved, "Welcome without a correct proof");
-                                c.registered = true;
-                                c.seq = 0;
-                                c.partial = None;
-                                c.position = w.position;
-                            }
-                            Frame::Resumed(r) => {
-                                assert!(c.proved, "Resumed without a correct proof");
-                                c.registered = true;
-                                c.seq = r.received_through;
-                                c.partial = None;
-                                c.position = r.replay_from.saturating_sub(1);
-                            }
-                            Frame::Challenge(ch) => {
-                                self.server_incarnation = Some(ch.server_incarnation);
-                            }
-                            Frame::Reject(_) | Frame::Error(_) | Frame::Goodbye(_) => {
-                                ended[k] = true;
-                            }
-                            Frame::Deliver(frame::Deliver { gseq, .. })
-                            | Frame::Notify(frame::Notify { gseq, .. })
-                            | Frame::Nack(frame::Nack { gseq, .. })
-                            | Frame::Outcome(frame::Outcome { gseq, .. }) => {
-                                c.position = c.position.max(*gseq);
-                            }
-                            _ => {}
-                        }
-                        c.inbox.push(f);
-                    }
-                }
-                Output::Close { conn, .. } => {
-                    let k = self
-                        .slot_of(conn)
-                        .unwrap_or_else(|| panic!("close of unknown {conn:?}"));
-                    assert!(self.slots[k].open, "second close of {conn:?}");
-                    self.slots[k].open = false;
-                    closed[k] = true;
-                }
-                Output::Event(_) => {}
-            }
-        }
-        for k in 0..SLOTS {
-            assert!(
-                !ended[k] || closed[k],
-                "Reject/Error/Goodbye without a close"
-            );
-        }
-        self.check();
-    }
-
-    fn check(&self) {
-        let open = self.slots.iter().filter(|c| c.open).count();
-        assert_eq!(self.server.connections(), open, "tracked connections");
-        let attached = self
-            .server
-            .view()
-            .filter(|m| self.server.is_attached(m.member_id))
-            .count();
-        assert!(attached <= open, "{attached} attached, {open} open");
-        assert!(
-            open - attached <= HANDSHAKES_MAX,
-            "{} connections in their handshake, limit {HANDSHAKES_MAX}",
-            open - attached
-        );
-        for m in self.server.view() {
-            let q = self.server.queue_len(m.member_id).unwrap_or(0);
-            assert!(
-                q <= 2 * QUEUE_MAX,
-                "member {} holds {q} queued items (limit {QUEUE_MAX})",
-                m.member_id
-            );
-            let n = self.server.notices_len(m.member_id).unwrap_or(0);
-            assert!(
-                n <= INFLIGHT_MAX + PARKED_MAX,
-                "member {} holds {n} notices",
-                m.member_id
-            );
-        }
+    /// The open connection of slot `k`.
+    fn open(&self, k: usize) -> Option<usize> {
+        self.slots[k].filter(|&c| self.d.conns[c].open)
     }
 
     fn input(&mut self, k: usize, data: &[u8]) {
-        if let Some(id) = self.slots[k].id {
+        if let Some(c) = self.slots[k] {
             // A driver does not read a connection the server holds back.
-            if self.slots[k].open && !self.server.wants_read(id) {
+            if self.d.conns[c].open && !self.d.server.wants_read(self.d.conns[c].id) {
                 return;
             }
-            self.server.handle_bytes(self.now, id, data);
-            self.drain();
+            self.d.feed(c, data);
         }
     }
 
@@ -382,8 +215,24 @@ impl Driver {
     }
 
     fn next_seq(&mut self, k: usize) -> u64 {
-        self.slots[k].seq += 1;
-        self.slots[k].seq
+        match self.slots[k] {
+            Some(c) => self.d.conns[c].next_seq(),
+            None => 0,
+        }
+    }
+
+    fn partial(&self, k: usize) -> Option<(u64, u32, u32)> {
+        self.slots[k].and_then(|c| self.d.conns[c].partial)
+    }
+
+    fn set_partial(&mut self, k: usize, p: Option<(u64, u32, u32)>) {
+        if let Some(c) = self.slots[k] {
+            self.d.conns[c].partial = p;
+        }
+    }
+
+    fn position(&self, k: usize) -> u64 {
+        self.slots[k].map_or(0, |c| self.d.conns[c].position)
     }
 
     fn member_frames(&mut self, k: usize, ops: &[MemberOp]) -> BytesMut {
@@ -400,7 +249,7 @@ impl Driver {
                     count,
                 } => {
                     for _ in 0..(count % 12).max(1) {
-                        if self.slots[k].partial.is_some() {
+                        if self.partial(k).is_some() {
                             break;
                         }
                         let seq = self.next_seq(k);
@@ -415,7 +264,7 @@ impl Driver {
                         }
                         if more > 0 {
                             fl |= flags::MORE;
-                            self.slots[k].partial = Some((seq, len as u32, len as u32 + more));
+                            self.set_partial(k, Some((seq, len as u32, len as u32 + more)));
                         }
                         frames.push(Frame::Send(Send {
                             seq,
@@ -429,7 +278,7 @@ impl Driver {
                     }
                 }
                 MemberOp::Chunk { len } => {
-                    if let Some((seq, sent, total)) = self.slots[k].partial {
+                    if let Some((seq, sent, total)) = self.partial(k) {
                         let n = u32::from(*len % 3_500).clamp(1, total - sent);
                         frames.push(Frame::Chunk(Chunk {
                             id: seq,
@@ -437,11 +286,11 @@ impl Driver {
                             payload: Bytes::from(vec![7; n as usize]),
                         }));
                         let sent = sent + n;
-                        self.slots[k].partial = (sent < total).then_some((seq, sent, total));
+                        self.set_partial(k, (sent < total).then_some((seq, sent, total)));
                     }
                 }
                 MemberOp::AckAll => frames.push(Frame::DeliveryAck(DeliveryAck {
-                    through: self.slots[k].position,
+                    through: self.position(k),
                 })),
                 MemberOp::Publish { kind, arg } => {
                     let event = match kind % 3 {
@@ -500,11 +349,12 @@ impl Driver {
     }
 
     fn authenticate(&mut self, k: usize, how: &Handshake, good_proof: bool) {
-        if !self.slots[k].open || self.slots[k].registered {
+        let Some(c) = self.open(k) else { return };
+        if self.d.conns[c].registered {
             return;
         }
-        let nonce = [self.next_conn as u8 ^ 0x5a; frame::NONCE_BYTES];
-        let (first, incarnation) = match how {
+        let nonce = [(self.d.conns.len() + 1) as u8 ^ 0x5a; frame::NONCE_BYTES];
+        let first = match how {
             Handshake::Hello {
                 instance,
                 process,
@@ -512,125 +362,71 @@ impl Driver {
                 groups,
                 services,
             } => {
-                let incarnation = u64::from(incarnation % 4);
                 let pick = |mask: u8| -> Vec<String> {
                     (0..4)
                         .filter(|i| mask & (1 << i) != 0)
                         .map(|i| name(i as u8))
                         .collect()
                 };
-                (
-                    Frame::Hello(Hello {
-                        cluster: CLUSTER.into(),
-                        instance: name(*instance % 2),
-                        process: format!("p{}", process % 2),
-                        incarnation,
-                        capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
-                        client_nonce: nonce,
-                        services: pick(*services),
-                        load: 0,
-                        groups: pick(*groups),
-                        subscriptions: Vec::new(),
-                    }),
-                    Some(incarnation),
-                )
+                Frame::Hello(Hello {
+                    cluster: CLUSTER.into(),
+                    instance: name(*instance % 2),
+                    process: format!("p{}", process % 2),
+                    incarnation: u64::from(incarnation % 4),
+                    capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
+                    client_nonce: nonce,
+                    services: pick(*services),
+                    load: 0,
+                    groups: pick(*groups),
+                    subscriptions: Vec::new(),
+                })
             }
             Handshake::Resume {
                 session,
                 current_server,
                 delivered_through,
             } => {
-                let (member_id, incarnation) = if self.sessions.is_empty() {
+                let sessions = &self.d.sessions;
+                let (member_id, incarnation) = if sessions.is_empty() {
                     (u64::from(*session % 4), 1)
                 } else {
-                    self.sessions[usize::from(*session) % self.sessions.len()]
+                    sessions[usize::from(*session) % sessions.len()]
                 };
-                let server_incarnation = match (current_server, self.server_incarnation) {
+                let server_incarnation = match (current_server, self.d.server_incarnation) {
                     (true, Some(i)) => i,
                     _ => 3,
                 };
-                (
-                    Frame::Resume(Resume {
-                        cluster: CLUSTER.into(),
-                        member_id,
-                        incarnation,
-                        server_incarnation,
-                        delivered_through: *delivered_through,
-                        client_nonce: nonce,
-                    }),
-                    None,
-                )
+                Frame::Resume(Resume {
+                    cluster: CLUSTER.into(),
+                    member_id,
+                    incarnation,
+                    server_incarnation,
+                    delivered_through: *delivered_through,
+                    client_nonce: nonce,
+                })
             }
         };
-        self.slots[k].inbox.clear();
-        self.send_frame(k, &first);
-        let challenge = self.slots[k].inbox.iter().find_map(|f| match f {
-            Frame::Challenge(c) => Some(c.clone()),
-            _ => None,
-        });
-        let Some(ch) = challenge else { return };
-        let secret = secret();
-        assert_eq!(
-            ch.server_proof,
-            secret.server_proof(&nonce, &ch.server_nonce),
-            "the server's proof does not verify"
-        );
-        let client_proof = if good_proof {
-            secret.client_proof(&ch.server_nonce, &nonce)
-        } else {
-            [0; frame::PROOF_BYTES]
-        };
-        self.slots[k].proved = good_proof;
-        self.slots[k].inbox.clear();
-        self.send_frame(k, &Frame::Auth(frame::Auth { client_proof }));
-        let c = &self.slots[k];
-        let answered = c
-            .inbox
-            .iter()
-            .any(|f| matches!(f, Frame::Welcome(_) | Frame::Resumed(_) | Frame::Reject(_)));
-        assert!(answered || !c.open, "no answer to a complete handshake");
-        if !good_proof {
-            assert!(!c.open, "a bad proof was not refused");
-        }
-        let welcome = c.inbox.iter().find_map(|f| match f {
-            Frame::Welcome(w) => Some(w.member_id),
-            _ => None,
-        });
-        if let (Some(id), Some(inc)) = (welcome, incarnation) {
-            self.sessions.push((id, inc));
-        }
+        self.d.handshake(c, &first, nonce, good_proof);
     }
 
     fn step(&mut self, step: &Step) {
         match step {
             Step::Connect(s) => {
                 let k = usize::from(*s) % SLOTS;
-                if self.slots[k].open {
-                    return;
+                if self.open(k).is_none() {
+                    self.slots[k] = Some(self.d.connect());
                 }
-                let id = ConnId(self.next_conn);
-                self.next_conn += 1;
-                self.slots[k] = Conn {
-                    id: Some(id),
-                    open: true,
-                    ..Conn::default()
-                };
-                self.server.handle_connected(self.now, id);
-                self.drain();
             }
             Step::Close(s) => {
-                let k = usize::from(*s) % SLOTS;
-                if let (true, Some(id)) = (self.slots[k].open, self.slots[k].id) {
-                    self.slots[k].open = false;
-                    self.server.handle_closed(self.now, id);
-                    self.drain();
+                if let Some(c) = self.open(usize::from(*s) % SLOTS) {
+                    self.d.close(c);
                 }
             }
             Step::Bytes(s, data) => self.input(usize::from(*s) % SLOTS, data),
             Step::Frame(s, f) => self.send_frame(usize::from(*s) % SLOTS, f),
             Step::Member(s, ops) => {
                 let k = usize::from(*s) % SLOTS;
-                if !self.slots[k].registered {
+                if !self.slots[k].is_some_and(|c| self.d.conns[c].registered) {
                     return;
                 }
                 let bytes = self.member_frames(k, ops);
@@ -644,16 +440,8 @@ impl Driver {
                 how,
                 good_proof,
             } => self.authenticate(usize::from(*slot) % SLOTS, how, *good_proof),
-            Step::Advance(ms) => {
-                self.now = self.now.plus_millis(u64::from(*ms) % 5_000);
-                self.server.handle_timeout(self.now);
-                self.drain();
-            }
-            Step::Shutdown => {
-                self.server.shutdown(self.now);
-                self.drain();
-                assert_eq!(self.server.connections(), 0, "connections after shutdown");
-            }
+            Step::Advance(ms) => self.d.advance(u64::from(*ms) % 5_000),
+            Step::Shutdown => self.d.shutdown(),
         }
     }
 }
@@ -665,8 +453,6 @@ fuzz_target!(|input: Input| {
     }
     // Let every timer fire.
     for _ in 0..12 {
-        d.now = d.now.plus_millis(700);
-        d.server.handle_timeout(d.now);
-        d.drain();
+        d.d.advance(700);
     }
 });

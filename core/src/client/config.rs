@@ -46,7 +46,9 @@ pub struct ClientConfig {
     pub heartbeat_timeout_ms: u32,
     /// Largest transmit produced by one `poll_output`, bytes.
     pub transmit_batch_bytes: usize,
-    /// A deliberate bug, for checker validation only.
+    /// A deliberate bug, for checker validation only (cargo feature
+    /// `mutation`).
+    #[cfg(feature = "mutation")]
     pub mutation: crate::mutation::Mutation,
 }
 
@@ -79,6 +81,7 @@ impl ClientConfig {
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             transmit_batch_bytes: 256 * 1024,
+            #[cfg(feature = "mutation")]
             mutation: crate::mutation::Mutation::None,
         }
     }

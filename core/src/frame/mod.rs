@@ -509,6 +509,39 @@ impl Frame {
         }
     }
 
+    /// True for the kinds a server sends (some, like `Ping` and `Chunk`,
+    /// go both ways); false for the kinds only a member sends.
+    pub fn is_from_server(&self) -> bool {
+        match self {
+            Frame::Challenge(_)
+            | Frame::Welcome(_)
+            | Frame::Snapshot(_)
+            | Frame::Reject(_)
+            | Frame::Resumed(_)
+            | Frame::Gap(_)
+            | Frame::Chunk(_)
+            | Frame::Ack(_)
+            | Frame::Nack(_)
+            | Frame::Deliver(_)
+            | Frame::Outcome(_)
+            | Frame::Notify(_)
+            | Frame::Ping(_)
+            | Frame::Pong(_)
+            | Frame::Goodbye(_)
+            | Frame::Error(_) => true,
+            Frame::Hello(_)
+            | Frame::Resume(_)
+            | Frame::Auth(_)
+            | Frame::Send(_)
+            | Frame::DeliveryAck(_)
+            | Frame::Publish(_)
+            | Frame::Subscribe(_)
+            | Frame::Unsubscribe(_)
+            | Frame::Join(_)
+            | Frame::Leave(_) => false,
+        }
+    }
+
     /// A short name for logs.
     pub fn name(&self) -> &'static str {
         match self {

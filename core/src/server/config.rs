@@ -55,11 +55,25 @@ pub struct ServerConfig {
     pub groups_max: usize,
     /// Largest transmit produced by one `poll_output`, bytes.
     pub transmit_batch_bytes: usize,
-    /// A deliberate bug, for checker validation only.
+    /// A deliberate bug, for checker validation only (cargo feature
+    /// `mutation`).
+    #[cfg(feature = "mutation")]
     pub mutation: crate::mutation::Mutation,
 }
 
 impl ServerConfig {
+    /// The `(through, stable_through)` pair an `Ack` carries: as the member
+    /// state says, or, under the deliberate bug
+    /// `Mutation::ServerStableOnReceipt`, stable as soon as received.
+    #[inline]
+    pub(crate) fn ack_to_send(&self, pair: (u64, u64)) -> (u64, u64) {
+        #[cfg(feature = "mutation")]
+        if self.mutation == crate::mutation::Mutation::ServerStableOnReceipt {
+            return (pair.0, pair.0);
+        }
+        pair
+    }
+
     /// Defaults for a cluster name and secret.
     pub fn new(cluster: impl Into<String>, secret: Secret) -> Self {
         ServerConfig {
@@ -83,6 +97,7 @@ impl ServerConfig {
             message_bytes_max: 16 * 1024 * 1024,
             groups_max: 4_096,
             transmit_batch_bytes: 256 * 1024,
+            #[cfg(feature = "mutation")]
             mutation: crate::mutation::Mutation::None,
         }
     }

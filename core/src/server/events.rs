@@ -124,7 +124,6 @@ impl Server {
             }
         };
         self.raise(event, Some((id, p.seq)));
-        self.process_evictions();
     }
 
     pub(super) fn on_subscribe(&mut self, id: u64, s: Subscribe) {
@@ -178,10 +177,8 @@ impl Server {
             },
             None,
         );
-        self.process_evictions();
-        if !self.parked.is_empty() {
-            self.retry_parked();
-        }
+        // A parked message to the group may go now.
+        self.wake.note_parked();
     }
 
     pub(super) fn on_leave(&mut self, id: u64, g: GroupOp) {
@@ -203,7 +200,6 @@ impl Server {
             },
             None,
         );
-        self.process_evictions();
     }
 
     fn leave_group(&mut self, id: u64, group: &str) {
@@ -329,7 +325,6 @@ impl Server {
                 None,
             );
         }
-        self.process_evictions();
     }
 
     /// Emits a frame on a connection at once, outside any member lane.

@@ -283,8 +283,8 @@ impl Server {
                 name: format!("{}/{}", h.instance, h.process),
                 incarnation: h.incarnation,
             }));
-        self.process_evictions();
-        self.retry_parked();
+        // Messages parked for this member may go now.
+        self.wake.note_parked();
     }
 
     /// The member id of a process: a hash of its stable identity, so that
@@ -396,6 +396,7 @@ impl Server {
         m.detached_since = None;
         m.last_heard = self.now;
         m.rewind();
+        #[cfg(feature = "mutation")]
         if self.config.mutation == crate::mutation::Mutation::ServerSkipReplay {
             // Pretend everything queued was already sent.
             m.sent_items = m.queue.len();

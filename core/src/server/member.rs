@@ -230,26 +230,20 @@ impl Member {
     }
 
     /// The `(through, stable_through)` pair the next `Ack` carries.
-    /// `stable_on_receipt` is the deliberate bug of
-    /// [`Mutation::ServerStableOnReceipt`](crate::mutation::Mutation).
-    pub(crate) fn ack_pair(&self, stable_on_receipt: bool) -> (u64, u64) {
-        let through = self.ack_through();
-        if stable_on_receipt {
-            (through, through)
-        } else {
-            (through, self.stable_through())
-        }
+    pub(crate) fn ack_pair(&self) -> (u64, u64) {
+        (self.ack_through(), self.stable_through())
     }
 
-    /// True when something can be transmitted now.
+    /// True when something can be transmitted now; `ack` is the pair the
+    /// next `Ack` would carry.
     pub(crate) fn has_output(
         &self,
         window_items: usize,
         window_bytes: usize,
-        stable_on_receipt: bool,
+        ack: (u64, u64),
     ) -> bool {
         !self.control.is_empty()
-            || self.ack_sent != self.ack_pair(stable_on_receipt)
+            || self.ack_sent != ack
             || (self.sent_items < self.queue.len()
                 && self.sent_items < window_items
                 && self.sent_bytes < window_bytes)

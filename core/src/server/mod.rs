@@ -21,6 +21,7 @@
 //! * `events`: membership and published events.
 //! * `transmit`: building transmits, windows, acks.
 //! * `timers`: heartbeats, resume windows, eviction, handshake deadlines.
+//! * `settle`: the one place where waiting items are woken after an input.
 
 mod config;
 mod events;
@@ -28,6 +29,7 @@ mod handshake;
 mod member;
 mod ready;
 mod routing;
+mod settle;
 mod timers;
 mod transmit;
 mod types;
@@ -102,7 +104,8 @@ pub struct Server {
     scratch: Vec<u64>,
     /// Reused list of the pieces of a transmit.
     tx_parts: Vec<Bytes>,
-    pending_evictions: Vec<u64>,
+    /// Wake-ups recorded by input handlers, run by `settle`.
+    wake: settle::Wakeups,
     shutting_down: bool,
     /// Code and detail of a protocol violation being reported.
     violation_detail: Option<(ErrorCode, String)>,
@@ -152,7 +155,7 @@ impl Server {
             dirty: ready::Ready::default(),
             scratch: Vec::new(),
             tx_parts: Vec::new(),
-            pending_evictions: Vec::new(),
+            wake: settle::Wakeups::default(),
             shutting_down: false,
             violation_detail: None,
             stats: ServerStats::default(),
@@ -254,6 +257,11 @@ impl Server {
     /// A connection was accepted on the internal port.
     pub fn handle_connected(&mut self, now: Tick, conn: ConnId) {
         self.now = now;
+        self.accept_conn(conn);
+        self.settle();
+    }
+
+    fn accept_conn(&mut self, conn: ConnId) {
         debug_assert!(!self.conns.contains_key(&conn), "connection id reused");
         self.conns.insert(
             conn,
@@ -283,7 +291,7 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.counted = true;
         }
-        let deadline = now.plus_millis(self.config.handshake_timeout_ms);
+        let deadline = self.now.plus_millis(self.config.handshake_timeout_ms);
         self.timers.insert((deadline, Timer::Handshake(conn)));
     }
 
@@ -302,9 +310,7 @@ impl Server {
             match frame::decode(&mut c.read_buf, &limits) {
                 Ok(Some(f)) => {
                     self.handle_frame(conn, f);
-                    // Items enqueued on any path (outcomes included) may
-                    // have pushed a member past twice its limit.
-                    self.process_evictions();
+                    self.settle();
                 }
                 Ok(None) => {
                     // Frames decoded from this buffer share its memory; an
@@ -316,7 +322,6 @@ impl Server {
                     break;
                 }
                 Err(e) => {
-                    self.process_evictions();
                     let handshaking = self
                         .conns
                         .get(&conn)
@@ -333,6 +338,7 @@ impl Server {
                     } else {
                         self.protocol_error(conn, ErrorCode::Malformed, e.to_string());
                     }
+                    self.settle();
                     return;
                 }
             }
@@ -352,6 +358,7 @@ impl Server {
         if let ConnState::Attached(id) = c.state {
             self.detach(id);
         }
+        self.settle();
     }
 
     /// Starts a graceful shutdown: every member gets a `Goodbye`, every
@@ -369,6 +376,7 @@ impl Server {
             );
             self.close_conn(conn, CloseReason::Shutdown);
         }
+        self.settle();
     }
 
     /// The next output. Drain until `None` after every input.
@@ -431,31 +439,22 @@ impl Server {
             return;
         }
         if let Frame::Goodbye(_) = f {
-            // Whatever the member sent before its goodbye counts.
-            self.drain_inbox(id, true);
+            // Whatever the member sent before its goodbye counts, held
+            // back or not: it is processed now, in order.
+            while let Some((conn, f)) = self.pop_deferred(id) {
+                self.process_member_frame(conn, id, f);
+            }
         }
         self.process_member_frame(conn, id, f);
     }
 
-    /// Processes the deferred frames of a member while it is not throttled
-    /// (or all of them, with `all`).
-    pub(crate) fn drain_inbox(&mut self, id: u64, all: bool) {
-        loop {
-            if !all && self.throttle_holds_id(id) {
-                return;
-            }
-            let Some(m) = self.members.get_mut(&id) else {
-                return;
-            };
-            let Some(conn) = m.conn else {
-                return;
-            };
-            let Some(f) = m.inbox.pop_front() else {
-                return;
-            };
-            m.inbox_bytes = m.inbox_bytes.saturating_sub(frame_cost(&f));
-            self.process_member_frame(conn, id, f);
-        }
+    /// Takes the oldest deferred frame of an attached member.
+    fn pop_deferred(&mut self, id: u64) -> Option<(ConnId, Frame)> {
+        let m = self.members.get_mut(&id)?;
+        let conn = m.conn?;
+        let f = m.inbox.pop_front()?;
+        m.inbox_bytes = m.inbox_bytes.saturating_sub(frame_cost(&f));
+        Some((conn, f))
     }
 
     /// True while the member's sequenced frames must wait: a recipient of

@@ -279,12 +279,13 @@ impl Server {
             }
         }
         self.scratch = recipients;
-        self.process_evictions();
     }
 
-    /// Retries parked items in order (after a registration or a join);
-    /// a sender's items stay behind its first one still unresolvable.
-    /// After the grace, unresolvable messages are NACKed instead.
+    /// Retries parked items in order (after a registration, a join, a
+    /// throttle released or the end of the grace; see `settle`): a sender's
+    /// items stay behind its first one still unresolvable, and a throttled
+    /// sender's wait until it is released. After the grace, unresolvable
+    /// messages are NACKed instead.
     pub(super) fn retry_parked(&mut self) {
         let parked = std::mem::take(&mut self.parked);
         for p in parked {
@@ -312,14 +313,6 @@ impl Server {
                 ParkedItem::Publish(e) => self.publish_now(p.sender, e),
             }
         }
-        self.process_evictions();
-    }
-
-    /// The grace after start is over: sequence or NACK what is parked
-    /// (what a throttled sender has parked goes when it is released).
-    pub(super) fn expire_parked(&mut self) {
-        debug_assert!(!self.in_grace());
-        self.retry_parked();
     }
 
     /// Encodes a delivery once, chunked when its payload is large.
@@ -374,7 +367,7 @@ impl Server {
 
     /// Appends one shared item to several members' streams. Returns one
     /// recipient that is over its queue limit, if any; recipients far over
-    /// it are marked for eviction (see [`Self::process_evictions`]).
+    /// it are marked for eviction (see `settle`).
     pub(super) fn enqueue_all(
         &mut self,
         to: &[u64],
@@ -410,7 +403,7 @@ impl Server {
                         *r,
                         now,
                         (items_max, bytes_max, grace),
-                        &mut self.pending_evictions,
+                        &mut self.wake,
                         &mut self.timers,
                     );
                 }
@@ -426,11 +419,11 @@ impl Server {
         id: u64,
         now: Tick,
         (items_max, bytes_max, grace): (usize, usize, u64),
-        evictions: &mut Vec<u64>,
+        wake: &mut super::settle::Wakeups,
         timers: &mut std::collections::BTreeSet<(Tick, Timer)>,
     ) {
         if m.over_limit(items_max.saturating_mul(2), bytes_max.saturating_mul(2)) {
-            evictions.push(id);
+            wake.note_eviction(id);
         } else if m.over_since.is_none() {
             m.over_since = Some(now);
             timers.insert((now.plus_millis(grace), Timer::SlowConsumer(id)));
@@ -646,14 +639,15 @@ impl Server {
                 notices_held && m.notices_queued < self.config.sender_inflight_max;
             // Senders throttled by this member go on once it is below half
             // its limit (checked on the crossing only).
-            if was_over_half && !m.over_limit(half.0, half.1) {
+            let release = was_over_half && !m.over_limit(half.0, half.1);
+            if release {
                 self.release_throttled(id);
             }
             if own_inbox {
-                self.drain_inbox(id, false);
+                self.wake.note_inbox(id);
             }
-            if notices_released && !self.parked.is_empty() {
-                self.retry_parked();
+            if notices_released {
+                self.wake.note_parked();
             }
         }
         for gseq in done.drain(..) {
@@ -662,31 +656,22 @@ impl Server {
         self.scratch = done;
     }
 
-    /// Wakes the senders throttled by `recipient` (it drained, or left).
+    /// Releases the senders throttled by `recipient` (it drained, or
+    /// left): their parked items and deferred frames may go on.
     pub(super) fn release_throttled(&mut self, recipient: u64) {
-        let mut woken = Vec::new();
         for m in self.members.values_mut() {
             if m.throttled_by == Some(recipient) {
                 m.throttled_by = None;
                 if let Some(conn) = m.conn {
-                    woken.push(conn);
+                    self.dirty.insert(conn);
                 }
             }
         }
-        for conn in woken {
-            self.dirty.insert(conn);
-        }
-        if !self.parked.is_empty() {
-            self.retry_parked();
-        }
-        let senders: Vec<u64> = self
-            .members
-            .iter()
-            .filter(|(_, m)| !m.inbox.is_empty() && m.throttled_by.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in senders {
-            self.drain_inbox(id, false);
+        self.wake.note_parked();
+        for (id, m) in &self.members {
+            if !m.inbox.is_empty() && m.throttled_by.is_none() {
+                self.wake.note_inbox(*id);
+            }
         }
     }
 
@@ -743,25 +728,5 @@ impl Server {
         } else {
             self.mark_dirty(f.sender);
         }
-    }
-
-    /// Evicts members whose queues went far over their limit while items
-    /// were enqueued.
-    pub(super) fn process_evictions(&mut self) {
-        while let Some(id) = self.pending_evictions.pop() {
-            if self.members.contains_key(&id) {
-                self.stats.evictions += 1;
-                self.remove_member(id, Removal::Failed(FailReason::SlowConsumer));
-            }
-        }
-        // The hard bound holds once evictions are processed (G11).
-        debug_assert!(
-            {
-                let items = self.config.member_queue_items_max.saturating_mul(2);
-                let bytes = self.config.member_queue_bytes_max.saturating_mul(2);
-                self.members.values().all(|m| !m.over_limit(items, bytes))
-            },
-            "a member queue is over twice its limit after evictions"
-        );
     }
 }

@@ -33,7 +33,7 @@ impl Server {
             }
             self.timers.pop_first();
             self.fire(timer);
-            self.process_evictions();
+            self.settle();
         }
     }
 
@@ -52,7 +52,12 @@ impl Server {
                     );
                 }
             }
-            Timer::Grace => self.expire_parked(),
+            Timer::Grace => {
+                // Sequence or NACK what is parked (what a throttled sender
+                // has parked goes when it is released).
+                debug_assert!(!self.in_grace());
+                self.wake.note_parked();
+            }
             Timer::Heartbeat(id) => {
                 let interval = u64::from(self.config.heartbeat_interval_ms);
                 let timeout = u64::from(self.config.heartbeat_timeout_ms);

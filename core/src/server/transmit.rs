@@ -28,8 +28,6 @@ impl Server {
         let batch = self.config.transmit_batch_bytes;
         let window_items = self.config.send_window_items;
         let window_bytes = self.config.send_window_bytes;
-        let stable_on_receipt =
-            self.config.mutation == crate::mutation::Mutation::ServerStableOnReceipt;
         let mut parts = std::mem::take(&mut self.tx_parts);
         parts.clear();
         let Some(m) = self.members.get_mut(&id) else {
@@ -81,7 +79,7 @@ impl Server {
             m.sent_bytes += item.bytes;
             m.sent_items += 1;
         }
-        let ack = m.ack_pair(stable_on_receipt);
+        let ack = self.config.ack_to_send(m.ack_pair());
         if ack != m.ack_sent {
             if ack.0 > 0 {
                 let mut b = BytesMut::with_capacity(32);
@@ -101,7 +99,7 @@ impl Server {
             self.tx_parts = parts;
             return None;
         }
-        if m.has_output(window_items, window_bytes, stable_on_receipt) {
+        if m.has_output(window_items, window_bytes, ack) {
             self.dirty.insert(conn);
         }
         let data = if parts.len() == 1 {
