@@ -50,6 +50,10 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
                 Err(_) => break,
             }
         }
+        #[cfg(feature = "fault-injection")]
+        if batch.len() >= 2 && crate::fault::armed(crate::fault::Fault::ReorderWrites) {
+            batch.swap(0, 1);
+        }
         let r = timed(write_all_vectored(&mut wr, &mut batch)).await;
         batch.clear();
         if batch.capacity() > WRITE_BATCH_ITEMS_KEEP && rx.is_empty() {
