@@ -742,6 +742,18 @@ impl<C: Connector> Driver<C> {
             return;
         };
         match (r, head) {
+            #[cfg(feature = "fault-injection")]
+            (Reserved::Main(Ok(permit)), Out::Main(ev))
+                if matches!(self.pending.front(), Some(Out::Main(_)))
+                    && switchboard_runtime::fault::armed(
+                        switchboard_runtime::fault::Fault::ReorderWhenFull,
+                    ) =>
+            {
+                if let Some(Out::Main(next)) = self.pending.pop_front() {
+                    permit.send(next);
+                }
+                self.pending.push_front(Out::Main(ev));
+            }
             (Reserved::Main(Ok(permit)), Out::Main(ev)) => {
                 permit.send(ev);
             }

@@ -256,10 +256,6 @@ impl Core {
         if self.gated.is_empty() {
             return;
         }
-        #[cfg(feature = "fault-injection")]
-        if switchboard_runtime::fault::armed(switchboard_runtime::fault::Fault::GateStaysShut) {
-            return;
-        }
         let ready: Vec<ConnId> = self
             .gated
             .iter()
