@@ -115,7 +115,19 @@ fn main() -> ExitCode {
         let hash = results
             .iter()
             .fold(0u64, |h, r| h.rotate_left(5) ^ r.trace_hash);
+        let mut faults = std::collections::BTreeMap::<&str, u64>::new();
+        let mut reached = std::collections::BTreeMap::<&str, u64>::new();
+        for r in &results {
+            for (k, n) in &r.faults {
+                *faults.entry(k).or_default() += u64::from(*n);
+            }
+            for (k, n) in &r.reached {
+                *reached.entry(k).or_default() += n;
+            }
+        }
         let v = serde_json::json!({
+            "faults": faults,
+            "reached": reached,
             "seeds": results.len(),
             "violations": results.iter().map(|r| r.violations.len()).sum::<usize>(),
             "failing_seeds": failing.iter().map(|r| r.seed).collect::<Vec<_>>(),

@@ -124,3 +124,123 @@ pub fn check(log: &[ApiEntry], _cfg: &ProdConfig) -> Vec<Violation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::CallResult;
+    use switchboard_core::frame::Address;
+
+    const P: Proc = Proc {
+        slot: 0,
+        incarnation: 11,
+    };
+
+    fn e(at: u64, act: ApiAct) -> ApiEntry {
+        ApiEntry { at, act }
+    }
+
+    fn send(at: u64, call: u64) -> ApiEntry {
+        e(
+            at,
+            ApiAct::Call {
+                proc: P,
+                call,
+                kind: CallKind::Send {
+                    to: Address::Broadcast,
+                    tag: call,
+                    confirm: false,
+                    request: false,
+                    probe: true,
+                },
+            },
+        )
+    }
+
+    fn acked(at: u64, call: u64) -> ApiEntry {
+        e(
+            at,
+            ApiAct::Resolved {
+                proc: P,
+                call,
+                result: CallResult::Acked(call),
+            },
+        )
+    }
+
+    fn fin(at: u64) -> ApiEntry {
+        e(
+            at,
+            ApiAct::Final {
+                proc: P,
+                ready: true,
+                in_view: true,
+                pending_sends: 0,
+                pending_confirms: 0,
+            },
+        )
+    }
+
+    fn names(log: &[ApiEntry]) -> Vec<&'static str> {
+        check(log, &ProdConfig::default())
+            .into_iter()
+            .map(|v| v.guarantee)
+            .collect()
+    }
+
+    #[test]
+    fn prompt_acks_pass() {
+        assert!(names(&[send(0, 1), acked(5, 1), fin(30_000)]).is_empty());
+    }
+
+    #[test]
+    fn a_call_never_resolved_by_a_live_member_fails() {
+        let n = names(&[send(25_000, 1), fin(30_000)]);
+        assert_eq!(n, vec![RESOLVES]);
+    }
+
+    #[test]
+    fn a_late_ack_on_a_healthy_link_is_a_silent_stall() {
+        let n = names(&[send(0, 1), acked(STALL_MS + 1, 1), fin(30_000)]);
+        assert_eq!(n, vec![NO_SILENT_STALL]);
+        let n = names(&[send(0, 1), fin(30_000)]);
+        assert_eq!(n, vec![RESOLVES, NO_SILENT_STALL]);
+    }
+
+    #[test]
+    fn a_network_fault_or_a_notice_excuses_a_late_ack() {
+        let partition = e(
+            0,
+            ApiAct::Fault {
+                slot: Some(0),
+                from: 0,
+                until: 8_000,
+                kind: "partition",
+            },
+        );
+        let log = [partition, send(100, 1), acked(12_000, 1), fin(30_000)];
+        assert!(names(&log).is_empty());
+        let gap = e(
+            11_000,
+            ApiAct::Gap {
+                proc: P,
+                from: 1,
+                through: 9,
+            },
+        );
+        let log = [send(100, 1), gap, acked(12_000, 1), fin(30_000)];
+        assert!(names(&log).is_empty());
+        // A reading fault excuses nothing.
+        let slow = e(
+            0,
+            ApiAct::Fault {
+                slot: Some(0),
+                from: 0,
+                until: 20_000,
+                kind: "stop-reading",
+            },
+        );
+        let log = [slow, send(100, 1), acked(12_000, 1), fin(30_000)];
+        assert_eq!(names(&log), vec![NO_SILENT_STALL]);
+    }
+}

@@ -278,3 +278,18 @@ pub fn read_payload(p: &[u8]) -> Option<(u64, bool)> {
 fn checksum(tag: u64) -> u64 {
     tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5157_1c4e
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_corruption_shows() {
+        let p = payload(0x1234);
+        assert_eq!(read_payload(&p), Some((0x1234, true)));
+        let mut bad = p.to_vec();
+        bad[15] ^= 1;
+        assert_eq!(read_payload(&bad), Some((0x1234, false)));
+        assert_eq!(read_payload(b"short"), None);
+    }
+}
