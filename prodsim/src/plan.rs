@@ -141,7 +141,7 @@ pub struct Plan {
 /// Draws a seed's plan. Swarm style: each kind is enabled for this seed
 /// with probability one half, so that seeds also explore calm mixes.
 pub fn generate(seed: u64, cfg: &ProdConfig) -> Plan {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_fa_17);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_fa17);
     let enabled: Vec<FaultKind> = cfg
         .kinds
         .iter()
