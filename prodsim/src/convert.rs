@@ -11,7 +11,12 @@
 //!   a request that ended without reply is an `Outcome` with none. Replies
 //!   themselves are not in the history (they never enter the stream).
 //! * The server's removals are what members' streams said (`Left`,
-//!   `Failed`), at the first member that read it.
+//!   `Failed`), at the first member that read it (once per session).
+//! * A message counts as delivered when the application read it; the
+//!   server counts it when the member's library acknowledged it. A
+//!   receiver that crashes with messages unread in its stream shows up as
+//!   an `Outcome` counting more deliveries than the applications read (G8),
+//!   a finding of this simulator rather than an artefact.
 //! * No memory samples: G11 has nothing to judge here (the core simulator
 //!   checks the state machines' queues).
 
@@ -202,16 +207,21 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                 position,
                 view,
                 ..
-            } => h.push(
-                at,
-                Act::Registered {
-                    proc: *proc,
-                    server: *run,
-                    member_id: *member_id,
-                    position: *position,
-                    view: view.clone(),
-                },
-            ),
+            } => {
+                // A member id can come back (same incarnation, new
+                // session): its next removal is a new one.
+                removed.remove(&(*run, *member_id));
+                h.push(
+                    at,
+                    Act::Registered {
+                        proc: *proc,
+                        server: *run,
+                        member_id: *member_id,
+                        position: *position,
+                        view: view.clone(),
+                    },
+                );
+            }
             ApiAct::Resumed { proc } => h.push(at, Act::Resumed { proc: *proc }),
             ApiAct::Gap {
                 proc,
