@@ -125,7 +125,19 @@ fn main() -> ExitCode {
                 *reached.entry(k).or_default() += n;
             }
         }
+        // Seeds with at least one violation of each guarantee.
+        let mut by_guarantee = std::collections::BTreeMap::<&str, u64>::new();
+        for r in &results {
+            let mut names: Vec<&str> = r.violations.iter().map(|v| v.guarantee).collect();
+            names.dedup();
+            names.sort_unstable();
+            names.dedup();
+            for n in names {
+                *by_guarantee.entry(n).or_default() += 1;
+            }
+        }
         let v = serde_json::json!({
+            "failing_seeds_by_guarantee": by_guarantee,
             "faults": faults,
             "reached": reached,
             "seeds": results.len(),
