@@ -364,3 +364,127 @@ pub fn reached(log: &[ApiEntry]) -> Vec<(&'static str, u64)> {
     .zip(c)
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::frame::{Address, FailReason};
+
+    const P: Proc = Proc {
+        slot: 0,
+        incarnation: 11,
+    };
+    const Q: Proc = Proc {
+        slot: 1,
+        incarnation: 21,
+    };
+
+    fn e(at: u64, act: ApiAct) -> ApiEntry {
+        ApiEntry { at, act }
+    }
+
+    fn reg(at: u64) -> ApiEntry {
+        e(
+            at,
+            ApiAct::Registered {
+                proc: Q,
+                run: 1,
+                member_id: 5,
+                position: at,
+                view: vec![5],
+                session_lost: at > 0,
+            },
+        )
+    }
+
+    fn failed(at: u64, by: Proc) -> ApiEntry {
+        e(
+            at,
+            ApiAct::ViewEvent {
+                proc: by,
+                run: 1,
+                gseq: at,
+                change: ViewChange::Failed(5, FailReason::HeartbeatTimeout),
+            },
+        )
+    }
+
+    fn removals(h: &History) -> Vec<u64> {
+        h.iter()
+            .filter_map(|e| match e.act {
+                Act::ServerRemoved { member_id: 5, .. } => Some(e.at),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_removal_is_taken_once_per_session_of_a_member_id() {
+        // Two members read the first failure; the member comes back with
+        // the same id and fails again.
+        let log = [
+            reg(0),
+            failed(100, P),
+            failed(120, Q),
+            reg(200),
+            failed(300, P),
+        ];
+        assert_eq!(removals(&to_history(&log)), vec![100, 300]);
+    }
+
+    #[test]
+    fn a_send_gets_its_id_from_its_result_or_a_delivery() {
+        let call = |call, tag| {
+            e(
+                0,
+                ApiAct::Call {
+                    proc: P,
+                    call,
+                    kind: CallKind::Send {
+                        to: Address::Broadcast,
+                        tag,
+                        confirm: false,
+                        request: false,
+                        probe: false,
+                    },
+                },
+            )
+        };
+        let log = [
+            call(1, 10),
+            call(2, 20),
+            call(3, 30),
+            e(
+                5,
+                ApiAct::Resolved {
+                    proc: P,
+                    call: 1,
+                    result: CallResult::Acked(7),
+                },
+            ),
+            e(
+                6,
+                ApiAct::Delivered {
+                    proc: Q,
+                    run: 1,
+                    member_id: 5,
+                    gseq: 9,
+                    from: 4,
+                    id: MsgId { sender: 11, seq: 8 },
+                    tag: 20,
+                    intact: true,
+                },
+            ),
+        ];
+        let h = to_history(&log);
+        let sent: Vec<u64> = h
+            .iter()
+            .filter_map(|e| match e.act {
+                Act::Sent { id, .. } => Some(id.seq),
+                _ => None,
+            })
+            .collect();
+        // Call 3 was never resolved nor read: no `Sent` is invented.
+        assert_eq!(sent, vec![7, 8]);
+    }
+}
