@@ -6,18 +6,15 @@
 //! client, drain `poll_output` (connect, transmit, close, events), re-arm
 //! the timer from `poll_timeout`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rand::SeedableRng;
 use switchboard_core::client::{Client, ClientEvent, ClientOutput, CommandError, SendOptions};
 use switchboard_core::time::Tick;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -26,6 +23,7 @@ use super::events::{ConnectionState, Event, Notification};
 use super::{Command, Control, Error, MemberConfig, Outcome, SendWait, SubSink};
 use switchboard_runtime::clock::{sleep_until, Clock};
 use switchboard_runtime::io::{write_loop, READ_BYTES, SHUTDOWN_WRITE_TIMEOUT};
+use switchboard_runtime::net::Connector;
 use switchboard_tally::Tally;
 
 /// Transmits queued for the writer at most. The core's outbox bounds what
@@ -36,20 +34,25 @@ const WRITE_QUEUE_MAX: usize = 1024;
 /// handed to the core in one go and leaves in one transmit.
 const COMMAND_BATCH_MAX: usize = 256;
 
-type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
+type ConnectFuture<C> = Pin<
+    Box<
+        dyn Future<Output = std::io::Result<(<C as Connector>::Read, <C as Connector>::Write)>>
+            + Send,
+    >,
+>;
 
-enum Link {
+enum Link<C: Connector> {
     Down,
-    Connecting(ConnectFuture),
+    Connecting(ConnectFuture<C>),
     Up {
-        rd: OwnedReadHalf,
+        rd: C::Read,
         wr: mpsc::Sender<Bytes>,
         writer: JoinHandle<()>,
     },
 }
 
-enum LinkEvent {
-    Connected(TcpStream),
+enum LinkEvent<C: Connector> {
+    Connected(C::Read, C::Write),
     ConnectFailed(std::io::Error),
     Data(usize),
     Eof,
@@ -94,11 +97,12 @@ pub(crate) struct Channels {
     pub tally: Arc<Tally>,
 }
 
-struct Driver {
+struct Driver<C: Connector> {
     config: MemberConfig,
+    net: C,
     client: Client,
     clock: Clock,
-    link: Link,
+    link: Link<C>,
     read_buf: Vec<u8>,
     commands: mpsc::Receiver<Command>,
     /// Commands taken in one wake-up, executed in order.
@@ -110,14 +114,15 @@ struct Driver {
     /// Posted messages acked / refused since the tally was last told.
     posted_acked: u64,
     posted_refused: u64,
-    waiters: HashMap<u64, Waiter>,
+    /// Ordered maps, so that closing fails them in a fixed order.
+    waiters: BTreeMap<u64, Waiter>,
     /// Joins, leaves, subscribes and unsubscribes waiting for the server to
     /// apply them: (sequence, reply, value), in sequence order.
     applied: VecDeque<Applied>,
     /// Sequences of posted messages not yet acked or refused, increasing
     /// (no waiter each: the tally counts them).
     posted: VecDeque<u64>,
-    requests: HashMap<u64, oneshot::Sender<Result<super::Message, Error>>>,
+    requests: BTreeMap<u64, oneshot::Sender<Result<super::Message, Error>>>,
     subs: HashMap<u32, SubSink>,
     /// Items waiting for room on their sink; while any wait, the socket is
     /// not read (so this is bounded by what one read produces).
@@ -135,12 +140,12 @@ struct Driver {
     control_open: bool,
 }
 
-pub(crate) async fn run(config: MemberConfig, ch: Channels) {
+pub(crate) async fn run<C: Connector>(config: MemberConfig, ch: Channels, net: C) {
     let clock = Clock::new();
-    let rng = Box::new(rand::rngs::StdRng::from_entropy());
-    let client = Client::new(config.core.clone(), rng, clock.now());
+    let client = Client::new(config.core.clone(), net.rng(), clock.now());
     let mut d = Driver {
         config,
+        net,
         client,
         clock,
         link: Link::Down,
@@ -153,10 +158,10 @@ pub(crate) async fn run(config: MemberConfig, ch: Channels) {
         tally: ch.tally,
         posted_acked: 0,
         posted_refused: 0,
-        waiters: HashMap::new(),
+        waiters: BTreeMap::new(),
         applied: VecDeque::new(),
         posted: VecDeque::new(),
-        requests: HashMap::new(),
+        requests: BTreeMap::new(),
         subs: HashMap::new(),
         pending: VecDeque::new(),
         stalled: VecDeque::new(),
@@ -170,11 +175,15 @@ pub(crate) async fn run(config: MemberConfig, ch: Channels) {
     d.run().await;
 }
 
-async fn next_link_event(link: &mut Link, buf: &mut [u8], paused: bool) -> LinkEvent {
+async fn next_link_event<C: Connector>(
+    link: &mut Link<C>,
+    buf: &mut [u8],
+    paused: bool,
+) -> LinkEvent<C> {
     match link {
         Link::Down => std::future::pending().await,
         Link::Connecting(f) => match f.as_mut().await {
-            Ok(s) => LinkEvent::Connected(s),
+            Ok((rd, wr)) => LinkEvent::Connected(rd, wr),
             Err(e) => LinkEvent::ConnectFailed(e),
         },
         Link::Up { .. } if paused => std::future::pending().await,
@@ -185,7 +194,7 @@ async fn next_link_event(link: &mut Link, buf: &mut [u8], paused: bool) -> LinkE
     }
 }
 
-impl Driver {
+impl<C: Connector> Driver<C> {
     async fn run(mut self) {
         while self.closed.is_none() {
             let timer = switchboard_core::time::earliest(
@@ -265,11 +274,7 @@ impl Driver {
                 match o {
                     ClientOutput::Connect => {
                         let addr = self.config.server.clone();
-                        self.link = Link::Connecting(Box::pin(async move {
-                            let s = TcpStream::connect(addr.as_str()).await?;
-                            s.set_nodelay(true)?;
-                            Ok(s)
-                        }));
+                        self.link = Link::Connecting(Box::pin(self.net.connect(addr)));
                         self.set_state(ConnectionState::Connecting);
                     }
                     ClientOutput::Transmit(data) => {
@@ -307,11 +312,10 @@ impl Driver {
         }
     }
 
-    fn on_link(&mut self, ev: LinkEvent) {
+    fn on_link(&mut self, ev: LinkEvent<C>) {
         let now = self.clock.now();
         match ev {
-            LinkEvent::Connected(stream) => {
-                let (rd, wr_half) = stream.into_split();
+            LinkEvent::Connected(rd, wr_half) => {
                 let (wr, rx) = mpsc::channel(WRITE_QUEUE_MAX);
                 let writer = tokio::spawn(async move {
                     if let Err(e) = write_loop(wr_half, rx).await {
@@ -522,13 +526,14 @@ impl Driver {
                 member_id,
                 epoch,
                 view,
+                position,
                 session_lost,
-                ..
             } => {
                 self.set_state(ConnectionState::Connected { member_id });
                 self.emit(Out::Main(Event::Registered {
                     member_id,
                     epoch,
+                    position,
                     view,
                     session_lost,
                 }));
@@ -690,6 +695,11 @@ impl Driver {
         match out {
             Out::Main(ev) => match self.events.try_send(ev) {
                 Ok(()) | Err(TrySendError::Closed(_)) => {}
+                #[cfg(feature = "fault-injection")]
+                Err(TrySendError::Full(Event::Message(_)))
+                    if switchboard_runtime::fault::armed(
+                        switchboard_runtime::fault::Fault::DropEventWhenFull,
+                    ) => {}
                 Err(TrySendError::Full(ev)) => self.pending.push_back(Out::Main(ev)),
             },
             Out::Sub(id, n) => {
@@ -732,6 +742,18 @@ impl Driver {
             return;
         };
         match (r, head) {
+            #[cfg(feature = "fault-injection")]
+            (Reserved::Main(Ok(permit)), Out::Main(ev))
+                if matches!(self.pending.front(), Some(Out::Main(_)))
+                    && switchboard_runtime::fault::armed(
+                        switchboard_runtime::fault::Fault::ReorderWhenFull,
+                    ) =>
+            {
+                if let Some(Out::Main(next)) = self.pending.pop_front() {
+                    permit.send(next);
+                }
+                self.pending.push_front(Out::Main(ev));
+            }
             (Reserved::Main(Ok(permit)), Out::Main(ev)) => {
                 permit.send(ev);
             }
@@ -770,7 +792,7 @@ impl Driver {
         for c in std::mem::take(&mut self.stalled) {
             self.fail_command(c, Error::Closed);
         }
-        for (_, w) in self.waiters.drain() {
+        for (_, w) in std::mem::take(&mut self.waiters) {
             match w {
                 Waiter::Ack(tx) => drop(tx.send(Err(Error::Closed))),
                 Waiter::Outcome(tx) => drop(tx.send(Err(Error::Closed))),
@@ -781,7 +803,7 @@ impl Driver {
         for a in self.applied.drain(..) {
             let _ = a.reply.send(Err(Error::Closed));
         }
-        for (_, tx) in self.requests.drain() {
+        for (_, tx) in std::mem::take(&mut self.requests) {
             let _ = tx.send(Err(Error::Closed));
         }
         self.commands.close();
@@ -816,7 +838,7 @@ impl Driver {
     }
 }
 
-impl Driver {
+impl<C: Connector> Driver<C> {
     /// Ends a command that will not run.
     fn fail_command(&mut self, c: Command, e: Error) {
         match c {

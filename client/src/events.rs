@@ -29,6 +29,9 @@ pub enum Event {
         member_id: u64,
         /// View epoch of the snapshot.
         epoch: u64,
+        /// Stream position of the snapshot: this session's stream starts
+        /// right after it.
+        position: u64,
         /// The view at this member's position in the stream.
         view: Vec<MemberInfo>,
         /// A previous session was lost.

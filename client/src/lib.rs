@@ -64,6 +64,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchboard_core::auth::Secret;
 use switchboard_core::client::{ClientConfig, CommandError};
+use switchboard_runtime::net::{Connector, TokioNet};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Settings of a member.
@@ -272,8 +273,18 @@ impl Member {
     /// [`MemberConfig::connect_timeout`]). Returns the handle and the
     /// member's event stream, which starts with [`Event::Registered`].
     pub async fn connect(config: MemberConfig) -> Result<(Member, EventStream), Error> {
+        Self::connect_with(config, TokioNet).await
+    }
+
+    /// [`connect`](Member::connect) on another network: the driver opens
+    /// its connections with `net` and seeds its state machine from it
+    /// (the seam the production-path simulator uses).
+    pub async fn connect_with<C: Connector>(
+        config: MemberConfig,
+        net: C,
+    ) -> Result<(Member, EventStream), Error> {
         let timeout = config.connect_timeout;
-        let (member, events) = Self::start(config);
+        let (member, events) = Self::start_with(config, net);
         let mut state = member.state.clone();
         let wait = async {
             loop {
@@ -325,6 +336,12 @@ impl Member {
     /// Starts a member without waiting for it to register; it connects and
     /// reconnects by itself.
     pub fn start(config: MemberConfig) -> (Member, EventStream) {
+        Self::start_with(config, TokioNet)
+    }
+
+    /// [`start`](Member::start) on another network (see
+    /// [`connect_with`](Member::connect_with)).
+    pub fn start_with<C: Connector>(config: MemberConfig, net: C) -> (Member, EventStream) {
         let (commands_tx, commands_rx) = mpsc::channel(config.commands_max.max(1));
         let (control_tx, control_rx) = mpsc::channel(8);
         let (events_tx, events_rx) = mpsc::channel(config.events_max.max(1));
@@ -345,6 +362,7 @@ impl Member {
                 state: state_tx,
                 tally: tally.clone(),
             },
+            net,
         ));
         let member = Member {
             commands: commands_tx,

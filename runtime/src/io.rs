@@ -38,6 +38,8 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: mpsc::Receiver<Bytes>,
 ) -> std::io::Result<()> {
     let mut batch: Vec<Bytes> = Vec::new();
+    #[cfg(feature = "fault-injection")]
+    let mut reorder = crate::fault::Reorder::default();
     while let Some(first) = rx.recv().await {
         let mut total = first.len();
         batch.push(first);
@@ -50,6 +52,8 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
                 Err(_) => break,
             }
         }
+        #[cfg(feature = "fault-injection")]
+        reorder.apply(&mut batch);
         let r = timed(write_all_vectored(&mut wr, &mut batch)).await;
         batch.clear();
         if batch.capacity() > WRITE_BATCH_ITEMS_KEEP && rx.is_empty() {

@@ -10,8 +10,13 @@
 //!   timeout) and the read buffer size.
 //! * [`secret`]: the cluster secret file (hex, generated on first start with
 //!   owner-only permissions).
+//! * [`net`]: the network seam (listener, connector, randomness) with the
+//!   tokio implementation; a simulation supplies its own.
 #![deny(missing_docs)]
 
 pub mod clock;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod io;
+pub mod net;
 pub mod secret;

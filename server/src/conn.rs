@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use switchboard_core::server::ConnId;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::core_task::CoreMsg;
 use switchboard_runtime::io::{write_loop, READ_BYTES};
+use switchboard_runtime::net::{Listener, NetRead};
 
 /// Transmits queued for one connection's writer at most. The core's send
 /// window bounds what a reading peer has in flight; a connection that
@@ -29,8 +29,8 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Accepts internal connections up to `connections_max` open at once;
 /// beyond that a new connection is closed at once.
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
+pub(crate) async fn accept_loop<L: Listener>(
+    mut listener: L,
     connections_max: usize,
     core: mpsc::Sender<CoreMsg>,
     done: mpsc::Sender<()>,
@@ -38,7 +38,7 @@ pub(crate) async fn accept_loop(
     let slots = Arc::new(Semaphore::new(connections_max));
     let mut next_conn: u64 = 1;
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let (rd, wr, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -48,15 +48,11 @@ pub(crate) async fn accept_loop(
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, connections_max, "connection refused: too many connections");
-            drop(stream);
+            drop((rd, wr));
             continue;
         };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, error = %e, "set_nodelay failed");
-        }
         let conn = ConnId(next_conn);
         next_conn += 1;
-        let (rd, wr) = stream.into_split();
         let (writer_tx, writer_rx) = mpsc::channel(WRITE_QUEUE_MAX);
         let (gate_tx, gate_rx) = watch::channel(true);
         let accepted = CoreMsg::Accepted {
@@ -84,9 +80,9 @@ pub(crate) async fn accept_loop(
 
 /// Reads while the gate is open and hands each read to the core. Ends on
 /// EOF, error, or when the core forgets the connection (gate dropped).
-async fn reader(
+async fn reader<R: NetRead>(
     conn: ConnId,
-    rd: OwnedReadHalf,
+    mut rd: R,
     mut gate: watch::Receiver<bool>,
     core: mpsc::Sender<CoreMsg>,
     _slot: Arc<OwnedSemaphorePermit>,
@@ -102,7 +98,10 @@ async fn reader(
                 return;
             }
         }
+        // Biased: the same choice every time both are ready (a seeded
+        // simulation replays exactly).
         tokio::select! {
+            biased;
             r = rd.readable() => {
                 if r.is_err() {
                     let _ = core.send(CoreMsg::Closed { conn }).await;
@@ -142,10 +141,10 @@ async fn reader(
 }
 
 /// Writes what the core queues; tells the core if the socket fails.
-async fn writer(
+async fn writer<W: AsyncWrite + Unpin>(
     conn: ConnId,
     peer: SocketAddr,
-    wr: OwnedWriteHalf,
+    wr: W,
     rx: mpsc::Receiver<bytes::Bytes>,
     core: mpsc::Sender<CoreMsg>,
     _slot: Arc<OwnedSemaphorePermit>,

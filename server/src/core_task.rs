@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use rand::SeedableRng;
+use rand::RngCore;
 use switchboard_core::frame::FailReason;
 use switchboard_core::server::{ConnId, Output, Server, ServerConfig, ServerEvent};
 use tokio::sync::mpsc::error::TrySendError;
@@ -63,9 +63,9 @@ pub(crate) async fn run(
     _tx: mpsc::Sender<CoreMsg>,
     mut shutdown: watch::Receiver<bool>,
     mut writers_done: mpsc::Receiver<()>,
+    rng: Box<dyn RngCore + Send>,
 ) {
     let clock = Clock::new();
-    let rng = Box::new(rand::rngs::StdRng::from_entropy());
     let server = Server::new(config, rng, clock.now());
     tracing::info!(
         incarnation = %to_hex(&server.incarnation().to_be_bytes()),

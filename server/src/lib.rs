@@ -3,7 +3,9 @@
 //! The message server runtime: the core [`Server`] state machine on tokio.
 //! [`run`] binds the member port (binary protocol) and the HTTP port
 //! (read-only) and returns a [`ServerHandle`]; [`config`] resolves its
-//! settings from a TOML file, flags and environment.
+//! settings from a TOML file, flags and environment. [`run_with`] runs the
+//! same tasks on a given listener and randomness (the network seam of
+//! `switchboard_runtime::net`, used by the production-path simulator).
 //!
 //! ```text
 //!  accept task ──Accepted──┐                       ┌──▶ writer task (conn 1) ──▶ socket
@@ -39,6 +41,8 @@ pub use view::{MemberView, MembersView, StatsView};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use rand::RngCore;
+use switchboard_runtime::net::{entropy_rng, Listener};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -81,7 +85,8 @@ pub struct ServerHandle {
     shutdown: watch::Sender<bool>,
     core: JoinHandle<()>,
     accept: JoinHandle<()>,
-    http: JoinHandle<()>,
+    /// `None` when started by [`run_with`] (no HTTP port).
+    http: Option<JoinHandle<()>>,
 }
 
 impl ServerHandle {
@@ -90,7 +95,8 @@ impl ServerHandle {
         self.internal
     }
 
-    /// The bound external (HTTP) address.
+    /// The bound external (HTTP) address (the configured one, unbound,
+    /// when started by [`run_with`]).
     pub fn external_addr(&self) -> SocketAddr {
         self.external
     }
@@ -103,12 +109,13 @@ impl ServerHandle {
         self.accept.abort();
         let _ = self.core.await;
         // HTTP clients get the same time to finish their requests.
-        let mut http = self.http;
-        if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, &mut http)
-            .await
-            .is_err()
-        {
-            http.abort();
+        if let Some(mut http) = self.http {
+            if tokio::time::timeout(SHUTDOWN_FLUSH_TIMEOUT, &mut http)
+                .await
+                .is_err()
+            {
+                http.abort();
+            }
         }
     }
 
@@ -117,10 +124,14 @@ impl ServerHandle {
     pub async fn kill(self) {
         self.accept.abort();
         self.core.abort();
-        self.http.abort();
+        if let Some(http) = &self.http {
+            http.abort();
+        }
         let _ = self.accept.await;
         let _ = self.core.await;
-        let _ = self.http.await;
+        if let Some(http) = self.http {
+            let _ = http.await;
+        }
     }
 
     /// Resolves when the server stopped (after a shutdown).
@@ -164,16 +175,42 @@ pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
             addr: opts.external,
             source,
         })?;
-    let bound = |l: &TcpListener, which, addr| {
-        l.local_addr().map_err(|source| ServerError::Bind {
-            which,
-            addr,
-            source,
-        })
-    };
-    let internal_addr = bound(&internal, "internal", opts.internal)?;
-    let external_addr = bound(&external, "external", opts.external)?;
+    let external_addr = external.local_addr().map_err(|source| ServerError::Bind {
+        which: "external",
+        addr: opts.external,
+        source,
+    })?;
+    start(
+        opts,
+        internal,
+        Some((external, external_addr)),
+        entropy_rng(),
+    )
+}
 
+/// Starts the server's member port on `listener`, its state machine on
+/// `rng`, without the HTTP port: the same accept loop, connection tasks
+/// and core task as [`run`], on another network (a simulated one).
+pub fn run_with<L: Listener>(
+    opts: ServerOptions,
+    listener: L,
+    rng: Box<dyn RngCore + Send>,
+) -> Result<ServerHandle, ServerError> {
+    opts.validate()?;
+    start(opts, listener, None, rng)
+}
+
+fn start<L: Listener>(
+    opts: ServerOptions,
+    internal: L,
+    external: Option<(TcpListener, SocketAddr)>,
+    rng: Box<dyn RngCore + Send>,
+) -> Result<ServerHandle, ServerError> {
+    let internal_addr = internal.local_addr().map_err(|source| ServerError::Bind {
+        which: "internal",
+        addr: opts.internal,
+        source,
+    })?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_MAX);
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
@@ -185,13 +222,17 @@ pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         core_tx.clone(),
         done_tx,
     ));
-    let http = tokio::spawn(http::serve(external, core_tx.clone(), shutdown_rx.clone()));
+    let external_addr = external.as_ref().map_or(opts.external, |(_, a)| *a);
+    let http = external.map(|(listener, _)| {
+        tokio::spawn(http::serve(listener, core_tx.clone(), shutdown_rx.clone()))
+    });
     let core = tokio::spawn(core_task::run(
         opts.core,
         core_rx,
         core_tx,
         shutdown_rx,
         done_rx,
+        rng,
     ));
     tracing::info!(
         %cluster,
