@@ -65,6 +65,15 @@ pub struct Coverage {
     pub outcomes_with_missed: u64,
     /// Anycast deliveries.
     pub anycast_deliveries: u64,
+    /// Group deliveries.
+    pub group_deliveries: u64,
+    /// Deliveries of a sender `seq` above `SEQ_WINDOW` (the receivers'
+    /// duplicate window has wrapped around).
+    pub past_seq_window: u64,
+    /// Resumes refused (`Reject{SessionUnknown}`).
+    pub refused_resumes: u64,
+    /// Member queues that went over their soft item limit.
+    pub queues_over_limit: u64,
     /// Chunked sends.
     pub chunked_sends: u64,
     /// Chunked deliveries.
@@ -130,6 +139,10 @@ impl Coverage {
         self.outcomes += o.outcomes;
         self.outcomes_with_missed += o.outcomes_with_missed;
         self.anycast_deliveries += o.anycast_deliveries;
+        self.group_deliveries += o.group_deliveries;
+        self.past_seq_window += o.past_seq_window;
+        self.refused_resumes += o.refused_resumes;
+        self.queues_over_limit += o.queues_over_limit;
         self.chunked_sends += o.chunked_sends;
         self.chunked_deliveries += o.chunked_deliveries;
         self.resumes += o.resumes;

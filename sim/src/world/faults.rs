@@ -96,6 +96,13 @@ impl World {
                 self.coverage.faults.server_crash += 1;
                 self.fault(None, down_ms, "server-crash");
                 let server = self.server_inc;
+                for member_id in std::mem::take(&mut self.over_limit) {
+                    self.record(Act::QueueOver {
+                        server,
+                        member_id,
+                        over: false,
+                    });
+                }
                 self.record(Act::ServerCrashed { server });
                 self.server = None;
                 self.server_timer = None;

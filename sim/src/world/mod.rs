@@ -119,6 +119,9 @@ struct Slot {
     held: std::collections::VecDeque<Ev>,
     /// Group operations whose effect the server has not confirmed yet.
     pending_group_ops: BTreeSet<u64>,
+    /// The member id of the client's session as last seen (a refused
+    /// resume drops it).
+    session_member: Option<u64>,
 }
 
 /// The result of one run.
@@ -164,6 +167,9 @@ pub struct World {
     events: u64,
     coverage: Coverage,
     end_ms: Ms,
+    /// Members of the current server run whose queue is over its soft
+    /// item limit (see `Act::QueueOver`).
+    over_limit: BTreeSet<u64>,
 }
 
 fn ms(t: Tick) -> Ms {
@@ -199,6 +205,7 @@ impl World {
             events: 0,
             coverage: Coverage::default(),
             end_ms: cfg.duration_ms + cfg.liveness_bound_ms(),
+            over_limit: BTreeSet::new(),
             cfg,
         };
         w.start_server();
@@ -224,6 +231,7 @@ impl World {
                 pending_confirms: BTreeSet::new(),
                 held: std::collections::VecDeque::new(),
                 pending_group_ops: BTreeSet::new(),
+                session_member: None,
             });
             w.start_proc(slot);
         }

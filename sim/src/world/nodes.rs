@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use rand::Rng;
 use switchboard_core::client::{Client, ClientEvent, ClientOutput, RequestError};
-use switchboard_core::frame::{Address, ClusterEvent, FailReason};
+use switchboard_core::frame::{Address, ClusterEvent, FailReason, SEQ_WINDOW};
 use switchboard_core::server::{Output, Server, ServerEvent};
 use switchboard_core::time::Tick;
 
@@ -42,6 +42,7 @@ impl World {
         s.pending_confirms.clear();
         s.held.clear();
         s.pending_group_ops.clear();
+        s.session_member = None;
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
             proc,
@@ -249,7 +250,48 @@ impl World {
                 },
             }
         }
+        self.note_queues_over_limit();
         self.arm_server();
+    }
+
+    /// Records each member queue of the current server run that went over
+    /// its soft item limit, or back under it (or was removed).
+    fn note_queues_over_limit(&mut self) {
+        let Some(server) = &self.server else {
+            return;
+        };
+        let items_max = self.cfg.server_config().member_queue_items_max;
+        let over: BTreeSet<u64> = server
+            .view()
+            .filter(|m| {
+                let items = server.queue_len(m.member_id).unwrap_or(0);
+                let notices = server.notices_len(m.member_id).unwrap_or(0);
+                items.saturating_sub(notices) > items_max
+            })
+            .map(|m| m.member_id)
+            .collect();
+        if over == self.over_limit {
+            return;
+        }
+        let server = self.server_inc;
+        let went_under: Vec<u64> = self.over_limit.difference(&over).copied().collect();
+        let went_over: Vec<u64> = over.difference(&self.over_limit).copied().collect();
+        for member_id in went_under {
+            self.record(Act::QueueOver {
+                server,
+                member_id,
+                over: false,
+            });
+        }
+        for member_id in went_over {
+            self.coverage.queues_over_limit += 1;
+            self.record(Act::QueueOver {
+                server,
+                member_id,
+                over: true,
+            });
+        }
+        self.over_limit = over;
     }
 
     pub(super) fn drain_client(&mut self, slot: usize) {
@@ -307,8 +349,26 @@ impl World {
                 ClientOutput::Event(e) => self.client_event(slot, e),
             }
         }
+        self.note_refused_resume(slot);
         self.confirm_group_ops(slot);
         self.arm_client(slot);
+    }
+
+    /// Records a refused resume: the client dropped its session (it does so
+    /// only on `Reject{SessionUnknown}`), after any `Gap` that came first.
+    fn note_refused_resume(&mut self, slot: usize) {
+        let now_id = self.slots[slot].client.as_ref().and_then(|c| c.member_id());
+        let before = std::mem::replace(&mut self.slots[slot].session_member, now_id);
+        if let (Some(member_id), None) = (before, now_id) {
+            self.coverage.refused_resumes += 1;
+            let proc = self.slots[slot].proc;
+            let server = self.server_inc;
+            self.record(Act::ResumeRefused {
+                proc,
+                server,
+                member_id,
+            });
+        }
     }
 
     /// Records an `Acked` for group operations once the server has their
@@ -449,8 +509,13 @@ impl World {
             .as_ref()
             .and_then(|c| c.member_id())
             .unwrap_or(0);
-        if matches!(m.to, Address::Anycast(_)) {
-            self.coverage.anycast_deliveries += 1;
+        match m.to {
+            Address::Anycast(_) => self.coverage.anycast_deliveries += 1,
+            Address::Group(_) => self.coverage.group_deliveries += 1,
+            _ => {}
+        }
+        if m.seq > SEQ_WINDOW {
+            self.coverage.past_seq_window += 1;
         }
         if m.payload.len() > 16 * 1024 {
             self.coverage.chunked_deliveries += 1;
