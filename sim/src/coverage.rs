@@ -102,8 +102,15 @@ pub struct Coverage {
     pub rejects: u64,
     /// Commands refused locally (outbox full).
     pub refused_commands: u64,
-    /// Reads deferred because the sender was throttled.
+    /// Times a member became throttled (`Server::is_throttled`: a
+    /// recipient of its messages over its queue limit, or its own unread
+    /// notices).
     pub throttled: u64,
+    /// Reads held back because the server stopped reading a connection
+    /// (`Server::wants_read` false: deferred frames at their byte limit).
+    pub reads_held: u64,
+    /// Messages sent in firehose bursts.
+    pub burst_sends: u64,
     /// Deliveries recorded.
     pub deliveries: u64,
 }
@@ -158,6 +165,8 @@ impl Coverage {
         self.rejects += o.rejects;
         self.refused_commands += o.refused_commands;
         self.throttled += o.throttled;
+        self.reads_held += o.reads_held;
+        self.burst_sends += o.burst_sends;
         self.deliveries += o.deliveries;
     }
 

@@ -96,6 +96,7 @@ impl World {
                 self.coverage.faults.server_crash += 1;
                 self.fault(None, down_ms, "server-crash");
                 let server = self.server_inc;
+                self.throttled.clear();
                 for member_id in std::mem::take(&mut self.over_limit) {
                     self.record(Act::QueueOver {
                         server,

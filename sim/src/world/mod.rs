@@ -170,6 +170,9 @@ pub struct World {
     /// Members of the current server run whose queue is over its soft
     /// item limit (see `Act::QueueOver`).
     over_limit: BTreeSet<u64>,
+    /// Members of the current server run that are throttled (counted in
+    /// coverage as they become so).
+    throttled: BTreeSet<u64>,
 }
 
 fn ms(t: Tick) -> Ms {
@@ -206,6 +209,7 @@ impl World {
             coverage: Coverage::default(),
             end_ms: cfg.duration_ms + cfg.liveness_bound_ms(),
             over_limit: BTreeSet::new(),
+            throttled: BTreeSet::new(),
             cfg,
         };
         w.start_server();

@@ -66,7 +66,7 @@ impl World {
         if blocked {
             // The member's deferred frames are at their limit: the
             // bytes wait in the socket (TCP backpressure).
-            self.coverage.throttled += 1;
+            self.coverage.reads_held += 1;
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.up_held.push_back(ev);
             }

@@ -261,6 +261,17 @@ impl World {
             return;
         };
         let items_max = self.cfg.server_config().member_queue_items_max;
+        let throttled: BTreeSet<u64> = server
+            .view()
+            .map(|m| m.member_id)
+            .filter(|&id| server.is_throttled(id))
+            .collect();
+        let newly = throttled.difference(&self.throttled).count() as u64;
+        self.coverage.throttled += newly;
+        self.throttled = throttled;
+        let Some(server) = &self.server else {
+            return;
+        };
         let over: BTreeSet<u64> = server
             .view()
             .filter(|m| {

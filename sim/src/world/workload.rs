@@ -148,6 +148,37 @@ impl World {
                 }
                 self.drain_client(slot);
             }
+            Action::Burst {
+                slot,
+                to,
+                count,
+                confirm,
+            } => {
+                let Some(addr) = self.address(slot, &to) else {
+                    return;
+                };
+                for _ in 0..count {
+                    let tag = self.take_tag();
+                    let Some(c) = self.slots[slot].client.as_mut() else {
+                        return;
+                    };
+                    let options = SendOptions { confirm };
+                    match c.send(now, addr.clone(), payload(tag, 16), options) {
+                        Ok(seq) => {
+                            self.coverage.sends += 1;
+                            self.coverage.burst_sends += 1;
+                            self.record_sent(slot, seq, addr.clone(), tag, confirm, false);
+                        }
+                        Err(_) => {
+                            // Outbox full: the rest of the burst would be
+                            // refused too.
+                            self.coverage.refused_commands += 1;
+                            break;
+                        }
+                    }
+                }
+                self.drain_client(slot);
+            }
             Action::Request {
                 slot,
                 to,
