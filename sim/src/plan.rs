@@ -381,7 +381,7 @@ pub const FIREHOSE_P: f64 = 0.1;
 /// Messages per firehose burst.
 pub const FIREHOSE_BURST: u32 = 250;
 /// Time between firehose bursts, ms.
-pub const FIREHOSE_EVERY_MS: u64 = 150;
+pub const FIREHOSE_EVERY_MS: u64 = 50;
 
 /// In a share of the seeds ([`FIREHOSE_P`]), one member sends bursts of
 /// small messages to one destination for the whole safety phase: about

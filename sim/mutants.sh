@@ -1,0 +1,27 @@
+#!/bin/sh
+# Mutation testing of the core's protocol files with the simulator sweep as
+# the only test: a mutant survives when seeds 0..SIM_MUTANT_SEEDS (200) of
+# the default swarm sweep show no violation. Results:
+# target/mutants/<file>/mutants.out/ (caught.txt, missed.txt, timeout.txt).
+#
+#   sim/mutants.sh                       # the four files below, in order
+#   sim/mutants.sh core/src/client/inbox.rs   # one file
+#
+# Each mutant costs a release build of core and sim plus the sweep (about a
+# minute on two cores); a mutant that hangs is cut off by --timeout.
+set -eu
+cd "$(dirname "$0")/.."
+files=${*:-"core/src/client/inbox.rs core/src/server/member.rs core/src/server/events.rs core/src/server/routing.rs"}
+for f in $files; do
+    out="target/mutants/$(basename "$f" .rs)"
+    mkdir -p "$out"
+    cargo mutants --package switchboard-core --file "$f" \
+        --test-package switchboard-sim --profile release --cargo-arg=--config=profile.release.debug=0 \
+        --jobs 1 --timeout "${MUTANT_TIMEOUT:-150}" --build-timeout 600 \
+        --output "$out" \
+        -- --test mutants_sweep -- --ignored || true
+    echo "== $f: $(cat "$out/mutants.out/caught.txt" 2>/dev/null | wc -l) caught," \
+        "$(cat "$out/mutants.out/missed.txt" 2>/dev/null | wc -l) missed," \
+        "$(cat "$out/mutants.out/timeout.txt" 2>/dev/null | wc -l) timeout," \
+        "$(cat "$out/mutants.out/unviable.txt" 2>/dev/null | wc -l) unviable"
+done
