@@ -170,6 +170,8 @@ pub struct World {
     /// Members of the current server run whose queue is over its soft
     /// item limit (see `Act::QueueOver`).
     over_limit: BTreeSet<u64>,
+    /// The server's soft queue limit, items.
+    queue_items_max: usize,
     /// Members of the current server run that are throttled (counted in
     /// coverage as they become so).
     throttled: BTreeSet<u64>,
@@ -209,6 +211,7 @@ impl World {
             coverage: Coverage::default(),
             end_ms: cfg.duration_ms + cfg.liveness_bound_ms(),
             over_limit: BTreeSet::new(),
+            queue_items_max: cfg.server_config().member_queue_items_max,
             throttled: BTreeSet::new(),
             cfg,
         };

@@ -260,7 +260,7 @@ impl World {
         let Some(server) = &self.server else {
             return;
         };
-        let items_max = self.cfg.server_config().member_queue_items_max;
+        let items_max = self.queue_items_max;
         let throttled: BTreeSet<u64> = server
             .view()
             .map(|m| m.member_id)
