@@ -190,8 +190,8 @@ impl Coverage {
 }
 
 /// Coverage floors: paths every ordinary sweep of the default profile
-/// reaches, as a least count per seed. Each is about a quarter of the rate
-/// seen over seeds 0..600 (`docs/GUARANTEES.md`, section 9), so a bug that
+/// reaches, as a least count per seed. Each is a quarter or less of the rate
+/// seen over seeds 0..2000 (`docs/GUARANTEES.md`, section 8), so a bug that
 /// makes a path collapse fails the sweep even when no checker fires.
 pub const FLOORS: &[(&str, f64)] = &[
     ("group_delivery", 400.0),
