@@ -165,6 +165,7 @@ impl SimConfig {
             member_queue_items_max: s.member_queue_items_max,
             restart_grace_ms: s.restart_grace_ms,
             outbox_items_max: self.client_config("i", "p", 1).outbox_items_max,
+            slow_consumer_grace_ms: s.slow_consumer_grace_ms,
         }
     }
 

@@ -65,6 +65,15 @@ pub struct Coverage {
     pub outcomes_with_missed: u64,
     /// Anycast deliveries.
     pub anycast_deliveries: u64,
+    /// Group deliveries.
+    pub group_deliveries: u64,
+    /// Deliveries of a sender `seq` above `SEQ_WINDOW` (the receivers'
+    /// duplicate window has wrapped around).
+    pub past_seq_window: u64,
+    /// Resumes refused (`Reject{SessionUnknown}`).
+    pub refused_resumes: u64,
+    /// Member queues that went over their soft item limit.
+    pub queues_over_limit: u64,
     /// Chunked sends.
     pub chunked_sends: u64,
     /// Chunked deliveries.
@@ -93,8 +102,15 @@ pub struct Coverage {
     pub rejects: u64,
     /// Commands refused locally (outbox full).
     pub refused_commands: u64,
-    /// Reads deferred because the sender was throttled.
+    /// Times a member became throttled (`Server::is_throttled`: a
+    /// recipient of its messages over its queue limit, or its own unread
+    /// notices).
     pub throttled: u64,
+    /// Reads held back because the server stopped reading a connection
+    /// (`Server::wants_read` false: deferred frames at their byte limit).
+    pub reads_held: u64,
+    /// Messages sent in firehose bursts.
+    pub burst_sends: u64,
     /// Deliveries recorded.
     pub deliveries: u64,
 }
@@ -130,6 +146,10 @@ impl Coverage {
         self.outcomes += o.outcomes;
         self.outcomes_with_missed += o.outcomes_with_missed;
         self.anycast_deliveries += o.anycast_deliveries;
+        self.group_deliveries += o.group_deliveries;
+        self.past_seq_window += o.past_seq_window;
+        self.refused_resumes += o.refused_resumes;
+        self.queues_over_limit += o.queues_over_limit;
         self.chunked_sends += o.chunked_sends;
         self.chunked_deliveries += o.chunked_deliveries;
         self.resumes += o.resumes;
@@ -145,6 +165,8 @@ impl Coverage {
         self.rejects += o.rejects;
         self.refused_commands += o.refused_commands;
         self.throttled += o.throttled;
+        self.reads_held += o.reads_held;
+        self.burst_sends += o.burst_sends;
         self.deliveries += o.deliveries;
     }
 
@@ -164,5 +186,145 @@ impl Coverage {
             ("superseded", self.superseded),
             ("heartbeat_failure", self.heartbeat_failures),
         ]
+    }
+}
+
+/// Coverage floors: paths every ordinary sweep of the default profile
+/// reaches, as a least count per seed. Each is a quarter or less of the rate
+/// seen over seeds 0..2000 (`docs/GUARANTEES.md`, section 8), so a bug that
+/// makes a path collapse fails the sweep even when no checker fires.
+pub const FLOORS: &[(&str, f64)] = &[
+    ("group_delivery", 400.0),
+    ("anycast_delivery", 100.0),
+    ("eviction", 0.15),
+    ("gap_notice", 0.8),
+    ("resume", 0.9),
+    ("reregistration", 7.0),
+    ("chunked_delivery", 25.0),
+    ("outcome_missed", 40.0),
+    ("request_timeout", 75.0),
+    ("request_reply", 60.0),
+    ("throttled", 4.0),
+    ("past_seq_window", 1.0),
+];
+
+/// The band NACKs per send must stay in (about half to twice the rate of
+/// the default profile, 5–7 %).
+pub const NACKS_PER_SEND: (f64, f64) = (0.03, 0.12);
+
+impl Coverage {
+    /// The count of a floored path.
+    fn floor_count(&self, name: &str) -> u64 {
+        match name {
+            "group_delivery" => self.group_deliveries,
+            "anycast_delivery" => self.anycast_deliveries,
+            "eviction" => self.evictions,
+            "gap_notice" => self.gaps,
+            "resume" => self.resumes,
+            "reregistration" => self.reregistrations,
+            "chunked_delivery" => self.chunked_deliveries,
+            "outcome_missed" => self.outcomes_with_missed,
+            "request_timeout" => self.request_timeouts,
+            "request_reply" => self.replies,
+            "throttled" => self.throttled,
+            "past_seq_window" => self.past_seq_window,
+            _ => 0,
+        }
+    }
+
+    /// What falls below [`FLOORS`] or outside [`NACKS_PER_SEND`] for a
+    /// sweep of `seeds` seeds of the default profile; empty when nothing
+    /// collapsed.
+    pub fn below_floors(&self, seeds: u64) -> Vec<String> {
+        let n = seeds.max(1) as f64;
+        let mut out: Vec<String> = FLOORS
+            .iter()
+            .filter_map(|&(name, per_seed)| {
+                let count = self.floor_count(name);
+                (count as f64 / n < per_seed).then(|| {
+                    format!(
+                        "{name}: {count} over {seeds} seeds ({:.2} per seed), floor {per_seed} per seed",
+                        count as f64 / n
+                    )
+                })
+            })
+            .collect();
+        let ratio = self.nacks as f64 / self.sends.max(1) as f64;
+        let (lo, hi) = NACKS_PER_SEND;
+        if !(lo..=hi).contains(&ratio) {
+            out.push(format!(
+                "NACKs per send {ratio:.4} ({} NACKs, {} sends) outside {lo}..={hi}",
+                self.nacks, self.sends
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Coverage exactly at every floor, over `seeds` seeds.
+    fn at_floors(seeds: u64) -> Coverage {
+        let n = seeds as f64;
+        let c = |per_seed: f64| (per_seed * n).ceil() as u64;
+        let get = |name: &str| FLOORS.iter().find(|f| f.0 == name).map_or(0.0, |f| f.1);
+        Coverage {
+            group_deliveries: c(get("group_delivery")),
+            anycast_deliveries: c(get("anycast_delivery")),
+            evictions: c(get("eviction")),
+            gaps: c(get("gap_notice")),
+            resumes: c(get("resume")),
+            reregistrations: c(get("reregistration")),
+            chunked_deliveries: c(get("chunked_delivery")),
+            outcomes_with_missed: c(get("outcome_missed")),
+            request_timeouts: c(get("request_timeout")),
+            replies: c(get("request_reply")),
+            throttled: c(get("throttled")),
+            past_seq_window: c(get("past_seq_window")),
+            sends: 1_000,
+            nacks: 60,
+            ..Coverage::default()
+        }
+    }
+
+    #[test]
+    fn coverage_at_the_floors_passes() {
+        assert!(at_floors(200).below_floors(200).is_empty());
+    }
+
+    #[test]
+    fn each_collapsed_path_is_reported() {
+        for &(name, _) in FLOORS {
+            let mut c = at_floors(200);
+            match name {
+                "group_delivery" => c.group_deliveries = 0,
+                "anycast_delivery" => c.anycast_deliveries = 0,
+                "eviction" => c.evictions = 0,
+                "gap_notice" => c.gaps = 0,
+                "resume" => c.resumes = 0,
+                "reregistration" => c.reregistrations = 0,
+                "chunked_delivery" => c.chunked_deliveries = 0,
+                "outcome_missed" => c.outcomes_with_missed = 0,
+                "request_timeout" => c.request_timeouts = 0,
+                "request_reply" => c.replies = 0,
+                "throttled" => c.throttled = 0,
+                "past_seq_window" => c.past_seq_window = 0,
+                other => panic!("floor {other} has no test"),
+            }
+            let v = c.below_floors(200);
+            assert_eq!(v.len(), 1, "{name}: {v:?}");
+            assert!(v[0].starts_with(name), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn nack_rate_out_of_its_band_is_reported() {
+        let mut c = at_floors(100);
+        c.nacks = 240; // 4x the usual rate
+        assert!(c.below_floors(100)[0].contains("NACKs per send 0.2400"));
+        c.nacks = 10;
+        assert!(c.below_floors(100)[0].contains("outside"));
     }
 }

@@ -96,6 +96,16 @@ pub enum Act {
         /// The process.
         proc: Proc,
     },
+    /// The server refused the member's resume (`Reject{SessionUnknown}`):
+    /// the client dropped its session and registers afresh.
+    ResumeRefused {
+        /// The process.
+        proc: Proc,
+        /// Server incarnation that refused.
+        server: u64,
+        /// Member id of the session it tried to resume.
+        member_id: u64,
+    },
     /// The member was told positions `from..=through` may be lost.
     GapNotice {
         /// The process.
@@ -210,6 +220,17 @@ pub enum Act {
         /// Which fault.
         kind: &'static str,
     },
+    /// A member's server queue went over its soft item limit (`over`) or
+    /// back under it (also when the member was removed or the server
+    /// crashed). Notices (NACKs, outcomes) are not counted, as in the core.
+    QueueOver {
+        /// Server incarnation.
+        server: u64,
+        /// Member id.
+        member_id: u64,
+        /// Over the soft limit from now on (true) or no longer (false).
+        over: bool,
+    },
     /// A memory sample: largest server queue and client outbox seen.
     Memory {
         /// Largest unacknowledged stream of any member, items.
@@ -254,6 +275,9 @@ pub struct Bounds {
     pub restart_grace_ms: u64,
     /// Client outbox limit (items).
     pub outbox_items_max: usize,
+    /// How long a member may stay over its soft queue limit before the
+    /// server must evict it as a slow consumer.
+    pub slow_consumer_grace_ms: u64,
 }
 
 /// A run's history.

@@ -11,7 +11,8 @@
 //!   the liveness bound.
 //! * [`plan`]: workload and faults drawn up front from the seed (swarm
 //!   testing picks the fault mix), so that runs can be shrunk.
-//! * [`world`]: the event loop, the network model and the processes.
+//! * [`world`]: the event loop, the network model, node driving, the
+//!   workload and the faults, one file each.
 //! * [`history`]: the recorded acts; [`checkers`]: one per guarantee.
 //! * [`coverage`]: counters proving faults and protocol paths happened.
 //! * [`shrink`]: delta debugging of a failing plan.

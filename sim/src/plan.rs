@@ -65,6 +65,19 @@ pub enum Action {
         /// Reply deadline, ms.
         timeout_ms: u32,
     },
+    /// `count` small messages sent back to back by `slot` (a firehose
+    /// burst): drives senders past the receivers' duplicate window
+    /// (`SEQ_WINDOW`) and recipients over their queue limit (throttling).
+    Burst {
+        /// Sender.
+        slot: usize,
+        /// Destination.
+        to: Target,
+        /// Messages in the burst.
+        count: u32,
+        /// Ask for outcomes.
+        confirm: bool,
+    },
     /// Publish an event.
     Publish {
         /// Publisher slot.
@@ -152,6 +165,7 @@ impl Action {
     pub fn workload_slot(&self) -> Option<usize> {
         match self {
             Action::Send { slot, .. }
+            | Action::Burst { slot, .. }
             | Action::Request { slot, .. }
             | Action::Publish { slot, .. }
             | Action::Join { slot, .. }
@@ -299,6 +313,8 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
         });
     }
 
+    firehose(seed, cfg, &mut plan);
+
     // Faults, each kind at its own seed-chosen rate, all over by `end`.
     let mut fr = stream(seed, Stream::Faults, 0);
     for kind in enabled {
@@ -358,6 +374,49 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
     // Stable order: by time, then by generation order.
     plan.steps.sort_by_key(|s| s.at);
     plan
+}
+
+/// Share of seeds with a firehose sender.
+pub const FIREHOSE_P: f64 = 0.1;
+/// Messages per firehose burst.
+pub const FIREHOSE_BURST: u32 = 250;
+/// Time between firehose bursts, ms.
+pub const FIREHOSE_EVERY_MS: u64 = 50;
+
+/// In a share of the seeds ([`FIREHOSE_P`]), one member sends bursts of
+/// small messages to one destination for the whole safety phase: about
+/// 130 bursts of 250, well past `SEQ_WINDOW` (16,384) sequences when the
+/// faults let it through, and enough to push a recipient that stops
+/// reading over its queue limit (its sender is throttled). Drawn from its
+/// own stream, so the other seeds' plans are unchanged.
+fn firehose(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
+    let mut f = stream(seed, Stream::Workload, 1);
+    let n = cfg.members.max(1);
+    if n < 2 || !f.gen_bool(FIREHOSE_P) {
+        return;
+    }
+    let slot = f.gen_range(0..n);
+    let other = (slot + f.gen_range(1..n)) % n;
+    let to = match f.gen_range(0..4) {
+        0 => Target::Id(other),
+        1 => Target::Name(other),
+        2 => Target::Group(GROUPS[f.gen_range(0..GROUPS.len())]),
+        _ => Target::Instance(other % cfg.instances.max(1)),
+    };
+    let confirm = f.gen_bool(0.25);
+    let mut at = 300;
+    while at < cfg.duration_ms {
+        plan.steps.push(Step {
+            at,
+            action: Action::Burst {
+                slot,
+                to: to.clone(),
+                count: FIREHOSE_BURST,
+                confirm,
+            },
+        });
+        at += FIREHOSE_EVERY_MS;
+    }
 }
 
 fn random_target(w: &mut impl Rng, n: usize, instances: usize) -> Target {

@@ -89,6 +89,11 @@ fn swarm_sweep() {
             "protocol path {name} never reached in the swarm sweep"
         );
     }
+    let low = s.coverage.below_floors(s.seeds);
+    assert!(
+        low.is_empty(),
+        "coverage collapsed in the swarm sweep (a path every ordinary sweep reaches): {low:#?}"
+    );
 }
 
 /// No faults at all: nothing may go wrong, and nothing was injected.

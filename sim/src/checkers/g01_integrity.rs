@@ -6,8 +6,10 @@
 //! is a plausible addressee (`MemberId(x)`: the delivering session is member
 //! `x`; `Member{i,p}`: the receiver's names are `i/p`; `Instance(i)`: the
 //! receiver's instance is `i` and it is not the sender; `Group(g)` and
-//! `Anycast(g)`: the receiver issued a join of `g` before the delivery and
-//! is not the sender; `Broadcast`: the receiver is not the sender); and when
+//! `Anycast(g)`: the receiver issued a join of `g` before the delivery, is
+//! not the sender, and had not left `g` since: no leave of `g` that the
+//! server confirmed (`Acked`) strictly before the send without a join
+//! issued after it; `Broadcast`: the receiver is not the sender); and when
 //! the sender registered in the delivering server, `from` is one of the
 //! sender's member ids there.
 
@@ -77,7 +79,9 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
             }
             Address::Instance(i) => not_self() && names.is_some_and(|&(ri, _)| ri == i),
             Address::Group(g) | Address::Anycast(g) => {
-                not_self() && facts.joined_before(*recv, g, idx)
+                not_self()
+                    && facts.joined_before(*recv, g, idx)
+                    && !facts.left_group_before(h, *recv, g, sent.at, idx)
             }
             Address::Broadcast => not_self(),
         };
@@ -224,6 +228,36 @@ mod tests {
             .join(A, "g", 4)
             .build();
         assert_flags(&check(&h, &bounds()), "not an addressee");
+    }
+
+    #[test]
+    fn group_delivered_after_a_confirmed_leave_is_flagged() {
+        // B left "g" (acked) before A sent to it.
+        for to in [group("g"), Address::Anycast("g".into())] {
+            let h = happy()
+                .leave(B, "g", 3)
+                .ack(B, 3)
+                .send(A, 4, to)
+                .deliver(B, 1, 2, 10, 1, id(A, 4))
+                .build();
+            assert_flags(&check(&h, &bounds()), "not an addressee");
+        }
+        // Not yet confirmed at the send, or joined again: fine.
+        let h = happy()
+            .leave(B, "g", 3)
+            .send(A, 4, group("g"))
+            .ack(B, 3)
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        let h = happy()
+            .leave(B, "g", 3)
+            .ack(B, 3)
+            .send(A, 4, group("g"))
+            .join(B, "g", 4)
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]

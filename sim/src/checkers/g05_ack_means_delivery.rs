@@ -15,8 +15,19 @@
 //! that registered in the last server run within `restart_grace_ms` of its
 //! start with a session that never ended (and, for a group, never left the
 //! group after the send), must have delivered it.
+//!
+//! A NACK excuses a message only when it was right: a `UnknownDestination`
+//! or `DestinationGone` NACK given by server `K` while an addressee was in
+//! session in `K` from strictly before the send through the NACK (see
+//! `Facts::live_addressee_at_nack`) leaves that addressee without the
+//! message unless it delivered it anyway.
+//!
+//! Loss is announced: a resume refused (`ResumeRefused`) by the server run
+//! that removed the session (the process's latest session with that member
+//! id in that run, ended by a `ServerRemoved`) must have been preceded by a
+//! `GapNotice` to the process after the removal.
 
-use switchboard_core::frame::Address;
+use switchboard_core::frame::{Address, NackReason};
 
 use super::fast::HashMap;
 
@@ -37,7 +48,39 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             continue;
         }
         let key = (sent.proc, sent.id.seq);
-        if facts.nacks.contains_key(&key) {
+        if let Some(nacks) = facts.nacks.get(&key) {
+            for &n in nacks {
+                let Act::Nacked {
+                    reason: reason @ (NackReason::UnknownDestination | NackReason::DestinationGone),
+                    ..
+                } = &h.entries[n].act
+                else {
+                    continue;
+                };
+                let Some(k) = sessions
+                    .latest_before(sent.proc, n)
+                    .map(|sid| sessions.all[sid].server)
+                else {
+                    continue;
+                };
+                let Some(ses) = facts.live_addressee_at_nack(h, &sessions, sent, k, n) else {
+                    continue;
+                };
+                if !facts.was_delivered_to(sent.id, ses.proc) {
+                    r.add(format!(
+                        "{} sent by {} to {:?} at t={} was Nacked {reason:?} at t={} in server {k} and never \
+                         delivered, although addressee {} (member {}, registered t={}) was in session through the nack",
+                        fm(sent.id),
+                        fp(sent.proc),
+                        sent.to,
+                        sent.at,
+                        h.entries[n].at,
+                        fp(ses.proc),
+                        ses.member_id,
+                        ses.start_at
+                    ));
+                }
+            }
             continue;
         }
         let Some(acks) = facts.acks.get(&key) else {
@@ -130,7 +173,52 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             }
         }
     }
+    refused_resumes_are_announced(h, &sessions, &mut r);
     r.finish()
+}
+
+/// A resume refused by the server run that removed the session comes after
+/// a `GapNotice` (sent after the removal).
+fn refused_resumes_are_announced(h: &History, sessions: &Sessions, r: &mut Report) {
+    let mut gaps: HashMap<Proc, Vec<usize>> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        match &e.act {
+            Act::GapNotice { proc, .. } => gaps.entry(*proc).or_default().push(idx),
+            Act::ResumeRefused {
+                proc,
+                server,
+                member_id,
+            } => {
+                let Some(ses) = sessions
+                    .with_member(*server, *member_id)
+                    .filter(|s| s.proc == *proc && s.start_idx < idx)
+                    .last()
+                else {
+                    continue;
+                };
+                let Some(end) = ses.end_idx.filter(|&end| end < idx) else {
+                    continue;
+                };
+                let removed = matches!(
+                    &h.entries[end].act,
+                    Act::ServerRemoved { server: k, member_id: m, .. } if k == server && m == member_id
+                );
+                let announced = gaps
+                    .get(proc)
+                    .is_some_and(|v| v.iter().any(|&g| g > end && g < idx));
+                if removed && !announced {
+                    r.add(format!(
+                        "{} resumed member {member_id} at t={} after server {server} removed it (t={}), and was \
+                         refused without a Gap notice first",
+                        fp(*proc),
+                        e.at,
+                        h.entries[end].at
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// One server run.
@@ -215,7 +303,7 @@ impl Runs {
 
 #[cfg(test)]
 mod tests {
-    use switchboard_core::frame::{Address, NackReason};
+    use switchboard_core::frame::{Address, FailReason, NackReason};
 
     use super::check;
     use crate::checkers::testkit::*;
@@ -281,6 +369,63 @@ mod tests {
             .ack(A, 7)
             .build();
         assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn wrongly_nacked_message_is_flagged() {
+        // B was in group "g" and in session throughout: the NACK was wrong
+        // and B never got the message.
+        let h = happy()
+            .send(A, 4, group("g"))
+            .nack(A, 4, NackReason::DestinationGone)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked DestinationGone at t=");
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "never delivered, although addressee p1#200",
+        );
+        // Delivered anyway (an earlier server run): G8 judges the NACK.
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn refused_resume_without_a_gap_is_flagged() {
+        // Server 1 removed B (member 2); B's resume is refused silently.
+        let h = happy()
+            .removed(1, 2, Some(FailReason::ConnectionLost))
+            .resume_refused(B, 1, 2)
+            .build();
+        assert_flags(&check(&h, &bounds()), "refused without a Gap notice first");
+        // With the Gap first: fine. Refused by another server run (its
+        // session ended with the crash): no Gap owed.
+        let h = happy()
+            .removed(1, 2, Some(FailReason::ConnectionLost))
+            .gap(B, 10, 12)
+            .resume_refused(B, 1, 2)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        let h = happy()
+            .server_crash(1)
+            .server_start(2)
+            .resume_refused(B, 2, 2)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // A Gap before the removal does not count.
+        let h = happy()
+            .gap(B, 10, 12)
+            .removed(1, 2, Some(FailReason::ConnectionLost))
+            .resume_refused(B, 1, 2)
+            .build();
+        assert_flags(&check(&h, &bounds()), "refused without a Gap notice first");
     }
 
     #[test]

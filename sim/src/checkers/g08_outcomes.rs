@@ -8,14 +8,22 @@
 //!   sender never crashed or said goodbye after sending and has a `Final`.
 //! - An `Outcome` counts no more deliveries than distinct processes that
 //!   delivered the message.
-//! - A `Nacked` with `UnknownDestination` or `DestinationGone` for a message
-//!   to `MemberId(x)` is wrong if a session with member id `x` in the
-//!   sender's server (that of its most recent `Registered` before the nack)
-//!   started at or before the send and had not ended at the nack.
+//! - An `Outcome` accounts for every addressee: `delivered` plus the
+//!   `missed` entries is at least the number of distinct processes that
+//!   delivered the message in the server that issued the outcome (the
+//!   sender's server: that of its most recent `Registered` before it).
+//!   Each such process was an addressee there, and every addressee is
+//!   either counted as delivered or listed as missed.
+//! - A `Nacked` with `UnknownDestination` or `DestinationGone` is wrong if
+//!   a process matching the address was in session in the sender's server
+//!   from strictly before the send through the nack (see
+//!   `Facts::live_addressee_at_nack`; for a group or anycast address,
+//!   in the group throughout; for an instance, group or broadcast, not the
+//!   sender).
 
 use super::fast::{HashMap, HashSet};
 
-use switchboard_core::frame::{Address, NackReason};
+use switchboard_core::frame::NackReason;
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
 use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
@@ -116,7 +124,7 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 proc,
                 seq,
                 delivered,
-                ..
+                missed,
             } => {
                 let id = msg_id(*proc, *seq);
                 let receivers: HashSet<Proc> = facts
@@ -134,6 +142,31 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                         receivers.len()
                     ));
                 }
+                let Some(k) = sessions
+                    .latest_before(*proc, idx)
+                    .map(|sid| sessions.all[sid].server)
+                else {
+                    continue;
+                };
+                let in_k: HashSet<Proc> = facts
+                    .delivered
+                    .get(&id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d.server == k)
+                    .map(|d| d.proc)
+                    .collect();
+                let accounted = *delivered as usize + missed.len();
+                if in_k.len() > accounted {
+                    r.add(format!(
+                        "Outcome for {} at t={} accounts for {accounted} addressees (delivered {delivered}, missed {}) \
+                         but {} processes delivered it in server {k}",
+                        fm(id),
+                        e.at,
+                        missed.len(),
+                        in_k.len()
+                    ));
+                }
             }
             Act::Nacked {
                 proc,
@@ -147,25 +180,21 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 else {
                     continue;
                 };
-                let Address::MemberId(x) = sent.to else {
-                    continue;
-                };
                 let Some(k) = sessions
                     .latest_before(*proc, idx)
                     .map(|sid| sessions.all[sid].server)
                 else {
                     continue;
                 };
-                let live = sessions
-                    .with_member(k, *x)
-                    .find(|s| s.start_at < sent.at && s.end_idx.is_none_or(|end| end > idx));
-                if let Some(s) = live {
+                if let Some(s) = facts.live_addressee_at_nack(h, &sessions, sent, k, idx) {
                     r.add(format!(
-                        "{} to member {x} Nacked {reason:?} at t={} but member {x} ({}) was in session in server {k} \
+                        "{} to {:?} Nacked {reason:?} at t={} but addressee {} (member {}) was in session in server {k} \
                          from t={} through the nack",
                         fm(sent.id),
+                        sent.to,
                         e.at,
                         fp(s.proc),
+                        s.member_id,
                         s.start_at
                     ));
                 }
@@ -257,6 +286,119 @@ mod tests {
             .outcome(A, 4, 2, vec![])
             .build();
         assert_flags(&check(&h, &bounds()), "claims 2 deliveries but only 1");
+    }
+
+    #[test]
+    fn outcome_one_delivery_ack_early_is_flagged() {
+        // B and C both delivered the broadcast in server 1, but the outcome
+        // counts one and lists no miss: it was issued before the last ack.
+        let h = happy_run()
+            .send_confirm(A, 4, Address::Broadcast)
+            .ack(A, 4)
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .outcome(A, 4, 1, vec![])
+            .deliver(C, 1, 3, 10, 1, id(A, 4))
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "accounts for 1 addressees (delivered 1, missed 0) but 2 processes delivered it in server 1",
+        );
+        // A miss accounts for the other one.
+        let h = happy_run()
+            .send_confirm(A, 4, Address::Broadcast)
+            .ack(A, 4)
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .deliver(C, 1, 3, 10, 1, id(A, 4))
+            .outcome(
+                A,
+                4,
+                1,
+                vec![Missed {
+                    member_id: 3,
+                    reason: MissReason::Failed,
+                }],
+            )
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn deliveries_in_another_server_run_are_not_counted_against_an_outcome() {
+        // B delivered in server 1; the resend is sequenced in server 2,
+        // where only C is back.
+        let h = happy_run()
+            .send_confirm(A, 4, Address::Broadcast)
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .server_crash(1)
+            .server_start(2)
+            .reg(A, 2, 1, 1, &[1])
+            .deliver(C, 2, 3, 3, 1, id(A, 4))
+            .outcome(A, 4, 1, vec![])
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn destination_nack_of_a_live_group_instance_or_name_is_flagged() {
+        // B joined "g" (acked) and stays: a group NACK is wrong.
+        for reason in [NackReason::UnknownDestination, NackReason::DestinationGone] {
+            let h = happy().send(A, 4, group("g")).nack(A, 4, reason).build();
+            assert_flags(&check(&h, &bounds()), "addressee p1#200 (member 2)");
+        }
+        let h = happy()
+            .send(A, 4, Address::Anycast("g".into()))
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked UnknownDestination");
+        // B is the other member of instance alpha.
+        let h = happy()
+            .send(A, 4, Address::Instance("alpha".into()))
+            .nack(A, 4, NackReason::DestinationGone)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked DestinationGone");
+        let h = happy()
+            .send(
+                A,
+                4,
+                Address::Member {
+                    instance: "alpha".into(),
+                    process: "b".into(),
+                },
+            )
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked UnknownDestination");
+        let h = happy()
+            .send(A, 4, Address::Broadcast)
+            .nack(A, 4, NackReason::DestinationGone)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked DestinationGone");
+    }
+
+    #[test]
+    fn destination_nacks_without_a_live_addressee_pass() {
+        // Nobody in "h"; B left "g" before the nack; A alone in alpha once
+        // B is gone; C (beta) said goodbye.
+        let h = happy()
+            .send(A, 4, group("h"))
+            .nack(A, 4, NackReason::UnknownDestination)
+            .send(A, 5, group("g"))
+            .leave(B, "g", 3)
+            .nack(A, 5, NackReason::DestinationGone)
+            .send(A, 6, Address::Instance("beta".into()))
+            .nack(A, 6, NackReason::DestinationGone)
+            .send(A, 7, Address::Anycast("g".into()))
+            .nack(A, 7, NackReason::DestinationGone)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // The sender itself does not count for a multicast.
+        let h = happy()
+            .join(A, "solo", 4)
+            .ack(A, 4)
+            .send(A, 5, group("solo"))
+            .nack(A, 5, NackReason::DestinationGone)
+            .build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]

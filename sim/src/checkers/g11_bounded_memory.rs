@@ -5,9 +5,22 @@
 //! Every `Memory` sample has the largest server queue at most
 //! `2 * member_queue_items_max + 1` and the largest client outbox at most
 //! `outbox_items_max`.
+//!
+//! A member whose queue went over its soft item limit (`QueueOver`) and
+//! stayed over it for longer than `slow_consumer_grace_ms` (plus
+//! [`SLACK_MS`] of clock rounding) without being removed, in any way, from
+//! that server run is flagged: the server must evict it as a slow consumer.
+//! Its interval ends when it goes back under the limit, is removed
+//! (`ServerRemoved`) or the server crashes; one still open at the end of
+//! the history is judged up to the last act.
+
+use std::collections::BTreeMap;
 
 use super::sessions::Report;
-use crate::history::{Act, Bounds, History, Violation};
+use crate::history::{Act, Bounds, History, Ms, Violation};
+
+/// Rounding allowance: times are recorded in whole milliseconds.
+pub const SLACK_MS: u64 = 2;
 
 /// Name of the guarantee.
 pub const NAME: &str = "G11 bounded memory";
@@ -16,6 +29,7 @@ pub const NAME: &str = "G11 bounded memory";
 pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let queue_limit = b.member_queue_items_max.saturating_mul(2).saturating_add(1);
+    slow_consumers_are_evicted(h, b, &mut r);
     for e in h.iter() {
         let Act::Memory {
             server_queue_max,
@@ -40,6 +54,65 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     r.finish()
 }
 
+/// Flags members over their soft queue limit for longer than the grace.
+fn slow_consumers_are_evicted(h: &History, b: &Bounds, r: &mut Report) {
+    let limit = b.slow_consumer_grace_ms + SLACK_MS;
+    let mut open: BTreeMap<(u64, u64), Ms> = BTreeMap::new();
+    let judge = |r: &mut Report, (server, member_id): (u64, u64), from: Ms, to: Ms, how: &str| {
+        if to.saturating_sub(from) > limit {
+            r.add(format!(
+                "member {member_id} of server {server} was over its soft queue limit from t={from} to t={to} \
+                 ({} ms, grace {} ms) and {how} without being evicted",
+                to - from,
+                b.slow_consumer_grace_ms
+            ));
+        }
+    };
+    for e in h.iter() {
+        match &e.act {
+            Act::QueueOver {
+                server,
+                member_id,
+                over: true,
+            } => {
+                open.entry((*server, *member_id)).or_insert(e.at);
+            }
+            Act::QueueOver {
+                server,
+                member_id,
+                over: false,
+            } => {
+                if let Some(from) = open.remove(&(*server, *member_id)) {
+                    judge(r, (*server, *member_id), from, e.at, "went back under it");
+                }
+            }
+            Act::ServerRemoved {
+                server, member_id, ..
+            } => {
+                if let Some(from) = open.remove(&(*server, *member_id)) {
+                    judge(r, (*server, *member_id), from, e.at, "was removed late");
+                }
+            }
+            Act::ServerCrashed { server } => {
+                let keys: Vec<(u64, u64)> = open
+                    .range((*server, 0)..=(*server, u64::MAX))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in keys {
+                    if let Some(from) = open.remove(&k) {
+                        judge(r, k, from, e.at, "was lost with the server");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = h.entries.last().map_or(0, |e| e.at);
+    for (k, from) in open {
+        judge(r, k, from, end, "was still over it at the end");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::check;
@@ -56,6 +129,67 @@ mod tests {
         let v = check(&happy().memory(202, 0).build(), &bounds());
         assert_flags(&v, "held 202 items, over the hard bound 201");
         assert_eq!(v.len(), 1);
+    }
+
+    #[test]
+    fn slow_consumer_not_evicted_after_the_grace_is_flagged() {
+        // Member 2 over its limit from t=100 until t=1200 (grace 1000).
+        let h = happy()
+            .at(100)
+            .queue_over(1, 2, true)
+            .at(1200)
+            .queue_over(1, 2, false)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "member 2 of server 1 was over its soft queue limit from t=100 to t=1200 (1100 ms, grace 1000 ms) \
+             and went back under it",
+        );
+        // Still over at the end, or removed late, or crashed with the server.
+        let h = happy()
+            .at(100)
+            .queue_over(1, 2, true)
+            .at(2000)
+            .memory(0, 0)
+            .build();
+        assert_flags(&check(&h, &bounds()), "was still over it at the end");
+        let h = happy()
+            .at(100)
+            .queue_over(1, 2, true)
+            .at(1500)
+            .removed(1, 2, None)
+            .build();
+        assert_flags(&check(&h, &bounds()), "was removed late");
+        let h = happy()
+            .at(100)
+            .queue_over(1, 2, true)
+            .at(1500)
+            .server_crash(1)
+            .build();
+        assert_flags(&check(&h, &bounds()), "was lost with the server");
+    }
+
+    #[test]
+    fn slow_consumer_evicted_or_back_in_time_passes() {
+        let h = happy()
+            .at(100)
+            .queue_over(1, 2, true)
+            .at(1100)
+            .removed(
+                1,
+                2,
+                Some(switchboard_core::frame::FailReason::SlowConsumer),
+            )
+            .queue_over(1, 2, false)
+            .at(2000)
+            .queue_over(1, 3, true)
+            .at(2900)
+            .queue_over(1, 3, false)
+            .queue_over(1, 3, true)
+            .at(3500)
+            .queue_over(1, 3, false)
+            .build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]

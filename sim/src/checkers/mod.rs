@@ -84,6 +84,7 @@ pub(crate) mod testkit {
             member_queue_items_max: 100,
             restart_grace_ms: 2000,
             outbox_items_max: 50,
+            slow_consumer_grace_ms: 1000,
         }
     }
 
@@ -176,6 +177,20 @@ pub(crate) mod testkit {
         }
         pub(crate) fn resumed(self, p: Proc) -> Self {
             self.act(Act::Resumed { proc: p })
+        }
+        pub(crate) fn resume_refused(self, p: Proc, k: u64, member_id: u64) -> Self {
+            self.act(Act::ResumeRefused {
+                proc: p,
+                server: k,
+                member_id,
+            })
+        }
+        pub(crate) fn queue_over(self, k: u64, member_id: u64, over: bool) -> Self {
+            self.act(Act::QueueOver {
+                server: k,
+                member_id,
+                over,
+            })
         }
         pub(crate) fn gap(self, p: Proc, from: u64, through: u64) -> Self {
             self.act(Act::GapNotice {

@@ -407,6 +407,101 @@ impl<'h> Facts<'h> {
         })
     }
 
+    /// Whether `r` was in `group` throughout session `ses` from before `t`
+    /// until entry `until_idx`: a join of the group that the server
+    /// confirmed (`Acked`) during the session and strictly before `t`, and
+    /// no leave of the group issued after that join and before `until_idx`.
+    pub(crate) fn in_group_in_session(
+        &self,
+        h: &History,
+        r: Proc,
+        group: &str,
+        ses: &Session,
+        t: Ms,
+        until_idx: usize,
+    ) -> bool {
+        let Some(ops) = self.groups.get(&(r, group)) else {
+            return false;
+        };
+        ops.iter().enumerate().any(|(n, &(_, join, seq))| {
+            join && self.acks.get(&(r, seq)).is_some_and(|acks| {
+                acks.iter().any(|&a| {
+                    let at = h.entries[a].at;
+                    a > ses.start_idx && at < t
+                })
+            }) && !ops[n + 1..]
+                .iter()
+                .any(|&(i, join, _)| !join && i < until_idx)
+        })
+    }
+
+    /// Whether `r` had left `group` for a message sent at `t` and delivered
+    /// at entry `idx`: a leave the server confirmed (`Acked`) strictly
+    /// before `t`, and no join of the group issued after that leave and
+    /// before `idx`.
+    pub(crate) fn left_group_before(
+        &self,
+        h: &History,
+        r: Proc,
+        group: &str,
+        t: Ms,
+        idx: usize,
+    ) -> bool {
+        let Some(ops) = self.groups.get(&(r, group)) else {
+            return false;
+        };
+        ops.iter().enumerate().any(|(n, &(_, join, seq))| {
+            !join
+                && self
+                    .acks
+                    .get(&(r, seq))
+                    .is_some_and(|acks| acks.iter().any(|&a| h.entries[a].at < t))
+                && !ops[n + 1..].iter().any(|&(i, join, _)| join && i < idx)
+        })
+    }
+
+    /// A session that makes a destination NACK (`UnknownDestination`,
+    /// `DestinationGone`) of `sent`, given by `server` at entry `nack_idx`,
+    /// wrong: a process other than the sender (any process for a member
+    /// address) that matches the address, registered in `server` strictly
+    /// before the send and still in session at the NACK (for a group or
+    /// anycast address: in the group throughout, see
+    /// [`Facts::in_group_in_session`]).
+    pub(crate) fn live_addressee_at_nack<'s>(
+        &self,
+        h: &History,
+        sessions: &'s Sessions,
+        sent: &SentInfo<'h>,
+        server: u64,
+        nack_idx: usize,
+    ) -> Option<&'s Session> {
+        let live =
+            |s: &&Session| s.start_at < sent.at && s.end_idx.is_none_or(|end| end > nack_idx);
+        if let Address::MemberId(x) = sent.to {
+            return sessions.with_member(server, *x).find(live);
+        }
+        sessions
+            .in_server(server)
+            .iter()
+            .map(|&sid| &sessions.all[sid])
+            .filter(live)
+            .find(|s| {
+                let names = self.names.get(&s.proc);
+                let other = s.proc != sent.proc;
+                match sent.to {
+                    Address::MemberId(_) => false,
+                    Address::Member { instance, process } => {
+                        names.is_some_and(|&(i, p)| i == instance && p == process)
+                    }
+                    Address::Instance(i) => other && names.is_some_and(|&(ri, _)| ri == i),
+                    Address::Broadcast => other,
+                    Address::Group(g) | Address::Anycast(g) => {
+                        other && self.in_group_in_session(h, s.proc, g, s, sent.at, nack_idx)
+                    }
+                }
+            })
+    }
+
     /// The addressee rule for a message to `to` from `sender`, sent at
     /// `sent_at`, and a candidate `r` with member id `r_member`. `None` for
     /// anycast (one addressee, not checked).

@@ -1,0 +1,302 @@
+//! The workload: the application's operations (sends, requests, publishes,
+//! group operations, subscriptions, goodbyes), addressing as an application
+//! would, and payloads that carry their own checksum.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use switchboard_core::client::SendOptions;
+use switchboard_core::frame::{Address, EventBody};
+
+use super::World;
+use crate::history::{Act, MsgId};
+use crate::plan::{Action, Target};
+use crate::rng::mix;
+
+/// 512 bytes counting 0..=255 twice: any 256-byte window is a filler run.
+static RAMP: [u8; 512] = {
+    let mut r = [0u8; 512];
+    let mut i = 0;
+    while i < 512 {
+        r[i] = i as u8;
+        i += 1;
+    }
+    r
+};
+
+/// The payload of message `tag`: tag, checksum, filler (`tag + i` as bytes).
+pub fn payload(tag: u64, size: usize) -> Bytes {
+    let size = size.max(16);
+    let mut b = BytesMut::with_capacity(size);
+    b.put_u64(tag);
+    b.put_u64(mix(tag ^ size as u64));
+    let start = usize::from(tag as u8);
+    let mut left = size - 16;
+    while left > 0 {
+        let n = left.min(256);
+        b.put_slice(&RAMP[start..start + n]);
+        left -= n;
+    }
+    b.freeze()
+}
+
+/// Decodes a payload: its tag and whether it is intact.
+pub fn check_payload(p: &[u8]) -> (u64, bool) {
+    if p.len() < 16 {
+        return (0, false);
+    }
+    let tag = u64::from_be_bytes(p[0..8].try_into().unwrap_or([0; 8]));
+    let sum = u64::from_be_bytes(p[8..16].try_into().unwrap_or([0; 8]));
+    let start = usize::from(tag as u8);
+    let filler_ok = p[16..]
+        .chunks(256)
+        .all(|c| c == &RAMP[start..start + c.len()]);
+    (tag, filler_ok && sum == mix(tag ^ p.len() as u64))
+}
+
+impl World {
+    /// A fresh payload tag.
+    pub(super) fn take_tag(&mut self) -> u64 {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        tag
+    }
+
+    /// Records a message the client accepted (and, when a final status is
+    /// owed, remembers it for G8/G9).
+    pub(super) fn record_sent(
+        &mut self,
+        slot: usize,
+        seq: u64,
+        to: Address,
+        tag: u64,
+        confirm: bool,
+        request: bool,
+    ) {
+        let proc = self.slots[slot].proc;
+        if confirm {
+            self.slots[slot].pending_confirms.insert(seq);
+        }
+        self.record(Act::Sent {
+            proc,
+            id: MsgId {
+                sender: proc.incarnation,
+                seq,
+            },
+            to,
+            tag,
+            confirm,
+            request,
+        });
+    }
+
+    /// Resolves a target to an address, if the slot it names is known.
+    fn address(&self, from: usize, to: &Target) -> Option<Address> {
+        Some(match to {
+            // As an application would: the id from the sender's own view.
+            Target::Id(s) => {
+                let t = self.slots.get(*s)?;
+                let view = self.slots.get(from)?.client.as_ref()?.view();
+                let m = view
+                    .values()
+                    .find(|m| m.instance == t.instance && m.process == t.process)?;
+                Address::MemberId(m.member_id)
+            }
+            Target::Name(s) => {
+                let s = self.slots.get(*s)?;
+                Address::Member {
+                    instance: s.instance.clone(),
+                    process: s.process.clone(),
+                }
+            }
+            Target::Instance(i) => Address::Instance(format!("i{i}")),
+            Target::Group(g) => Address::Group((*g).to_owned()),
+            Target::Anycast(g) => Address::Anycast((*g).to_owned()),
+            Target::Broadcast => Address::Broadcast,
+        })
+    }
+
+    /// Applies one workload action.
+    pub(super) fn apply_workload(&mut self, action: Action) {
+        let now = self.now;
+        match action {
+            Action::Send {
+                slot,
+                to,
+                confirm,
+                size,
+            } => {
+                let Some(addr) = self.address(slot, &to) else {
+                    return;
+                };
+                let tag = self.take_tag();
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                match c.send(
+                    now,
+                    addr.clone(),
+                    payload(tag, size),
+                    SendOptions { confirm },
+                ) {
+                    Ok(seq) => {
+                        if size > 16 * 1024 {
+                            self.coverage.chunked_sends += 1;
+                        }
+                        self.coverage.sends += 1;
+                        self.record_sent(slot, seq, addr, tag, confirm, false);
+                    }
+                    Err(_) => self.coverage.refused_commands += 1,
+                }
+                self.drain_client(slot);
+            }
+            Action::Burst {
+                slot,
+                to,
+                count,
+                confirm,
+            } => {
+                let Some(addr) = self.address(slot, &to) else {
+                    return;
+                };
+                for _ in 0..count {
+                    let tag = self.take_tag();
+                    let Some(c) = self.slots[slot].client.as_mut() else {
+                        return;
+                    };
+                    let options = SendOptions { confirm };
+                    match c.send(now, addr.clone(), payload(tag, 16), options) {
+                        Ok(seq) => {
+                            self.coverage.sends += 1;
+                            self.coverage.burst_sends += 1;
+                            self.record_sent(slot, seq, addr.clone(), tag, confirm, false);
+                        }
+                        Err(_) => {
+                            // Outbox full: the rest of the burst would be
+                            // refused too.
+                            self.coverage.refused_commands += 1;
+                            break;
+                        }
+                    }
+                }
+                self.drain_client(slot);
+            }
+            Action::Request {
+                slot,
+                to,
+                timeout_ms,
+            } => {
+                let Some(addr) = self.address(slot, &to) else {
+                    return;
+                };
+                let tag = self.take_tag();
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                match c.request(now, addr.clone(), payload(tag, 24), timeout_ms) {
+                    Ok(seq) => {
+                        self.coverage.requests += 1;
+                        self.record_sent(slot, seq, addr, tag, true, true);
+                    }
+                    Err(_) => self.coverage.refused_commands += 1,
+                }
+                self.drain_client(slot);
+            }
+            Action::Publish { slot, kind } => {
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                let body = match kind {
+                    0 => EventBody::ServiceState {
+                        service: "http".into(),
+                        up: now.as_millis() % 2 == 0,
+                    },
+                    1 => EventBody::Load((now.as_millis() % 100) as u32),
+                    _ => EventBody::Custom {
+                        topic: "cache/invalidate".into(),
+                        payload: Bytes::from_static(b"key"),
+                    },
+                };
+                if c.publish(now, body).is_ok() {
+                    self.coverage.publishes += 1;
+                }
+                self.drain_client(slot);
+            }
+            Action::Join { slot, group } | Action::Leave { slot, group } => {
+                let join = matches!(action, Action::Join { .. });
+                let proc = self.slots[slot].proc;
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                let before = c.outbox_len();
+                let r = if join {
+                    c.join(now, group)
+                } else {
+                    c.leave(now, group)
+                };
+                // The client took a sequence only if it queued a frame.
+                if r.is_ok() && c.outbox_len() > before {
+                    // The frame just queued carries the newest sequence;
+                    // the outbox holds it until acked.
+                    let seq = c.last_seq();
+                    self.slots[slot].pending_group_ops.insert(seq);
+                    self.record(Act::GroupOp {
+                        proc,
+                        group: group.to_owned(),
+                        join,
+                        seq,
+                    });
+                }
+                self.drain_client(slot);
+            }
+            Action::Subscribe { slot } => {
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                let _ = c.subscribe(
+                    now,
+                    switchboard_core::frame::Filter {
+                        kinds: switchboard_core::frame::EventKind::ALL,
+                        topic_prefix: String::new(),
+                    },
+                );
+                self.drain_client(slot);
+            }
+            Action::Goodbye { slot } => {
+                let proc = self.slots[slot].proc;
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                if c.is_closed() {
+                    return;
+                }
+                c.goodbye(now);
+                self.slots[slot].gone = true;
+                self.record(Act::Goodbye { proc });
+                self.drain_client(slot);
+            }
+            _ => debug_assert!(action.is_fault(), "not a workload action"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_check_and_tampering_is_detected() {
+        for (tag, size) in [(1u64, 16usize), (7, 100), (255, 300), (1 << 40, 70_000)] {
+            let p = payload(tag, size);
+            assert_eq!(p.len(), size);
+            assert_eq!(check_payload(&p), (tag, true));
+            let mut bad = p.to_vec();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(!check_payload(&bad).1, "flipped filler byte");
+            let mut bad = p.to_vec();
+            bad[9] ^= 1;
+            assert!(!check_payload(&bad).1, "flipped checksum byte");
+            assert!(!check_payload(&p[..p.len() - 1]).1, "truncated");
+        }
+        assert!(!check_payload(b"short").1);
+    }
+}
