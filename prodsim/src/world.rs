@@ -51,6 +51,7 @@ pub fn bounds() -> Bounds {
         member_queue_items_max: c.member_queue_items_max,
         restart_grace_ms: c.restart_grace_ms,
         outbox_items_max: 4_096,
+        slow_consumer_grace_ms: c.slow_consumer_grace_ms,
     }
 }
 
