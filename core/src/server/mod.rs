@@ -28,11 +28,13 @@ mod handshake;
 mod member;
 mod ready;
 mod routing;
+pub mod stats;
 mod timers;
 mod transmit;
 mod types;
 
 pub use config::ServerConfig;
+pub use stats::MemberStats;
 pub use types::{CloseReason, ConnId, Output, ServerEvent, ServerStats};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -106,6 +108,9 @@ pub struct Server {
     shutting_down: bool,
     /// Code and detail of a protocol violation being reported.
     violation_detail: Option<(ErrorCode, String)>,
+    /// When the frame being processed arrived (earlier than `now` for a
+    /// deferred or parked one): the start of the sequencing latency.
+    receipt: Tick,
     stats: ServerStats,
 }
 
@@ -155,6 +160,7 @@ impl Server {
             pending_evictions: Vec::new(),
             shutting_down: false,
             violation_detail: None,
+            receipt: now,
             stats: ServerStats::default(),
         }
     }
@@ -203,6 +209,51 @@ impl Server {
     /// `sender_inflight_max` unread notices, so about twice that at most.
     pub fn notices_len(&self, member_id: u64) -> Option<usize> {
         self.members.get(&member_id).map(|m| m.notices_queued)
+    }
+
+    /// Counters of a member's session.
+    pub fn member_stats(&self, member_id: u64) -> Option<MemberStats> {
+        self.members.get(&member_id).map(|m| m.stats)
+    }
+
+    /// Bytes of a member's unacknowledged stream (notices included).
+    pub fn queue_bytes(&self, member_id: u64) -> Option<usize> {
+        self.members.get(&member_id).map(|m| m.queue_bytes)
+    }
+
+    /// Bytes held for members and connections: stream queues, deferred
+    /// frames, partial messages, pending control frames, read buffers.
+    /// Walks every member and connection (for metrics, not the hot path).
+    pub fn memory_in_use(&self) -> usize {
+        let members: usize = self
+            .members
+            .values()
+            .map(|m| {
+                m.queue_bytes
+                    + m.inbox_bytes
+                    + m.control.len()
+                    + m.partial.as_ref().map_or(0, |p| p.buf.len())
+            })
+            .sum();
+        let conns: usize = self.conns.values().map(|c| c.read_buf.len()).sum();
+        members + conns
+    }
+
+    /// Connections still in their handshake.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes
+    }
+
+    /// True until the restart grace after this server's start is over at
+    /// `now`: members are still coming back, and messages to addressees
+    /// not yet registered wait instead of being refused.
+    pub fn in_restart_grace(&self, now: Tick) -> bool {
+        now < self.started.plus_millis(self.config.restart_grace_ms)
+    }
+
+    /// True once a graceful shutdown started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// True when the member is registered and attached to a connection.
@@ -280,6 +331,7 @@ impl Server {
             return;
         }
         self.handshakes += 1;
+        self.stats.connections_accepted += 1;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.counted = true;
         }
@@ -411,6 +463,24 @@ impl Server {
             return;
         };
         m.last_heard = now;
+        // Counted on receipt, where the member is at hand anyway.
+        match &f {
+            Frame::Send(s) => {
+                let kind = stats::address_kind(&s.to);
+                m.stats.messages_in += 1;
+                m.stats.bytes_in += s.payload.len() as u64;
+                self.stats.messages_in_by_kind[kind] += 1;
+                self.stats.bytes_in_by_kind[kind] += s.payload.len() as u64;
+            }
+            Frame::Chunk(c) => {
+                m.stats.bytes_in += c.payload.len() as u64;
+                if let Some(p) = &m.partial {
+                    let kind = stats::address_kind(&p.head.to);
+                    self.stats.bytes_in_by_kind[kind] += c.payload.len() as u64;
+                }
+            }
+            _ => {}
+        }
         let deferrable = matches!(
             f,
             Frame::Send(_)
@@ -426,7 +496,7 @@ impl Server {
             // acknowledgements and heartbeats are still handled.
             if let Some(m) = self.members.get_mut(&id) {
                 m.inbox_bytes += frame_cost(&f);
-                m.inbox.push_back(f);
+                m.inbox.push_back((now, f));
             }
             return;
         }
@@ -434,6 +504,7 @@ impl Server {
             // Whatever the member sent before its goodbye counts.
             self.drain_inbox(id, true);
         }
+        self.receipt = now;
         self.process_member_frame(conn, id, f);
     }
 
@@ -450,10 +521,11 @@ impl Server {
             let Some(conn) = m.conn else {
                 return;
             };
-            let Some(f) = m.inbox.pop_front() else {
+            let Some((received, f)) = m.inbox.pop_front() else {
                 return;
             };
             m.inbox_bytes = m.inbox_bytes.saturating_sub(frame_cost(&f));
+            self.receipt = received;
             self.process_member_frame(conn, id, f);
         }
     }
