@@ -28,10 +28,17 @@
 
 #![deny(missing_docs)]
 
+mod api;
+pub mod api_view;
 pub mod config;
 mod conn;
 mod core_task;
+mod event_log;
+mod events_sse;
 mod http;
+mod metrics;
+mod page;
+mod snapshot;
 mod view;
 
 pub use view::{MemberView, MembersView, StatsView};
