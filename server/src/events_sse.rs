@@ -8,6 +8,11 @@
 //! * Each event is `id: <gseq>`, `event: cluster`, `data: <EventRecord>`.
 //! * If the position asked for is older than what is retained, the stream
 //!   opens with `event: truncated` (`{"requested":N,"oldest":M}`).
+//! * `?max_ms=T` ends the stream after `T` ms (at least
+//!   [`STREAM_MS_MIN`]); an `EventSource` then reconnects after
+//!   [`RECONNECT_MS`] and continues from its `Last-Event-ID`. For clients
+//!   that must see requests end: proxies that time out long responses,
+//!   or a headless browser waiting for the network to go idle.
 //! * A watcher that falls [`WATCHER_LAG_MAX`] events behind gets
 //!   `event: lagged` (`{"missed":K}`) and the stream ends: it never slows
 //!   the server, which hands each event over without waiting.
@@ -35,10 +40,17 @@ use crate::core_task::CoreMsg;
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// `?from=N`.
+/// Shortest `max_ms` honoured, milliseconds.
+pub const STREAM_MS_MIN: u64 = 100;
+
+/// The reconnection delay a stream with `max_ms` suggests, milliseconds.
+pub const RECONNECT_MS: u64 = 250;
+
+/// `?from=N&max_ms=T`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct EventsQuery {
     from: Option<u64>,
+    max_ms: Option<u64>,
 }
 
 pub(crate) async fn events(
@@ -60,6 +72,10 @@ pub(crate) async fn events(
         Err(r) => return r,
     };
     let mut head = VecDeque::new();
+    let deadline = q.max_ms.map(|ms| {
+        head.push_back(Event::default().retry(Duration::from_millis(RECONNECT_MS)));
+        tokio::time::Instant::now() + Duration::from_millis(ms.max(STREAM_MS_MIN))
+    });
     if from != 0 && from != u64::MAX && sub.oldest > from {
         head.push_back(Event::default().event("truncated").data(format!(
             "{{\"requested\":{from},\"oldest\":{}}}",
@@ -70,6 +86,7 @@ pub(crate) async fn events(
         head,
         backlog: sub.backlog.into(),
         live: sub.live,
+        deadline,
         done: false,
     };
     Sse::new(watch_stream(state))
@@ -83,6 +100,8 @@ struct Watcher {
     /// Retained events from the requested position.
     backlog: VecDeque<Arc<EventRecord>>,
     live: broadcast::Receiver<Arc<EventRecord>>,
+    /// When the stream ends (`max_ms`).
+    deadline: Option<tokio::time::Instant>,
     done: bool,
 }
 
@@ -105,7 +124,14 @@ fn watch_stream(w: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
         if let Some(e) = w.backlog.pop_front() {
             return Some((Ok(cluster_event(&e)), w));
         }
-        match w.live.recv().await {
+        let next = match w.deadline {
+            Some(d) => match tokio::time::timeout_at(d, w.live.recv()).await {
+                Ok(r) => r,
+                Err(_) => return None,
+            },
+            None => w.live.recv().await,
+        };
+        match next {
             Ok(e) => Some((Ok(cluster_event(&e)), w)),
             Err(RecvError::Lagged(missed)) => {
                 w.done = true;
