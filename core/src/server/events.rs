@@ -26,9 +26,8 @@ impl Server {
         );
         self.stats.events += 1;
         if origin.is_some() {
-            self.stats
-                .sequencing_latency
-                .record(self.now - self.receipt);
+            self.stats.events_published += 1;
+            self.record_sequencing_latency();
         }
         self.outputs
             .push_back(Output::Event(ServerEvent::Sequenced {

@@ -177,7 +177,13 @@ impl Server {
 
     /// Counters.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        let mut s = self.stats;
+        // Items sequenced without waiting are not recorded one by one.
+        let sequenced = s.messages_accepted + s.events_published;
+        let immediate = sequenced.saturating_sub(s.sequencing_latency.count);
+        s.sequencing_latency.buckets[0] += immediate;
+        s.sequencing_latency.count += immediate;
+        s
     }
 
     /// Current view epoch.
@@ -213,7 +219,14 @@ impl Server {
 
     /// Counters of a member's session.
     pub fn member_stats(&self, member_id: u64) -> Option<MemberStats> {
-        self.members.get(&member_id).map(|m| m.stats)
+        self.members.get(&member_id).map(|m| {
+            // Items leave the queue only when acknowledged (or with the
+            // member): what went out is what was acked plus what is queued.
+            let mut s = m.stats;
+            s.items_out = s.acked + m.queue.len() as u64;
+            s.bytes_out = s.acked_bytes + m.queue_bytes as u64;
+            s
+        })
     }
 
     /// Bytes of a member's unacknowledged stream (notices included).

@@ -274,9 +274,7 @@ impl Server {
         };
         let data = self.encode_deliver(deliver);
         self.stats.messages_accepted += 1;
-        self.stats
-            .sequencing_latency
-            .record(self.now - self.receipt);
+        self.record_sequencing_latency();
         if matches!(data, ItemData::Parts(_)) {
             self.stats.chunked_out += 1;
         }
@@ -364,6 +362,17 @@ impl Server {
         ItemData::Parts(Arc::from(parts))
     }
 
+    /// Records the time the item being sequenced waited since its receipt.
+    /// Most wait none: those are counted from the totals when the counters
+    /// are read ([`Server::stats`]), so the common case touches no
+    /// histogram.
+    pub(super) fn record_sequencing_latency(&mut self) {
+        let waited = self.now - self.receipt;
+        if waited > 0 {
+            self.stats.sequencing_latency.record(waited);
+        }
+    }
+
     /// Records a sequenced message that waits for its addressees.
     pub(super) fn track(&mut self, sender: u64, seq: u64, gseq: u64, count: u32, confirm: bool) {
         let mut session = 0;
@@ -417,8 +426,6 @@ impl Server {
                     notice: None,
                 });
                 m.last_sent = now;
-                m.stats.items_out += 1;
-                m.stats.bytes_out += bytes as u64;
                 self.stats.items_enqueued += 1;
                 self.stats.items_enqueued_bytes += bytes as u64;
                 if let Some(conn) = m.conn {
@@ -516,8 +523,6 @@ impl Server {
                 notice: Some(Box::new(notice)),
             });
             m.last_sent = now;
-            m.stats.items_out += 1;
-            m.stats.bytes_out += data_len as u64;
             self.stats.items_enqueued += 1;
             self.stats.items_enqueued_bytes += data_len as u64;
             if outcome {
@@ -631,6 +636,8 @@ impl Server {
         if let Some(m) = self.members.get_mut(&id) {
             let was_over_half = m.over_limit(half.0, half.1);
             let notices_held = m.notices_queued >= self.config.sender_inflight_max;
+            // Counted once per acknowledgement, not per item.
+            let (mut acked, mut acked_bytes) = (0u64, 0u64);
             while m.sent_items > 0 {
                 let Some(front) = m.queue.front() else {
                     break;
@@ -649,9 +656,12 @@ impl Server {
                 m.queue_bytes -= bytes;
                 m.sent_items -= 1;
                 m.sent_bytes = m.sent_bytes.saturating_sub(bytes);
-                m.stats.acked += 1;
-                self.stats.items_acked += 1;
+                acked += 1;
+                acked_bytes += bytes as u64;
             }
+            m.stats.acked += acked;
+            m.stats.acked_bytes += acked_bytes;
+            self.stats.items_acked += acked;
             if m.sent_items == 0 {
                 m.sent_parts = 0;
             }

@@ -155,12 +155,15 @@ pub struct MemberStats {
     pub messages_in: u64,
     /// Their payload bytes.
     pub bytes_in: u64,
-    /// Stream items enqueued to it (deliveries, events, notices).
+    /// Stream items enqueued to it (deliveries, events, notices): the
+    /// acknowledged ones plus its queue, filled in by `Server::member_stats`.
     pub items_out: u64,
     /// Their encoded bytes.
     pub bytes_out: u64,
     /// Stream items it acknowledged.
     pub acked: u64,
+    /// Their encoded bytes.
+    pub acked_bytes: u64,
     /// Its messages the server NACKed.
     pub nacks: u64,
     /// Sessions it resumed.

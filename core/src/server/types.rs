@@ -163,6 +163,8 @@ pub struct ServerStats {
     pub nacks_by_reason: [u64; NACK_REASONS.len()],
     /// Outcomes sent for confirmed messages.
     pub outcomes: u64,
+    /// Events published by members and sequenced.
+    pub events_published: u64,
     /// Members declared failed, by reason ([`FAIL_REASONS`] order).
     pub failures_by_reason: [u64; FAIL_REASONS.len()],
     /// Members that said goodbye.
@@ -173,6 +175,7 @@ pub struct ServerStats {
     pub chunked_out: u64,
     /// Time from receipt of a message or published event to its
     /// sequencing (waits while its sender is throttled or it is parked).
+    /// Every message and published event sequenced is in it.
     pub sequencing_latency: LatencyHistogram,
     /// Time from sequencing a message or published event to its last
     /// addressee's acknowledgement (or miss).
