@@ -78,7 +78,10 @@ pub(crate) async fn run(seconds: u64) -> Result<(), CliError> {
     let srv = server::run(ServerOptions::loopback_ephemeral(core)).await?;
     let addr = srv.internal_addr().to_string();
     println!(
-        "demo: server on {addr} (members at http://{}/members); {INSTANCES} instances × {PROCESSES} work processes for {seconds} s; Ctrl-C stops",
+        "demo: server on {addr}; {INSTANCES} instances × {PROCESSES} work processes for {seconds} s; Ctrl-C stops",
+    );
+    println!(
+        "demo: monitor page at http://{0}/ (API under http://{0}/v1/, metrics at http://{0}/metrics)",
         srv.external_addr()
     );
     let stats = Arc::new(Stats::default());

@@ -11,6 +11,7 @@ mod members;
 mod print;
 mod serve;
 mod tools;
+mod top;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,13 +52,21 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-    /// List the members with their load data (GET /members on the external port).
+    /// List the members with their load data (GET /v1/members on the external port).
     Members {
         #[command(flatten)]
         common: Common,
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Live view of message rates per member (reads /v1/members), like `top`.
+    Top {
+        #[command(flatten)]
+        common: Common,
+        /// Refresh interval, milliseconds.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+        interval_ms: u64,
     },
     /// Join as a member and print every cluster event and message.
     Watch {
@@ -302,6 +311,10 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
             detail: "runs on its own thread, not in the runtime".into(),
         }),
         Command::Members { common, json } => members::run(&Settings::resolve(&common)?, json).await,
+        Command::Top {
+            common,
+            interval_ms,
+        } => top::run(&Settings::resolve(&common)?, interval_ms).await,
         Command::Watch { common, who } => tools::watch(&Settings::resolve(&common)?, &who).await,
         Command::Send {
             common,

@@ -1,8 +1,9 @@
-//! `switchboard members`: GET /members on the external port.
+//! `switchboard members`: GET /v1/members on the external port, sorted by
+//! name.
 
 use std::time::Duration;
 
-use switchboard_server::MembersView;
+use switchboard_server::api_view::MemberList;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -13,34 +14,28 @@ const RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
-    let body = http_get(&s.external, "/members").await?;
+    let body = http_get(&s.external, "/v1/members").await?;
     if json {
         println!("{body}");
         return Ok(());
     }
-    let view: MembersView = serde_json::from_str(&body).map_err(|e| CliError::Http {
-        addr: s.external.clone(),
-        detail: format!("bad JSON: {e}"),
-    })?;
+    let mut list = parse_members(&s.external, &body)?;
+    list.members.sort_by(|a, b| a.name.cmp(&b.name));
+    println!("epoch {}  members {}", list.epoch, list.members.len());
     println!(
-        "cluster {:?}  epoch {}  members {}  connections {}  server {}",
-        view.cluster,
-        view.epoch,
-        view.members.len(),
-        view.connections,
-        view.server_incarnation
+        "{:<24} {:>6}  {:<8} {:>7} {:>10} {:>10} {:>6}  {:<20} groups",
+        "member", "load", "state", "queue", "msgs in", "msgs out", "nacks", "services"
     );
-    println!(
-        "{:>20}  {:<24} {:>6}  {:<8} {:<24} groups",
-        "id", "member", "load", "state", "services"
-    );
-    for m in &view.members {
+    for m in &list.members {
         println!(
-            "{:>20}  {:<24} {:>6}  {:<8} {:<24} {}",
-            m.member_id,
-            format!("{}/{}", m.instance, m.process),
+            "{:<24} {:>6}  {:<8} {:>7} {:>10} {:>10} {:>6}  {:<20} {}",
+            m.name,
             m.load,
-            if m.attached { "up" } else { "detached" },
+            m.state,
+            m.queue_items,
+            m.messages_in,
+            m.messages_out,
+            m.nacks,
             m.services.join(","),
             m.groups.join(",")
         );
@@ -48,9 +43,17 @@ pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `/v1/members` parsed.
+pub(crate) fn parse_members(addr: &str, body: &str) -> Result<MemberList, CliError> {
+    serde_json::from_str(body).map_err(|e| CliError::Http {
+        addr: addr.to_owned(),
+        detail: format!("bad JSON: {e}"),
+    })
+}
+
 /// A minimal HTTP/1.0 GET (no chunked encoding possible), bounded in time
 /// and size.
-async fn http_get(addr: &str, path: &str) -> Result<String, CliError> {
+pub(crate) async fn http_get(addr: &str, path: &str) -> Result<String, CliError> {
     let fail = |detail: String| CliError::Http {
         addr: addr.to_owned(),
         detail,

@@ -36,7 +36,7 @@ pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
     );
     let _ = writeln!(
         out,
-        "switchboard: try `curl http://{}/members`; stop with Ctrl-C",
+        "switchboard: monitor page at http://{0}/, API at http://{0}/v1/server; stop with Ctrl-C",
         handle.external_addr()
     );
     let _ = out.flush();

@@ -19,7 +19,7 @@ fn help_lists_the_commands() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in [
-        "serve", "demo", "members", "watch", "send", "request", "bench",
+        "serve", "demo", "members", "top", "watch", "send", "request", "bench",
     ] {
         assert!(text.contains(cmd), "--help does not list `{cmd}`:\n{text}");
     }

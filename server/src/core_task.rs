@@ -15,6 +15,8 @@ use switchboard_core::server::{ConnId, Output, Server, ServerConfig, ServerEvent
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::event_log::{EventLog, Subscription};
+use super::snapshot::{event_record, Snapshot, StartTime};
 use super::view::{MemberView, MembersView};
 use super::SHUTDOWN_FLUSH_TIMEOUT;
 use switchboard_runtime::clock::{sleep_until, Clock};
@@ -36,6 +38,13 @@ pub(crate) enum CoreMsg {
     Closed { conn: ConnId },
     /// A snapshot of the view for the external port.
     Query(oneshot::Sender<MembersView>),
+    /// Everything the `/v1` API and `/metrics` show.
+    Snapshot(oneshot::Sender<Snapshot>),
+    /// A new `/v1/events` watcher from a stream position.
+    Watch {
+        from: u64,
+        reply: oneshot::Sender<Subscription>,
+    },
 }
 
 /// What the core task keeps per open connection.
@@ -54,6 +63,10 @@ struct Core {
     gated: BTreeSet<ConnId>,
     /// `instance/process` per member id, for log lines that carry only ids.
     names: HashMap<u64, String>,
+    /// Recent cluster events for watchers.
+    events: EventLog,
+    /// When the clock's origin was, in wall-clock time.
+    start: StartTime,
 }
 
 pub(crate) async fn run(
@@ -66,6 +79,7 @@ pub(crate) async fn run(
     rng: Box<dyn RngCore + Send>,
 ) {
     let clock = Clock::new();
+    let start = StartTime::now();
     let server = Server::new(config, rng, clock.now());
     tracing::info!(
         incarnation = %to_hex(&server.incarnation().to_be_bytes()),
@@ -77,6 +91,8 @@ pub(crate) async fn run(
         conns: HashMap::new(),
         gated: BTreeSet::new(),
         names: HashMap::new(),
+        events: EventLog::new(),
+        start,
     };
     let mut batch = Vec::with_capacity(INPUT_BATCH_MAX);
     loop {
@@ -177,6 +193,17 @@ impl Core {
                 // Outputs of earlier inputs first, so the view is current.
                 self.drain_outputs();
                 let _ = reply.send(self.view());
+                None
+            }
+            CoreMsg::Snapshot(reply) => {
+                self.drain_outputs();
+                let _ = reply.send(super::snapshot::build(&self.server, now, self.start));
+                None
+            }
+            CoreMsg::Watch { from, reply } => {
+                // Events of earlier inputs first, so that none is skipped.
+                self.drain_outputs();
+                let _ = reply.send(self.events.subscribe(from));
                 None
             }
         }
@@ -299,8 +326,9 @@ impl Core {
                 tracing::info!(member_id, %name, replayed, "member resumed its session");
             }
             ServerEvent::MemberLeft { member_id, name } => {
+                // The name is forgotten with the cluster event that
+                // follows (its watchers still want it).
                 tracing::info!(member_id, %name, "member left");
-                self.names.remove(&member_id);
             }
             ServerEvent::MemberFailed {
                 member_id,
@@ -312,7 +340,6 @@ impl Core {
                 } else {
                     tracing::warn!(member_id, %name, ?reason, "member failed");
                 }
-                self.names.remove(&member_id);
             }
             ServerEvent::HandshakeRejected {
                 conn,
@@ -323,6 +350,16 @@ impl Core {
             }
             ServerEvent::ProtocolError { conn, detail } => {
                 tracing::warn!(conn = conn.0, peer = %self.peer(conn), %detail, "protocol error");
+            }
+            ServerEvent::Sequenced { gseq, epoch, event } => {
+                let at = self.start.unix_ms(self.clock.now());
+                let rec = event_record(gseq, epoch, at, &event, &self.names);
+                if let switchboard_core::frame::ClusterEvent::MemberLeft { member_id }
+                | switchboard_core::frame::ClusterEvent::MemberFailed { member_id, .. } = event
+                {
+                    self.names.remove(&member_id);
+                }
+                self.events.push(rec);
             }
         }
     }

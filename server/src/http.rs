@@ -25,6 +25,7 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/members", get(members))
+        .merge(super::api::routes())
         .with_state(core);
     let stop = async move {
         while !*shutdown.borrow_and_update() {

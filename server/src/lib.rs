@@ -25,15 +25,29 @@
 //! * A connection whose writer queue is full is closed (its member may
 //!   resume); the core's send window keeps this from happening to a peer
 //!   that reads.
+//! * The HTTP task (`http.rs`, routes in `api.rs`, `metrics.rs`,
+//!   `events_sse.rs`, `page.rs`) asks the core task for a consistent
+//!   [`Snapshot`](snapshot::Snapshot) per request and never waits in front
+//!   of member traffic; event watchers read a broadcast ring the core task
+//!   fills without waiting (`event_log.rs`). The documents are in
+//!   [`api_view`]; endpoints and metrics are described in
+//!   `docs/OPERATIONS.md`.
 //!
 //! [`Server`]: switchboard_core::server::Server
 
 #![deny(missing_docs)]
 
+mod api;
+pub mod api_view;
 pub mod config;
 mod conn;
 mod core_task;
+mod event_log;
+mod events_sse;
 mod http;
+mod metrics;
+mod page;
+mod snapshot;
 mod view;
 
 pub use view::{MemberView, MembersView, StatsView};

@@ -6,6 +6,8 @@
 //! whose streams are collected, with every wait bounded in time.
 #![deny(missing_docs)]
 
+pub mod http;
+
 use std::time::Duration;
 
 use switchboard_client::{Event, EventStream, Member, MemberConfig};

@@ -25,6 +25,16 @@ impl Server {
             "view epochs only grow, at most once per stream item"
         );
         self.stats.events += 1;
+        if origin.is_some() {
+            self.stats.events_published += 1;
+            self.record_sequencing_latency();
+        }
+        self.outputs
+            .push_back(Output::Event(ServerEvent::Sequenced {
+                gseq,
+                epoch: self.epoch,
+                event: event.clone(),
+            }));
         let (origin_incarnation, origin_seq) = match origin {
             Some((id, seq)) => (self.members.get(&id).map_or(0, |m| m.info.incarnation), seq),
             None => (0, 0),
@@ -292,6 +302,10 @@ impl Server {
                 self.write_raw(conn, &Frame::Error(ErrorFrame { code, text }));
             }
             self.close_conn(conn, reason);
+        }
+        match how {
+            Removal::Left => self.stats.leaves += 1,
+            Removal::Failed(r) => self.stats.failures_by_reason[super::stats::fail_index(r)] += 1,
         }
         let event = match how {
             Removal::Left => {

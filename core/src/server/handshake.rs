@@ -132,6 +132,7 @@ impl Server {
     /// Refuses a handshake and closes the connection.
     pub(super) fn reject(&mut self, conn: ConnId, reason: RejectReason, text: String) {
         self.stats.rejects += 1;
+        self.stats.rejects_by_reason[super::stats::reject_index(reason)] += 1;
         self.outputs
             .push_back(Output::Event(ServerEvent::HandshakeRejected {
                 conn,
@@ -250,11 +251,13 @@ impl Server {
             self.groups.entry(g.clone()).or_default().insert(id);
         }
         self.sessions += 1;
+        self.stats.registrations += 1;
         let mut m = Member::new(info, conn, self.now, self.sessions);
         let mut notices = Vec::new();
         if let Some(d) = departed.filter(|d| d.incarnation == h.incarnation) {
             // The same process again: continue its sequence space, and
             // re-issue the final statuses its lost session never received.
+            self.stats.reregistrations += 1;
             m.received_through = d.received_through;
             m.pending = d.pending;
             m.session = d.session;
@@ -395,6 +398,8 @@ impl Server {
         m.conn = Some(conn);
         m.detached_since = None;
         m.last_heard = self.now;
+        m.stats.connected_since = self.now;
+        m.stats.resumes += 1;
         m.rewind();
         #[cfg(feature = "mutation")]
         if self.config.mutation == crate::mutation::Mutation::ServerSkipReplay {

@@ -142,10 +142,13 @@ pub(crate) struct Member {
     /// Sequences of messages parked until their addressee registers; acks
     /// must not pass them.
     pub held: BTreeSet<u64>,
-    /// Sequenced frames received while throttled, in order.
-    pub inbox: VecDeque<crate::frame::Frame>,
+    /// Sequenced frames received while throttled, in order, with the
+    /// time each arrived.
+    pub inbox: VecDeque<(Tick, crate::frame::Frame)>,
     /// Their counted size (see `frame_cost`).
     pub inbox_bytes: usize,
+    /// Counters of this session.
+    pub stats: super::stats::MemberStats,
 }
 
 impl Member {
@@ -175,6 +178,10 @@ impl Member {
             held: BTreeSet::new(),
             inbox: VecDeque::new(),
             inbox_bytes: 0,
+            stats: super::stats::MemberStats {
+                connected_since: now,
+                ..Default::default()
+            },
         }
     }
 

@@ -30,11 +30,13 @@ mod member;
 mod ready;
 mod routing;
 mod settle;
+pub mod stats;
 mod timers;
 mod transmit;
 mod types;
 
 pub use config::ServerConfig;
+pub use stats::MemberStats;
 pub use types::{CloseReason, ConnId, Output, ServerEvent, ServerStats};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -109,6 +111,9 @@ pub struct Server {
     shutting_down: bool,
     /// Code and detail of a protocol violation being reported.
     violation_detail: Option<(ErrorCode, String)>,
+    /// When the frame being processed arrived (earlier than `now` for a
+    /// deferred or parked one): the start of the sequencing latency.
+    receipt: Tick,
     stats: ServerStats,
 }
 
@@ -158,6 +163,7 @@ impl Server {
             wake: settle::Wakeups::default(),
             shutting_down: false,
             violation_detail: None,
+            receipt: now,
             stats: ServerStats::default(),
         }
     }
@@ -174,7 +180,13 @@ impl Server {
 
     /// Counters.
     pub fn stats(&self) -> ServerStats {
-        self.stats
+        let mut s = self.stats;
+        // Items sequenced without waiting are not recorded one by one.
+        let sequenced = s.messages_accepted + s.events_published;
+        let immediate = sequenced.saturating_sub(s.sequencing_latency.count);
+        s.sequencing_latency.buckets[0] += immediate;
+        s.sequencing_latency.count += immediate;
+        s
     }
 
     /// Current view epoch.
@@ -206,6 +218,58 @@ impl Server {
     /// `sender_inflight_max` unread notices, so about twice that at most.
     pub fn notices_len(&self, member_id: u64) -> Option<usize> {
         self.members.get(&member_id).map(|m| m.notices_queued)
+    }
+
+    /// Counters of a member's session.
+    pub fn member_stats(&self, member_id: u64) -> Option<MemberStats> {
+        self.members.get(&member_id).map(|m| {
+            // Items leave the queue only when acknowledged (or with the
+            // member): what went out is what was acked plus what is queued.
+            let mut s = m.stats;
+            s.items_out = s.acked + m.queue.len() as u64;
+            s.bytes_out = s.acked_bytes + m.queue_bytes as u64;
+            s
+        })
+    }
+
+    /// Bytes of a member's unacknowledged stream (notices included).
+    pub fn queue_bytes(&self, member_id: u64) -> Option<usize> {
+        self.members.get(&member_id).map(|m| m.queue_bytes)
+    }
+
+    /// Bytes held for members and connections: stream queues, deferred
+    /// frames, partial messages, pending control frames, read buffers.
+    /// Walks every member and connection (for metrics, not the hot path).
+    pub fn memory_in_use(&self) -> usize {
+        let members: usize = self
+            .members
+            .values()
+            .map(|m| {
+                m.queue_bytes
+                    + m.inbox_bytes
+                    + m.control.len()
+                    + m.partial.as_ref().map_or(0, |p| p.buf.len())
+            })
+            .sum();
+        let conns: usize = self.conns.values().map(|c| c.read_buf.len()).sum();
+        members + conns
+    }
+
+    /// Connections still in their handshake.
+    pub fn handshakes(&self) -> usize {
+        self.handshakes
+    }
+
+    /// True until the restart grace after this server's start is over at
+    /// `now`: members are still coming back, and messages to addressees
+    /// not yet registered wait instead of being refused.
+    pub fn in_restart_grace(&self, now: Tick) -> bool {
+        now < self.started.plus_millis(self.config.restart_grace_ms)
+    }
+
+    /// True once a graceful shutdown started.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
     }
 
     /// True when the member is registered and attached to a connection.
@@ -288,6 +352,7 @@ impl Server {
             return;
         }
         self.handshakes += 1;
+        self.stats.connections_accepted += 1;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.counted = true;
         }
@@ -419,6 +484,24 @@ impl Server {
             return;
         };
         m.last_heard = now;
+        // Counted on receipt, where the member is at hand anyway.
+        match &f {
+            Frame::Send(s) => {
+                let kind = stats::address_kind(&s.to);
+                m.stats.messages_in += 1;
+                m.stats.bytes_in += s.payload.len() as u64;
+                self.stats.messages_in_by_kind[kind] += 1;
+                self.stats.bytes_in_by_kind[kind] += s.payload.len() as u64;
+            }
+            Frame::Chunk(c) => {
+                m.stats.bytes_in += c.payload.len() as u64;
+                if let Some(p) = &m.partial {
+                    let kind = stats::address_kind(&p.head.to);
+                    self.stats.bytes_in_by_kind[kind] += c.payload.len() as u64;
+                }
+            }
+            _ => {}
+        }
         let deferrable = matches!(
             f,
             Frame::Send(_)
@@ -434,7 +517,7 @@ impl Server {
             // acknowledgements and heartbeats are still handled.
             if let Some(m) = self.members.get_mut(&id) {
                 m.inbox_bytes += frame_cost(&f);
-                m.inbox.push_back(f);
+                m.inbox.push_back((now, f));
             }
             return;
         }
@@ -445,15 +528,18 @@ impl Server {
                 self.process_member_frame(conn, id, f);
             }
         }
+        self.receipt = now;
         self.process_member_frame(conn, id, f);
     }
 
-    /// Takes the oldest deferred frame of an attached member.
+    /// Takes the oldest deferred frame of an attached member; the time it
+    /// was received becomes the receipt time of what it causes.
     fn pop_deferred(&mut self, id: u64) -> Option<(ConnId, Frame)> {
         let m = self.members.get_mut(&id)?;
         let conn = m.conn?;
-        let f = m.inbox.pop_front()?;
+        let (received, f) = m.inbox.pop_front()?;
         m.inbox_bytes = m.inbox_bytes.saturating_sub(frame_cost(&f));
+        self.receipt = received;
         Some((conn, f))
     }
 

@@ -17,6 +17,8 @@ const QUEUE_KEEP_ITEMS: usize = 16;
 /// addressee. Keyed by its gseq.
 #[derive(Debug)]
 pub(super) struct Inflight {
+    /// When it was sequenced (for the ack latency).
+    pub sequenced: Tick,
     pub sender: u64,
     /// The sender's session (see `Member::session`).
     pub session: u64,
@@ -31,6 +33,8 @@ pub(super) struct Inflight {
 /// message queued behind one (per-sender FIFO holds across parking).
 #[derive(Debug)]
 pub(super) struct Parked {
+    /// When its frame arrived (for the sequencing latency).
+    pub received: Tick,
     pub sender: u64,
     pub session: u64,
     pub item: ParkedItem,
@@ -167,6 +171,7 @@ impl Server {
         }
         s.payload = p.buf.freeze();
         s.flags &= !flags::MORE;
+        self.stats.chunked_in += 1;
         self.process_send(id, s);
     }
 
@@ -208,6 +213,7 @@ impl Server {
         m.held.insert(item.seq());
         let session = m.session;
         self.parked.push_back(Parked {
+            received: self.receipt,
             sender: id,
             session,
             item,
@@ -253,6 +259,7 @@ impl Server {
             self.scratch = recipients;
             return;
         };
+        let kind = stats::address_kind(&s.to);
         let gseq = self.next_gseq();
         let deliver = Deliver {
             gseq,
@@ -267,6 +274,13 @@ impl Server {
         };
         let data = self.encode_deliver(deliver);
         self.stats.messages_accepted += 1;
+        self.record_sequencing_latency();
+        if matches!(data, ItemData::Parts(_)) {
+            self.stats.chunked_out += 1;
+        }
+        let n = recipients.len() as u64;
+        self.stats.deliveries_by_kind[kind] += n;
+        self.stats.delivery_bytes_by_kind[kind] += n * data.len() as u64;
         let confirm = s.flags & flags::CONFIRM != 0;
         let seq = s.seq;
         self.track(id, seq, gseq, recipients.len() as u32, confirm);
@@ -305,6 +319,7 @@ impl Server {
             }
             m.held.remove(&p.item.seq());
             self.mark_dirty(p.sender);
+            self.receipt = p.received;
             match p.item {
                 ParkedItem::Send(s) => self.sequence_now(p.sender, s),
                 ParkedItem::Publish(e) if self.in_grace() => {
@@ -340,6 +355,17 @@ impl Server {
         ItemData::Parts(Arc::from(parts))
     }
 
+    /// Records the time the item being sequenced waited since its receipt.
+    /// Most wait none: those are counted from the totals when the counters
+    /// are read ([`Server::stats`]), so the common case touches no
+    /// histogram.
+    pub(super) fn record_sequencing_latency(&mut self) {
+        let waited = self.now - self.receipt;
+        if waited > 0 {
+            self.stats.sequencing_latency.record(waited);
+        }
+    }
+
     /// Records a sequenced message that waits for its addressees.
     pub(super) fn track(&mut self, sender: u64, seq: u64, gseq: u64, count: u32, confirm: bool) {
         let mut session = 0;
@@ -350,6 +376,7 @@ impl Server {
         let pushed = self.inflight.push(
             gseq,
             Inflight {
+                sequenced: self.now,
                 sender,
                 session,
                 seq,
@@ -393,6 +420,7 @@ impl Server {
                 });
                 m.last_sent = now;
                 self.stats.items_enqueued += 1;
+                self.stats.items_enqueued_bytes += bytes as u64;
                 if let Some(conn) = m.conn {
                     self.dirty.insert(conn);
                 }
@@ -475,6 +503,8 @@ impl Server {
             ),
         };
         let data = self.encode(&frame);
+        let data_len = data.len();
+        let outcome = matches!(notice, Notice::Outcome { .. });
         let now = self.now;
         if let Some(m) = self.members.get_mut(&id) {
             m.push(Item {
@@ -487,6 +517,10 @@ impl Server {
             });
             m.last_sent = now;
             self.stats.items_enqueued += 1;
+            self.stats.items_enqueued_bytes += data_len as u64;
+            if outcome {
+                self.stats.outcomes += 1;
+            }
         }
         self.mark_dirty(id);
     }
@@ -494,6 +528,10 @@ impl Server {
     /// Refuses sequence `seq` of member `id`.
     pub(super) fn nack(&mut self, id: u64, seq: u64, reason: NackReason) {
         self.stats.messages_nacked += 1;
+        self.stats.nacks_by_reason[stats::nack_index(reason)] += 1;
+        if let Some(m) = self.members.get_mut(&id) {
+            m.stats.nacks += 1;
+        }
         let session = self.members.get(&id).map_or(0, |m| m.session);
         self.notify_sender(id, session, Notice::Nack { seq, reason });
     }
@@ -591,6 +629,8 @@ impl Server {
         if let Some(m) = self.members.get_mut(&id) {
             let was_over_half = m.over_limit(half.0, half.1);
             let notices_held = m.notices_queued >= self.config.sender_inflight_max;
+            // Counted once per acknowledgement, not per item.
+            let (mut acked, mut acked_bytes) = (0u64, 0u64);
             while m.sent_items > 0 {
                 let Some(front) = m.queue.front() else {
                     break;
@@ -609,8 +649,12 @@ impl Server {
                 m.queue_bytes -= bytes;
                 m.sent_items -= 1;
                 m.sent_bytes = m.sent_bytes.saturating_sub(bytes);
-                self.stats.items_acked += 1;
+                acked += 1;
+                acked_bytes += bytes as u64;
             }
+            m.stats.acked += acked;
+            m.stats.acked_bytes += acked_bytes;
+            self.stats.items_acked += acked;
             if m.sent_items == 0 {
                 m.sent_parts = 0;
             }
@@ -703,6 +747,7 @@ impl Server {
         let Some(f) = self.inflight.remove(gseq) else {
             return;
         };
+        self.stats.ack_latency.record(self.now - f.sequenced);
         if let Some(m) = self
             .members
             .get_mut(&f.sender)

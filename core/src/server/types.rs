@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 
-use crate::frame::{FailReason, RejectReason};
+use super::stats::{LatencyHistogram, ADDRESS_KINDS, FAIL_REASONS, NACK_REASONS, REJECT_REASONS};
+use crate::frame::{ClusterEvent, FailReason, RejectReason};
 
 /// A connection, named by the driver. Ids must not be reused while the
 /// server still knows the connection (until `handle_closed` or a `Close`
@@ -107,6 +108,15 @@ pub enum ServerEvent {
         /// What was wrong.
         detail: String,
     },
+    /// A cluster event was sequenced (for watchers outside the cluster).
+    Sequenced {
+        /// Its stream position.
+        gseq: u64,
+        /// The view epoch after it.
+        epoch: u64,
+        /// The event.
+        event: ClusterEvent,
+    },
 }
 
 /// Counters for metrics and tests.
@@ -130,4 +140,44 @@ pub struct ServerStats {
     pub rejects: u64,
     /// Gap notices sent.
     pub gaps: u64,
+    /// Connections accepted on the member port.
+    pub connections_accepted: u64,
+    /// Registrations (new member sessions).
+    pub registrations: u64,
+    /// Registrations of a process incarnation whose earlier session was
+    /// lost: it continues its sequence space.
+    pub reregistrations: u64,
+    /// Handshakes rejected, by reason ([`REJECT_REASONS`] order).
+    pub rejects_by_reason: [u64; REJECT_REASONS.len()],
+    /// `Send` frames received, by address kind ([`ADDRESS_KINDS`] order).
+    pub messages_in_by_kind: [u64; ADDRESS_KINDS.len()],
+    /// Payload bytes received in `Send` and `Chunk` frames, by kind.
+    pub bytes_in_by_kind: [u64; ADDRESS_KINDS.len()],
+    /// Deliveries enqueued (one per recipient), by address kind.
+    pub deliveries_by_kind: [u64; ADDRESS_KINDS.len()],
+    /// Encoded bytes of those deliveries, by address kind.
+    pub delivery_bytes_by_kind: [u64; ADDRESS_KINDS.len()],
+    /// Encoded bytes of every stream item enqueued.
+    pub items_enqueued_bytes: u64,
+    /// NACKs, by reason ([`NACK_REASONS`] order).
+    pub nacks_by_reason: [u64; NACK_REASONS.len()],
+    /// Outcomes sent for confirmed messages.
+    pub outcomes: u64,
+    /// Events published by members and sequenced.
+    pub events_published: u64,
+    /// Members declared failed, by reason ([`FAIL_REASONS`] order).
+    pub failures_by_reason: [u64; FAIL_REASONS.len()],
+    /// Members that said goodbye.
+    pub leaves: u64,
+    /// Chunked messages reassembled from members.
+    pub chunked_in: u64,
+    /// Messages delivered in chunks.
+    pub chunked_out: u64,
+    /// Time from receipt of a message or published event to its
+    /// sequencing (waits while its sender is throttled or it is parked).
+    /// Every message and published event sequenced is in it.
+    pub sequencing_latency: LatencyHistogram,
+    /// Time from sequencing a message or published event to its last
+    /// addressee's acknowledgement (or miss).
+    pub ack_latency: LatencyHistogram,
 }
