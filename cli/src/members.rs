@@ -18,7 +18,7 @@ pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
         println!("{body}");
         return Ok(());
     }
-    let view: MembersView = serde_json::from_str(&body).map_err(|e| CliError::Http {
+    let mut view: MembersView = serde_json::from_str(&body).map_err(|e| CliError::Http {
         addr: s.external.clone(),
         detail: format!("bad JSON: {e}"),
     })?;
@@ -30,19 +30,22 @@ pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
         view.connections,
         view.server_incarnation
     );
+    // By name: the order people look things up in.
+    view.members
+        .sort_by(|a, b| (&a.instance, &a.process).cmp(&(&b.instance, &b.process)));
     println!(
-        "{:>20}  {:<24} {:>6}  {:<8} {:<24} groups",
-        "id", "member", "load", "state", "services"
+        "{:<24} {:>6}  {:<8} {:<24} {:<24} {:>20}",
+        "member", "load", "state", "services", "groups", "id"
     );
     for m in &view.members {
         println!(
-            "{:>20}  {:<24} {:>6}  {:<8} {:<24} {}",
-            m.member_id,
+            "{:<24} {:>6}  {:<8} {:<24} {:<24} {:>20}",
             format!("{}/{}", m.instance, m.process),
             m.load,
             if m.attached { "up" } else { "detached" },
             m.services.join(","),
-            m.groups.join(",")
+            m.groups.join(","),
+            m.member_id
         );
     }
     Ok(())
