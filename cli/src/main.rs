@@ -54,6 +54,10 @@ pub(crate) enum Command {
         /// path; more threads spread the sockets' reads and writes.
         #[arg(long, env = "SWITCHBOARD_THREADS", default_value_t = 1)]
         threads: usize,
+        /// Print the effective settings (file, environment and flags
+        /// merged over the defaults) as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Start a server and a small cluster on loopback and show live traffic.
     Demo {
@@ -189,6 +193,9 @@ pub(crate) struct Common {
     /// Cluster name [default: switchboard].
     #[arg(long, env = "SWITCHBOARD_CLUSTER")]
     pub cluster: Option<String>,
+    /// Use a secret file that other users may read (refused otherwise).
+    #[arg(long, env = "SWITCHBOARD_ALLOW_READABLE_SECRET")]
+    pub allow_readable_secret: bool,
 }
 
 /// Who a CLI member is.
@@ -261,6 +268,7 @@ pub(crate) struct Settings {
     pub internal: String,
     pub external: String,
     pub secret_file: PathBuf,
+    pub allow_readable_secret: bool,
 }
 
 impl Settings {
@@ -296,12 +304,16 @@ impl Settings {
             internal,
             external,
             secret_file,
+            allow_readable_secret: c.allow_readable_secret,
         })
     }
 
     /// The secret for a member: the file must exist.
     pub fn member_secret(&self) -> Result<Secret, CliError> {
-        Ok(secret::load(&self.secret_file)?)
+        Ok(secret::load_with(
+            &self.secret_file,
+            self.allow_readable_secret,
+        )?)
     }
 
     /// A member config named `who` or `cli/<role>-<pid>`.
@@ -398,6 +410,14 @@ pub(crate) async fn stop_signal() -> Result<(), CliError> {
 
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Serve {
+            common,
+            print_config: true,
+            ..
+        } => {
+            print!("{}", serve::effective_config(&Settings::resolve(&common)?));
+            Ok(())
+        }
         Command::Serve { common, .. } => serve::run(&Settings::resolve(&common)?).await,
         Command::Demo { seconds } => demo::run(seconds).await,
         Command::Bench(args) => bench::run(args).await,

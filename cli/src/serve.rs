@@ -10,7 +10,7 @@ use switchboard_server::config::ServerOptions;
 use super::{parse_addr, stop_signal, CliError, Settings};
 
 pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
-    let (secret, created) = secret::load_or_create(&s.secret_file)?;
+    let (secret, created) = secret::load_or_create_with(&s.secret_file, s.allow_readable_secret)?;
     let mut core = ServerConfig::new(s.cluster.clone(), secret);
     s.file.server.apply(&mut core);
     let mut opts = ServerOptions::new(core);
@@ -45,4 +45,50 @@ pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
     tracing::info!("stop requested");
     handle.shutdown().await;
     stopped
+}
+
+/// The effective settings as TOML: what `serve` would run with (the file,
+/// environment and flags merged over the defaults). The secret itself is
+/// never printed.
+pub(crate) fn effective_config(s: &Settings) -> String {
+    // Any valid secret: only the limits are read from this config.
+    let placeholder = switchboard_core::auth::Secret::new(vec![0u8; 32]);
+    let mut core = match placeholder {
+        Ok(secret) => ServerConfig::new(s.cluster.clone(), secret),
+        Err(e) => return format!("# cannot build the settings: {e}\n"),
+    };
+    s.file.server.apply(&mut core);
+    let connections_max = s
+        .file
+        .connections_max
+        .unwrap_or(switchboard_server::config::CONNECTIONS_MAX_DEFAULT);
+    let q = |v: &str| format!("{v:?}");
+    let mut out = String::from("# switchboard serve: effective settings\n");
+    out += &format!("cluster = {}\n", q(&s.cluster));
+    out += &format!("internal = {}\n", q(&s.internal));
+    out += &format!("external = {}\n", q(&s.external));
+    out += &format!(
+        "secret_file = {}\n",
+        q(&s.secret_file.display().to_string())
+    );
+    out += &format!("connections_max = {connections_max}\n");
+    out += "\n[server]\n";
+    macro_rules! line {
+        ($($f:ident),*) => { $( out += &format!("{} = {}\n", stringify!($f), core.$f); )* };
+    }
+    line!(
+        members_max,
+        handshakes_max,
+        handshake_timeout_ms,
+        heartbeat_interval_ms,
+        heartbeat_timeout_ms,
+        resume_window_ms,
+        restart_grace_ms,
+        member_queue_items_max,
+        member_queue_bytes_max,
+        slow_consumer_grace_ms,
+        sender_inflight_max,
+        message_bytes_max
+    );
+    out
 }

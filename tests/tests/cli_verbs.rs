@@ -320,3 +320,31 @@ async fn reply_answers_requests_and_publish_reaches_a_topic_watcher() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn serve_prints_its_effective_config_as_toml_it_accepts() {
+    let dir = secret_file();
+    let dir = dir.parent().unwrap().to_path_buf();
+    let file = dir.join("switchboard.toml");
+    std::fs::write(
+        &file,
+        "cluster = \"c1\"\n[server]\nheartbeat_interval_ms = 300\n",
+    )
+    .unwrap();
+    let mut c = Command::new(switchboard_tests::switchboard_bin());
+    c.args(["serve", "--print-config", "--config"])
+        .arg(&file)
+        .env_remove("SWITCHBOARD_CLUSTER")
+        .args(["--external", "127.0.0.1:8123"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (code, out, err) = run(c).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("heartbeat_interval_ms = 300"), "{out}");
+    assert!(out.contains("cluster = \"c1\""), "{out}");
+    assert!(out.contains("external = \"127.0.0.1:8123\""), "{out}");
+    // The output is a config file `--config` accepts, with the same values.
+    let parsed = switchboard_server::config::FileConfig::parse(&out).unwrap();
+    assert_eq!(parsed.server.heartbeat_interval_ms, Some(300));
+    assert_eq!(parsed.cluster.as_deref(), Some("c1"));
+}
