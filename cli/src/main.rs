@@ -64,6 +64,10 @@ pub(crate) enum Command {
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Show the server's and the members' logs (hidden by default:
+        /// only errors are shown).
+        #[arg(long)]
+        logs: bool,
     },
     /// List the members with their load data (GET /members on the external port).
     Members {
@@ -419,7 +423,7 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Serve { common, .. } => serve::run(&Settings::resolve(&common)?).await,
-        Command::Demo { seconds } => demo::run(seconds).await,
+        Command::Demo { seconds, .. } => demo::run(seconds).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchRelay { listen } => Err(CliError::Flag {
             flag: "bench-relay",
@@ -481,6 +485,8 @@ fn main() -> ExitCode {
         // The NATS client reports every closed connection at info level;
         // W5 closes a thousand of them.
         init_tracing(&format!("{},async_nats=warn", args.log), args.log_format);
+    } else if matches!(args.command, Command::Demo { logs: false, .. }) {
+        init_tracing("error", args.log_format);
     } else {
         init_tracing(&args.log, args.log_format);
     }
