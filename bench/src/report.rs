@@ -204,8 +204,9 @@ impl Report {
             t,
             "Switchboard acknowledges every message to its sender (W1/W2/W4 count the acks); \
              NATS core, Redis pub/sub and the bare relay acknowledge nothing.\n\
-             Median of {} run(s); ratio = switchboard / peer (throughput: higher is better; \
-             W3 p99 and W5 time: lower is better). CPU and memory are the server process's; \
+             Median of {} run(s), (min–max) over the runs; the 'vs' columns on Switchboard's row \
+             are switchboard / that peer (throughput: higher is better; W3 p99 and W5 time: \
+             lower is better). CPU and memory are the server process's; \
              'loader' is the load generator's CPU.",
             self.runs
         );
@@ -214,11 +215,19 @@ impl Report {
         }
         for &w in self.results.keys() {
             let _ = writeln!(t, "\n{}", w.title(&self.params));
-            let _ = writeln!(
-                t,
-                "  {:<12} {:>22} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
-                "system", "figure", "lost", "srv cpu", "ns/msg", "srv peak", "loader", "ratio"
+            let peers: Vec<System> = self
+                .systems(w)
+                .into_iter()
+                .filter(|s| *s != System::Switchboard)
+                .collect();
+            let mut head = format!(
+                "  {:<12} {:>30} {:>10} {:>9} {:>9} {:>9} {:>9}",
+                "system", "figure", "lost", "srv cpu", "ns/msg", "srv peak", "loader"
             );
+            for p in &peers {
+                head += &format!(" {:>9}", format!("vs {}", p.name()));
+            }
+            let _ = writeln!(t, "{head}");
             for s in self.systems(w) {
                 let Some(sum) = self.summary(w, s) else {
                     continue;
@@ -228,23 +237,27 @@ impl Report {
                         format!("{} ({}–{})", si(*m), si(*lo), si(*hi))
                     }
                     (_, Some((p50, p99, p999, _, _)), _) => {
-                        format!("{p50}/{p99}/{p999} µs")
+                        format!("p50 {p50} p99 {p99} p999 {p999} µs")
                     }
                     (_, _, Some(ms)) => match sum.bytes_per_member {
-                        Some(b) => format!("{ms:.1} ms, {:.1} KiB/mbr", b / 1024.0),
-                        None => format!("{ms:.1} ms"),
+                        Some(b) => format!("{ms:.1} ms to all, {:.1} KiB/member", b / 1024.0),
+                        None => format!("{ms:.1} ms to all"),
                     },
                     _ => "-".to_owned(),
                 };
-                let ratio = if s == System::Switchboard {
-                    String::new()
-                } else {
-                    self.ratio(w, s)
-                        .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×"))
-                };
+                let mut ratios = String::new();
+                for p in &peers {
+                    let r = if s == System::Switchboard {
+                        self.ratio(w, *p)
+                            .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}×"))
+                    } else {
+                        String::new()
+                    };
+                    ratios += &format!(" {r:>9}");
+                }
                 let _ = writeln!(
                     t,
-                    "  {:<12} {:>22} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
+                    "  {:<12} {:>30} {:>10} {:>9} {:>9} {:>9} {:>9}{}",
                     s.name(),
                     figure,
                     sum.lost,
@@ -258,7 +271,7 @@ impl Report {
                         b as f64 / 1048576.0
                     )),
                     opt(sum.loader_cpu_s, |c| format!("{c:.2}s")),
-                    ratio
+                    ratios
                 );
                 if let Some((n, e)) = &sum.failed {
                     let _ = writeln!(t, "  {:<12} {n} run(s) failed: {e}", "");

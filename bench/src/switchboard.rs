@@ -192,7 +192,7 @@ async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
             for e in buf.drain(..) {
                 if let Event::Request(m) = e {
                     // The ack of the reply is not waited for here.
-                    let _ = r.try_reply(m.reply_to(), m.payload);
+                    let _ = r.try_reply(m.reply_to(), m.wire.payload);
                 }
             }
         }

@@ -90,7 +90,14 @@ impl Progress for Line {
             Err(e) => format!("failed: {e}"),
         };
         if !self.quiet {
-            eprintln!("\r\x1b[2K{w} {:<12} {what}", system.name());
+            // Clear the line only on a terminal: no escape codes in files.
+            use std::io::IsTerminal;
+            let clear = if std::io::stderr().is_terminal() {
+                "\r\x1b[2K"
+            } else {
+                ""
+            };
+            eprintln!("{clear}{w} {:<12} {what}", system.name());
         }
     }
 }

@@ -84,6 +84,7 @@ pub(crate) async fn run(seconds: u64) -> Result<(), CliError> {
         "demo: monitor page at http://{0}/ (API under http://{0}/v1/, metrics at http://{0}/metrics)",
         srv.external_addr()
     );
+    print_legend(seconds);
     let stats = Arc::new(Stats::default());
     let start = Instant::now();
     let mut workers = Vec::new();
@@ -175,6 +176,34 @@ pub(crate) async fn run(seconds: u64) -> Result<(), CliError> {
         stats.events.load(Relaxed),
     );
     Ok(())
+}
+
+/// What the demo shows, before it starts.
+fn print_legend(seconds: u64) {
+    let t = |frac: f64| seconds.max(1) as f64 * frac;
+    println!(
+        "\
+demo: what you see
+  - {INSTANCES} instances (i1..i{INSTANCES}) of {PROCESSES} work processes each (w0..w{}), every one a member
+    of the cluster. Each broadcasts cache invalidations, asks a process of another instance for
+    a price (request/reply) and sends jobs to one member of the group `batch` (anycast).
+  - Every process offers a service named ICM (an example service name). At {:.0} s i2/w1 announces
+    that it stops ICM and at {:.0} s that it starts it again: everyone gets both cluster events.
+  - At {:.0} s i{INSTANCES}/w{} crashes: its connection drops without a goodbye. Requests in flight to
+    it fail (the addressee is gone) and messages to it are refused until it is back; the
+    others learn of the failure in their event stream. At {:.0} s it restarts as a new
+    incarnation of the same process.
+  - Each second, a summary line: members, messages delivered per second (a broadcast is one
+    send and one delivery per other member, so deliveries outnumber sends), sends acked
+    or refused (nacked) by the server, requests answered or failed, cluster events seen.
+  - Lines marked >>> are the script's steps. Server logs are hidden; `--logs` shows them.",
+        PROCESSES - 1,
+        t(0.3),
+        t(0.5),
+        t(0.4),
+        PROCESSES - 1,
+        t(0.6),
+    );
 }
 
 enum Step {

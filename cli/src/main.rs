@@ -1,6 +1,6 @@
 //! The `switchboard` binary: the message server (`serve`), a live demo
 //! cluster (`demo`), and thin commands over the client library (`members`,
-//! `watch`, `send`, `request`).
+//! `watch`/`sub`, `send`/`pub`, `publish`, `request`, `reply`).
 //!
 //! Command-line parsing, settings resolution (flags and `SWITCHBOARD_*`
 //! variables over the TOML file over embedded defaults) and the commands.
@@ -30,6 +30,16 @@ pub(crate) struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info`, `switchboard_server=debug`).
     #[arg(long, env = "SWITCHBOARD_LOG", default_value = "info", global = true)]
     pub log: String,
+    /// Log line format: `text` (coloured only on a terminal, and never when
+    /// `NO_COLOR` is set) or `json` (one object per line).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,12 +55,20 @@ pub(crate) enum Command {
         /// path; more threads spread the sockets' reads and writes.
         #[arg(long, env = "SWITCHBOARD_THREADS", default_value_t = 1)]
         threads: usize,
+        /// Print the effective settings (file, environment and flags
+        /// merged over the defaults) as TOML and exit.
+        #[arg(long)]
+        print_config: bool,
     },
     /// Start a server and a small cluster on loopback and show live traffic.
     Demo {
         /// Stop after this many seconds.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Show the server's and the members' logs (hidden by default:
+        /// only errors are shown).
+        #[arg(long)]
+        logs: bool,
     },
     /// List the members with their load data (GET /v1/members on the external port).
     Members {
@@ -68,27 +86,65 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
         interval_ms: u64,
     },
-    /// Join as a member and print every cluster event and message.
+    /// Join as a member and print the messages it receives and the
+    /// cluster events, with timestamps and names (alias `sub`).
+    #[command(visible_alias = "sub")]
     Watch {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         who: Identity,
+        #[command(flatten)]
+        args: tools::WatchArgs,
     },
-    /// Send one message and wait for its ack (or outcome).
+    /// Send one message and wait for the server's ack, or with --confirm
+    /// for the delivery outcome (alias `pub`). Exits 3 when an addressee
+    /// missed it, 5 when the server refused it.
+    #[command(visible_alias = "pub")]
     Send {
         #[command(flatten)]
         common: Common,
         #[command(flatten)]
         who: Identity,
-        /// Address: instance/process, id:N, instance:NAME, group:NAME, anycast:NAME, all.
+        /// Address: instance/process (one member), instance:NAME (every
+        /// process of an instance), group:NAME (every member of a group),
+        /// anycast:NAME (one member of a group), all (everyone), id:N.
         #[arg(long)]
         to: String,
         /// Wait for the delivery outcome instead of the ack.
         #[arg(long)]
         confirm: bool,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
         /// The payload.
         payload: String,
+    },
+    /// Publish a custom cluster event on a topic; every member subscribed
+    /// to a matching topic prefix (`watch --topic`) gets it.
+    Publish {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        who: Identity,
+        /// The event's topic, e.g. cache/invalidate.
+        #[arg(long)]
+        topic: String,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The payload.
+        payload: String,
+    },
+    /// Answer requests: with a fixed text (--answer) or the output of a
+    /// shell command (--command), until stopped or --count requests.
+    Reply {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        who: Identity,
+        #[command(flatten)]
+        args: tools::ReplyArgs,
     },
     /// Run the benchmark workloads (W1–W5) against Switchboard and, when
     /// installed, nats-server and redis-server, plus a bare relay; print the
@@ -101,7 +157,9 @@ pub(crate) enum Command {
         /// Listen address.
         listen: SocketAddr,
     },
-    /// Send a request and print the reply.
+    /// Send a request and print the first reply (answer requests with
+    /// `switchboard reply`). Exits 4 when no reply came in time or the
+    /// addressee left, 5 when the server refused the request.
     Request {
         #[command(flatten)]
         common: Common,
@@ -113,9 +171,21 @@ pub(crate) enum Command {
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        /// Print the reply as JSON.
+        #[arg(long)]
+        json: bool,
         /// The payload.
         payload: String,
     },
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Settings shared by every command that talks to a server.
@@ -136,6 +206,9 @@ pub(crate) struct Common {
     /// Cluster name [default: switchboard].
     #[arg(long, env = "SWITCHBOARD_CLUSTER")]
     pub cluster: Option<String>,
+    /// Use a secret file that other users may read (refused otherwise).
+    #[arg(long, env = "SWITCHBOARD_ALLOW_READABLE_SECRET")]
+    pub allow_readable_secret: bool,
 }
 
 /// Who a CLI member is.
@@ -173,6 +246,31 @@ pub(crate) enum CliError {
     Bench(#[from] switchboard_bench::BenchError),
     #[error("bench: switchboard runs went wrong: {0}")]
     BenchFailed(String),
+    #[error("{0} addressee(s) missed the message")]
+    Missed(usize),
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
+    #[error("the reply command {command:?} failed: {detail}")]
+    Command { command: String, detail: String },
+}
+
+impl CliError {
+    /// The process's exit code for this error (documented in the README):
+    /// 3 a confirmed send was missed, 4 a request got no reply, 5 the
+    /// server refused a message or request, 6 the server refused the
+    /// member or could not be reached, 1 anything else (2 is a usage
+    /// error, from the argument parser).
+    pub fn exit_code(&self) -> u8 {
+        use switchboard_client::{Error, RequestError};
+        match self {
+            CliError::Missed(_) => 3,
+            CliError::Member(Error::Request(RequestError::Nacked(_))) => 5,
+            CliError::Member(Error::Request(_)) => 4,
+            CliError::Member(Error::Nacked { .. }) => 5,
+            CliError::Member(Error::Rejected { .. } | Error::ConnectTimeout { .. }) => 6,
+            _ => 1,
+        }
+    }
 }
 
 /// Settings after merging flags, environment, file and defaults.
@@ -183,6 +281,7 @@ pub(crate) struct Settings {
     pub internal: String,
     pub external: String,
     pub secret_file: PathBuf,
+    pub allow_readable_secret: bool,
 }
 
 impl Settings {
@@ -218,12 +317,16 @@ impl Settings {
             internal,
             external,
             secret_file,
+            allow_readable_secret: c.allow_readable_secret,
         })
     }
 
     /// The secret for a member: the file must exist.
     pub fn member_secret(&self) -> Result<Secret, CliError> {
-        Ok(secret::load(&self.secret_file)?)
+        Ok(secret::load_with(
+            &self.secret_file,
+            self.allow_readable_secret,
+        )?)
     }
 
     /// A member config named `who` or `cli/<role>-<pid>`.
@@ -253,14 +356,24 @@ impl Settings {
     }
 }
 
+/// A listen address: `IP:PORT` or `HOST:PORT` (resolved once, the first
+/// address wins: `localhost:3900`).
 pub(crate) fn parse_addr(flag: &'static str, value: &str) -> Result<SocketAddr, CliError> {
-    value
-        .parse()
-        .map_err(|e: std::net::AddrParseError| CliError::Flag {
-            flag,
-            value: value.to_owned(),
-            detail: format!("{e} (expected IP:PORT)"),
-        })
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = value.parse() {
+        return Ok(a);
+    }
+    let fail = |detail: String| CliError::Flag {
+        flag,
+        value: value.to_owned(),
+        detail,
+    };
+    let mut addrs = value
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("{e} (expected HOST:PORT or IP:PORT)")))?;
+    addrs
+        .next()
+        .ok_or_else(|| fail("the host name has no address".into()))
 }
 
 /// Worker threads for the runtime of a command: `serve` uses its
@@ -274,13 +387,21 @@ pub(crate) fn runtime_threads(cli: &Cli) -> Option<usize> {
     }
 }
 
-pub(crate) fn init_tracing(filter: &str) {
+pub(crate) fn init_tracing(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(colour).try_init()
+        }
+    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -302,8 +423,16 @@ pub(crate) async fn stop_signal() -> Result<(), CliError> {
 
 pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Serve {
+            common,
+            print_config: true,
+            ..
+        } => {
+            print!("{}", serve::effective_config(&Settings::resolve(&common)?));
+            Ok(())
+        }
         Command::Serve { common, .. } => serve::run(&Settings::resolve(&common)?).await,
-        Command::Demo { seconds } => demo::run(seconds).await,
+        Command::Demo { seconds, .. } => demo::run(seconds).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchRelay { listen } => Err(CliError::Flag {
             flag: "bench-relay",
@@ -315,23 +444,40 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
             common,
             interval_ms,
         } => top::run(&Settings::resolve(&common)?, interval_ms).await,
-        Command::Watch { common, who } => tools::watch(&Settings::resolve(&common)?, &who).await,
+        Command::Watch { common, who, args } => {
+            tools::watch(&Settings::resolve(&common)?, &who, &args).await
+        }
         Command::Send {
             common,
             who,
             to,
             confirm,
+            json,
             payload,
-        } => tools::send(&Settings::resolve(&common)?, &who, &to, confirm, payload).await,
+        } => {
+            let s = Settings::resolve(&common)?;
+            tools::send(&s, &who, &to, confirm, json, payload).await
+        }
+        Command::Publish {
+            common,
+            who,
+            topic,
+            json,
+            payload,
+        } => tools::publish(&Settings::resolve(&common)?, &who, &topic, json, payload).await,
+        Command::Reply { common, who, args } => {
+            tools::reply(&Settings::resolve(&common)?, &who, &args).await
+        }
         Command::Request {
             common,
             who,
             to,
             timeout_ms,
+            json,
             payload,
         } => {
             let s = Settings::resolve(&common)?;
-            tools::request(&s, &who, &to, timeout_ms, payload).await
+            tools::request(&s, &who, &to, timeout_ms, json, payload).await
         }
     }
 }
@@ -351,9 +497,11 @@ fn main() -> ExitCode {
     if matches!(args.command, Command::Bench(_)) {
         // The NATS client reports every closed connection at info level;
         // W5 closes a thousand of them.
-        init_tracing(&format!("{},async_nats=warn", args.log));
+        init_tracing(&format!("{},async_nats=warn", args.log), args.log_format);
+    } else if matches!(args.command, Command::Demo { logs: false, .. }) {
+        init_tracing("error", args.log_format);
     } else {
-        init_tracing(&args.log);
+        init_tracing(&args.log, args.log_format);
     }
     if let Command::BenchRelay { listen } = &args.command {
         // One thread of its own, no multi-thread runtime around it.
@@ -388,7 +536,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("switchboard: error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

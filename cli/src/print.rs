@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use switchboard_client::{Address, ClusterEvent, Event, MemberInfo};
+use switchboard_client::{Address, ClusterEvent, Event, MemberInfo, Message};
+use switchboard_core::frame::{FailReason, MissReason};
 
 /// Member names by id, kept up to date from the stream.
 #[derive(Debug, Default)]
@@ -13,6 +14,13 @@ impl Names {
         for m in view {
             self.0
                 .insert(m.member_id, format!("{}/{}", m.instance, m.process));
+        }
+    }
+
+    /// Learns a member's name from a membership event.
+    pub fn learn(&mut self, e: &ClusterEvent) {
+        if let ClusterEvent::MemberJoined(m) = e {
+            self.learn_view(std::slice::from_ref(m));
         }
     }
 
@@ -31,21 +39,18 @@ impl Names {
                 };
                 format!(
                     "{kind} from {} to {}: {}",
-                    self.name(m.from),
+                    m.sender(),
                     address(&m.to),
                     text(&m.payload)
                 )
             }
             Event::Cluster(n) => self.cluster(&n.event),
             Event::Registered {
-                member_id,
-                view,
-                session_lost,
-                ..
+                view, session_lost, ..
             } => {
                 self.learn_view(view);
                 format!(
-                    "registered as member {member_id}; view has {} members{}",
+                    "registered; {} members in the cluster{}",
                     view.len(),
                     if *session_lost {
                         " (previous session lost: resending unconfirmed messages)"
@@ -54,19 +59,23 @@ impl Names {
                     }
                 )
             }
-            Event::Resumed { member_id } => format!("resumed session as member {member_id}"),
+            Event::Resumed { .. } => "reconnected; session resumed, nothing lost".to_owned(),
             Event::Disconnected { reason } => format!("disconnected: {reason}; reconnecting"),
             Event::Rejected {
                 reason,
                 text,
                 fatal,
             } => format!(
-                "refused by the server: {reason:?}: {text}{}",
+                "refused by the server: {} ({text}){}",
+                switchboard_client::reject_reason(*reason),
                 if *fatal { " (fatal)" } else { "" }
             ),
             Event::Gap { from, through } => {
                 format!("gap: stream positions {from}..={through} lost")
             }
+            Event::Lagged { missed } => format!(
+                "{missed} cluster events skipped: this output fell behind (messages are never skipped)"
+            ),
             Event::Closed => "closed".to_owned(),
         }
     }
@@ -75,16 +84,17 @@ impl Names {
         match e {
             ClusterEvent::MemberJoined(m) => {
                 self.learn_view(std::slice::from_ref(m));
-                format!(
-                    "member joined: {}/{} (id {}, incarnation {:x})",
-                    m.instance, m.process, m.member_id, m.incarnation
-                )
+                format!("member joined: {}/{}", m.instance, m.process)
             }
             ClusterEvent::MemberLeft { member_id } => {
                 format!("member left: {}", self.name(*member_id))
             }
             ClusterEvent::MemberFailed { member_id, reason } => {
-                format!("member failed: {} ({reason:?})", self.name(*member_id))
+                format!(
+                    "member failed: {} ({})",
+                    self.name(*member_id),
+                    fail_reason(*reason)
+                )
             }
             ClusterEvent::InstanceUp { instance } => format!("instance up: {instance}"),
             ClusterEvent::InstanceDown { instance } => format!("instance down: {instance}"),
@@ -139,4 +149,96 @@ pub(crate) fn text(b: &[u8]) -> String {
     } else {
         s
     }
+}
+
+/// Why a member was declared failed, in words.
+pub(crate) fn fail_reason(r: FailReason) -> &'static str {
+    match r {
+        FailReason::HeartbeatTimeout => "no heartbeat in time",
+        FailReason::ConnectionLost => "connection lost and not resumed in time",
+        FailReason::SlowConsumer => "it did not read its messages and fell too far behind",
+        FailReason::ProtocolViolation => "it broke the protocol",
+        FailReason::Superseded => "a new incarnation of the same process registered",
+    }
+}
+
+/// Why an addressee missed a message, in words.
+pub(crate) fn miss_reason(r: MissReason) -> &'static str {
+    match r {
+        MissReason::Left => "it left before acknowledging",
+        MissReason::Failed => "it failed before acknowledging",
+        MissReason::Evicted => "it was evicted as a slow consumer",
+        MissReason::ServerRestarted => "the server restarted before it acknowledged",
+    }
+}
+
+/// The wall-clock time of day, UTC, `HH:MM:SS.mmm`.
+pub(crate) fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = now.as_millis() % 86_400_000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A received message as JSON.
+pub(crate) fn json_message(kind: &str, m: &Message) -> serde_json::Value {
+    serde_json::json!({
+        "time_ms": unix_ms(),
+        "kind": kind,
+        "from": m.sender(),
+        "to": address(&m.to),
+        "payload": text_full(&m.payload),
+    })
+}
+
+/// A stream event as JSON (one line of `watch --json`).
+pub(crate) fn json_event(names: &mut Names, ev: &Event) -> serde_json::Value {
+    let mut v = match ev {
+        Event::Message(m) => json_message("message", m),
+        Event::Request(m) => json_message("request", m),
+        Event::Cluster(n) => {
+            let text = names.cluster(&n.event);
+            let mut v = serde_json::json!({
+                "kind": "event",
+                "event": format!("{:?}", n.event.kind()).to_lowercase(),
+                "text": text,
+            });
+            if let ClusterEvent::Custom {
+                member_id,
+                topic,
+                payload,
+            } = &n.event
+            {
+                v["from"] = names.name(*member_id).into();
+                v["topic"] = topic.clone().into();
+                v["payload"] = text_full(payload).into();
+            }
+            v
+        }
+        Event::Lagged { missed } => serde_json::json!({"kind": "lagged", "missed": missed}),
+        other => serde_json::json!({"kind": "connection", "text": names.describe(other)}),
+    };
+    if v.get("time_ms").is_none() {
+        v["time_ms"] = unix_ms().into();
+    }
+    v
+}
+
+/// A payload as text (lossy), whole.
+pub(crate) fn text_full(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }

@@ -10,9 +10,22 @@ use switchboard_server::config::ServerOptions;
 use super::{parse_addr, stop_signal, CliError, Settings};
 
 pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
-    let (secret, created) = secret::load_or_create(&s.secret_file)?;
+    let (secret, created) = secret::load_or_create_with(&s.secret_file, s.allow_readable_secret)?;
     let mut core = ServerConfig::new(s.cluster.clone(), secret);
     s.file.server.apply(&mut core);
+    // A run marker next to the secret file: present while a server runs
+    // and left behind by a crash. Without it this is a first start (or one
+    // after a clean stop): no member can be coming back, so messages to
+    // absent members are refused at once instead of held for the grace.
+    let marker = run_marker(&s.secret_file);
+    let first_start = created || !marker.exists();
+    let grace_ms = core.restart_grace_ms;
+    if first_start {
+        core.restart_grace_ms = 0;
+    }
+    if let Err(e) = std::fs::write(&marker, b"a switchboard server runs (or crashed) here\n") {
+        tracing::warn!(path = %marker.display(), error = %e, "cannot write the run marker");
+    }
     let mut opts = ServerOptions::new(core);
     opts.internal = parse_addr("internal", &s.internal)?;
     opts.external = parse_addr("external", &s.external)?;
@@ -30,6 +43,17 @@ pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
     );
     let _ = writeln!(
         out,
+        "switchboard: {}",
+        if first_start {
+            "first start (no run marker): no restart grace".to_owned()
+        } else {
+            format!(
+                "restart after a crash (run marker found): restart grace {grace_ms} ms for members to come back"
+            )
+        }
+    );
+    let _ = writeln!(
+        out,
         "switchboard: listening internal={} external={}",
         handle.internal_addr(),
         handle.external_addr()
@@ -44,5 +68,59 @@ pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
     let stopped = stop_signal().await;
     tracing::info!("stop requested");
     handle.shutdown().await;
+    if let Err(e) = std::fs::remove_file(&marker) {
+        tracing::warn!(path = %marker.display(), error = %e, "cannot remove the run marker");
+    }
     stopped
+}
+
+/// The run marker's path: `server.running` next to the secret file.
+fn run_marker(secret_file: &std::path::Path) -> std::path::PathBuf {
+    secret_file.with_file_name("server.running")
+}
+
+/// The effective settings as TOML: what `serve` would run with (the file,
+/// environment and flags merged over the defaults). The secret itself is
+/// never printed.
+pub(crate) fn effective_config(s: &Settings) -> String {
+    // Any valid secret: only the limits are read from this config.
+    let placeholder = switchboard_core::auth::Secret::new(vec![0u8; 32]);
+    let mut core = match placeholder {
+        Ok(secret) => ServerConfig::new(s.cluster.clone(), secret),
+        Err(e) => return format!("# cannot build the settings: {e}\n"),
+    };
+    s.file.server.apply(&mut core);
+    let connections_max = s
+        .file
+        .connections_max
+        .unwrap_or(switchboard_server::config::CONNECTIONS_MAX_DEFAULT);
+    let q = |v: &str| format!("{v:?}");
+    let mut out = String::from("# switchboard serve: effective settings\n");
+    out += &format!("cluster = {}\n", q(&s.cluster));
+    out += &format!("internal = {}\n", q(&s.internal));
+    out += &format!("external = {}\n", q(&s.external));
+    out += &format!(
+        "secret_file = {}\n",
+        q(&s.secret_file.display().to_string())
+    );
+    out += &format!("connections_max = {connections_max}\n");
+    out += "\n[server]\n";
+    macro_rules! line {
+        ($($f:ident),*) => { $( out += &format!("{} = {}\n", stringify!($f), core.$f); )* };
+    }
+    line!(
+        members_max,
+        handshakes_max,
+        handshake_timeout_ms,
+        heartbeat_interval_ms,
+        heartbeat_timeout_ms,
+        resume_window_ms,
+        restart_grace_ms,
+        member_queue_items_max,
+        member_queue_bytes_max,
+        slow_consumer_grace_ms,
+        sender_inflight_max,
+        message_bytes_max
+    );
+    out
 }

@@ -9,7 +9,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use switchboard_core::client::{Client, ClientEvent, ClientOutput, CommandError, SendOptions};
@@ -19,8 +23,10 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::events::{ConnectionState, Event, Notification};
-use super::{Command, Control, Error, MemberConfig, Outcome, SendWait, SubSink};
+use super::events::{ConnectionState, Event, Notification, SubItem};
+use super::{
+    Command, Control, Error, MemberConfig, Message, Outcome, SendWait, StatsCell, SubSink,
+};
 use switchboard_runtime::clock::{sleep_until, Clock};
 use switchboard_runtime::io::{write_loop, READ_BYTES, SHUTDOWN_WRITE_TIMEOUT};
 use switchboard_runtime::net::Connector;
@@ -58,16 +64,14 @@ enum LinkEvent<C: Connector> {
     Eof,
 }
 
-/// An item waiting for room on its sink.
-enum Out {
-    Main(Event),
-    Sub(u32, Notification),
-}
+/// At most one WARN per this long about a full event stream or
+/// subscription.
+const LAG_WARN_EVERY: Duration = Duration::from_secs(10);
 
-enum Reserved {
-    Main(Result<mpsc::OwnedPermit<Event>, mpsc::error::SendError<()>>),
-    Sub(Result<mpsc::OwnedPermit<Notification>, mpsc::error::SendError<()>>),
-}
+type Permit<T> = Result<mpsc::OwnedPermit<T>, mpsc::error::SendError<()>>;
+
+/// Room on a lagging subscription.
+type SubRoom = Pin<Box<dyn Future<Output = Permit<SubItem>> + Send>>;
 
 /// Who waits for a sequenced command's fate.
 enum Waiter {
@@ -95,6 +99,7 @@ pub(crate) struct Channels {
     pub events: mpsc::Sender<Event>,
     pub state: watch::Sender<ConnectionState>,
     pub tally: Arc<Tally>,
+    pub stats: Arc<StatsCell>,
 }
 
 struct Driver<C: Connector> {
@@ -111,6 +116,12 @@ struct Driver<C: Connector> {
     events: mpsc::Sender<Event>,
     state: watch::Sender<ConnectionState>,
     tally: Arc<Tally>,
+    stats: Arc<StatsCell>,
+    /// Cluster events dropped from the main stream since the last
+    /// [`Event::Lagged`] notice went out (or was queued in `pending`).
+    main_lagged: u64,
+    /// When a lag or stall was last logged.
+    lag_warned: Option<Instant>,
     /// Posted messages acked / refused since the tally was last told.
     posted_acked: u64,
     posted_refused: u64,
@@ -124,9 +135,11 @@ struct Driver<C: Connector> {
     posted: VecDeque<u64>,
     requests: BTreeMap<u64, oneshot::Sender<Result<super::Message, Error>>>,
     subs: HashMap<u32, SubSink>,
-    /// Items waiting for room on their sink; while any wait, the socket is
-    /// not read (so this is bounded by what one read produces).
-    pending: VecDeque<Out>,
+    /// Main-stream events that may not be dropped (messages, requests,
+    /// connection changes, lag notices), waiting for room; while any wait,
+    /// the socket is not read (so this is bounded by what one read
+    /// produces). Subscriptions never wait: they lag.
+    pending: VecDeque<Event>,
     /// Commands the core refused for lack of outbox room (the first) and
     /// those taken after it; retried in order after every input, and no
     /// further command is taken meanwhile. At most one batch long.
@@ -156,6 +169,9 @@ pub(crate) async fn run<C: Connector>(config: MemberConfig, ch: Channels, net: C
         events: ch.events,
         state: ch.state,
         tally: ch.tally,
+        stats: ch.stats,
+        main_lagged: 0,
+        lag_warned: None,
         posted_acked: 0,
         posted_refused: 0,
         waiters: BTreeMap::new(),
@@ -202,7 +218,12 @@ impl<C: Connector> Driver<C> {
                 self.goodbye.as_ref().map(|(_, t)| *t),
             );
             let paused = !self.pending.is_empty();
-            let reserve = paused.then(|| self.reserve_head());
+            let reserve = paused.then(|| self.events.clone().reserve_owned());
+            // A lag notice waiting for room (nothing else is queued).
+            let main_lag =
+                (!paused && self.main_lagged > 0).then(|| self.events.clone().reserve_owned());
+            let sub_lag = self.lagging_sub();
+            let has_sub_lag = sub_lag.is_some();
             let take_commands =
                 self.commands_open && self.stalled.is_empty() && self.goodbye.is_none();
             tokio::select! {
@@ -224,6 +245,18 @@ impl<C: Connector> Driver<C> {
                         None => None,
                     }
                 }, if paused => self.on_reserved(r),
+                Some(r) = async move {
+                    match main_lag {
+                        Some(f) => Some(f.await),
+                        None => None,
+                    }
+                }, if !paused && self.main_lagged > 0 => self.on_main_lag_room(r),
+                Some((id, r)) = async move {
+                    match sub_lag {
+                        Some((id, f)) => Some((id, f.await)),
+                        None => None,
+                    }
+                }, if has_sub_lag => self.on_sub_lag_room(id, r),
                 n = self.commands.recv_many(&mut self.batch, COMMAND_BATCH_MAX), if take_commands => {
                     if n == 0 {
                         self.commands_open = false;
@@ -530,50 +563,63 @@ impl<C: Connector> Driver<C> {
                 session_lost,
             } => {
                 self.set_state(ConnectionState::Connected { member_id });
-                self.emit(Out::Main(Event::Registered {
+                self.emit(Event::Registered {
                     member_id,
                     epoch,
                     position,
                     view,
                     session_lost,
-                }));
+                });
             }
             ClientEvent::Resumed { member_id } => {
                 self.set_state(ConnectionState::Connected { member_id });
-                self.emit(Out::Main(Event::Resumed { member_id }));
+                self.emit(Event::Resumed { member_id });
             }
             ClientEvent::Disconnected { reason } => {
                 self.set_state(ConnectionState::Disconnected {
                     reason: reason.clone(),
                 });
-                self.emit(Out::Main(Event::Disconnected { reason }));
+                self.emit(Event::Disconnected { reason });
             }
             ClientEvent::Rejected {
                 reason,
                 text,
                 fatal,
             } => {
-                tracing::warn!(?reason, %text, fatal, "server refused the member");
+                if !fatal && reason == switchboard_core::frame::RejectReason::SessionUnknown {
+                    // The ordinary path after a server restart.
+                    tracing::info!(
+                        "the server restarted and forgot the session; registering afresh"
+                    );
+                } else {
+                    tracing::warn!(
+                        %text,
+                        fatal,
+                        "the server refused this member: {}",
+                        crate::reject_reason(reason)
+                    );
+                }
                 if fatal {
                     self.closed = Some(format!("refused by the server: {reason:?}: {text}"));
                 }
-                self.emit(Out::Main(Event::Rejected {
+                self.emit(Event::Rejected {
                     reason,
                     text,
                     fatal,
-                }));
+                });
             }
             ClientEvent::Gap { from, through } => {
                 tracing::warn!(from, through, "stream gap: session expired");
-                self.emit(Out::Main(Event::Gap { from, through }));
+                self.emit(Event::Gap { from, through });
             }
             ClientEvent::Message(m) => {
+                let m = self.named(m);
                 let ev = if m.is_request() {
                     Event::Request(m)
                 } else {
                     Event::Message(m)
                 };
-                self.emit(Out::Main(ev));
+                self.emit(ev);
             }
             ClientEvent::Event {
                 gseq,
@@ -590,11 +636,11 @@ impl<C: Connector> Driver<C> {
                 for id in &n.handlers {
                     match self.subs.get_mut(id) {
                         Some(SubSink::Handler(h)) => h(&n),
-                        Some(SubSink::Stream(_)) => self.emit(Out::Sub(*id, n.clone())),
+                        Some(SubSink::Stream { .. }) => self.emit_sub(*id, &n),
                         None => {}
                     }
                 }
-                self.emit(Out::Main(Event::Cluster(n)));
+                self.emit(Event::Cluster(n));
             }
             ClientEvent::Acked { seq } => {
                 // Posted messages first (no waiter: the tally counts them).
@@ -636,10 +682,13 @@ impl<C: Connector> Driver<C> {
                 Some(Waiter::Ack(tx)) => drop(tx.send(Ok(seq))),
                 None => {}
             },
-            ClientEvent::Reply { request, message } => match self.requests.remove(&request) {
-                Some(tx) => drop(tx.send(Ok(message))),
-                None => self.emit(Out::Main(Event::Message(message))),
-            },
+            ClientEvent::Reply { request, message } => {
+                let message = self.named(message);
+                match self.requests.remove(&request) {
+                    Some(tx) => drop(tx.send(Ok(message))),
+                    None => self.emit(Event::Message(message)),
+                }
+            }
             ClientEvent::RequestFailed { request, error } => {
                 if let Some(tx) = self.requests.remove(&request) {
                     let _ = tx.send(Err(Error::Request(error)));
@@ -685,92 +734,231 @@ impl<C: Connector> Driver<C> {
         }
     }
 
-    /// Hands an item to its sink, or queues it (in order) when the sink is
-    /// full. Items for a dropped sink are discarded.
-    fn emit(&mut self, out: Out) {
+    /// A wire message with its sender's name from the view at its
+    /// position in the stream.
+    fn named(&self, wire: switchboard_core::client::Message) -> Message {
+        let (from_instance, from_process) = match self.client.view().get(&wire.from) {
+            Some(m) => (m.instance.clone(), m.process.clone()),
+            None => (String::new(), String::new()),
+        };
+        Message {
+            from_instance,
+            from_process,
+            wire,
+        }
+    }
+
+    /// Hands an event to the main stream. When the stream is full a
+    /// cluster event is dropped (counted, and announced by an
+    /// [`Event::Lagged`] notice once there is room); anything else is
+    /// queued in order and the socket is not read until it fits.
+    fn emit(&mut self, ev: Event) {
+        let droppable = matches!(ev, Event::Cluster(_));
         if !self.pending.is_empty() {
-            self.pending.push_back(out);
+            if droppable {
+                self.lag_main();
+            } else {
+                if self.main_lagged > 0 {
+                    let missed = std::mem::take(&mut self.main_lagged);
+                    self.pending.push_back(Event::Lagged { missed });
+                }
+                self.pending.push_back(ev);
+            }
             return;
         }
-        match out {
-            Out::Main(ev) => match self.events.try_send(ev) {
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
-                #[cfg(feature = "fault-injection")]
-                Err(TrySendError::Full(Event::Message(_)))
-                    if switchboard_runtime::fault::armed(
-                        switchboard_runtime::fault::Fault::DropEventWhenFull,
-                    ) => {}
-                Err(TrySendError::Full(ev)) => self.pending.push_back(Out::Main(ev)),
-            },
-            Out::Sub(id, n) => {
-                let Some(SubSink::Stream(tx)) = self.subs.get(&id) else {
-                    return;
-                };
-                match tx.try_send(n) {
-                    Ok(()) => {}
-                    Err(TrySendError::Closed(_)) => {
-                        self.subs.remove(&id);
+        if self.main_lagged > 0 {
+            let notice = Event::Lagged {
+                missed: self.main_lagged,
+            };
+            match self.events.try_send(notice) {
+                Ok(()) | Err(TrySendError::Closed(_)) => self.main_lagged = 0,
+                Err(TrySendError::Full(notice)) => {
+                    if droppable {
+                        self.lag_main();
+                    } else {
+                        self.main_lagged = 0;
+                        self.pending.push_back(notice);
+                        self.pending.push_back(ev);
+                        self.warn_stall();
                     }
-                    Err(TrySendError::Full(n)) => self.pending.push_back(Out::Sub(id, n)),
+                    return;
+                }
+            }
+        }
+        match self.events.try_send(ev) {
+            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            // Deliberate bug for the production-path simulator: a message
+            // is lost when the stream is full.
+            #[cfg(feature = "fault-injection")]
+            Err(TrySendError::Full(Event::Message(_)))
+                if switchboard_runtime::fault::armed(
+                    switchboard_runtime::fault::Fault::DropEventWhenFull,
+                ) => {}
+            Err(TrySendError::Full(ev)) => {
+                if droppable {
+                    self.lag_main();
+                } else {
+                    self.pending.push_back(ev);
+                    self.warn_stall();
                 }
             }
         }
     }
 
-    /// A future for room on the sink of the first pending item.
-    fn reserve_head(&self) -> impl Future<Output = Reserved> + Send + 'static {
-        let main = self.events.clone();
-        let sub = match self.pending.front() {
-            Some(Out::Sub(id, _)) => match self.subs.get(id) {
-                Some(SubSink::Stream(tx)) => Some(tx.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        let head_is_sub = matches!(self.pending.front(), Some(Out::Sub(..)));
-        async move {
-            match (head_is_sub, sub) {
-                (true, Some(tx)) => Reserved::Sub(tx.reserve_owned().await),
-                (true, None) => Reserved::Sub(Err(mpsc::error::SendError(()))),
-                (false, _) => Reserved::Main(main.reserve_owned().await),
+    /// Counts and logs (rate-limited) a message waiting for room on the
+    /// main stream.
+    fn warn_stall(&mut self) {
+        self.stats.stream_stalls.fetch_add(1, Ordering::Relaxed);
+        if self.may_warn() {
+            tracing::warn!(
+                capacity = self.config.events_max,
+                "the event stream is full: this member stops reading from the server \
+                 until the application reads its events (messages are never dropped)"
+            );
+        }
+    }
+
+    /// Counts a cluster event dropped from the main stream.
+    fn lag_main(&mut self) {
+        self.main_lagged += 1;
+        self.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+        if self.main_lagged == 1 && self.may_warn() {
+            tracing::warn!(
+                capacity = self.config.events_max,
+                "the event stream is full: dropping cluster events until the application \
+                 reads it (it then gets an Event::Lagged notice)"
+            );
+        }
+    }
+
+    /// True at most once per [`LAG_WARN_EVERY`].
+    fn may_warn(&mut self) -> bool {
+        let now = Instant::now();
+        match self.lag_warned {
+            Some(t) if now.duration_since(t) < LAG_WARN_EVERY => false,
+            _ => {
+                self.lag_warned = Some(now);
+                true
             }
         }
     }
 
-    fn on_reserved(&mut self, r: Reserved) {
+    /// Hands an event to a subscription stream, or drops it (counted) when
+    /// the subscription is full; a lag notice goes first once there is
+    /// room.
+    fn emit_sub(&mut self, id: u32, n: &Notification) {
+        let Some(SubSink::Stream { tx, lagged }) = self.subs.get_mut(&id) else {
+            return;
+        };
+        let mut closed = false;
+        let mut dropped = false;
+        if *lagged > 0 {
+            match tx.try_send(SubItem::Lagged(*lagged)) {
+                Ok(()) => *lagged = 0,
+                Err(TrySendError::Closed(_)) => closed = true,
+                Err(TrySendError::Full(_)) => dropped = true,
+            }
+        }
+        if !closed && !dropped {
+            match tx.try_send(SubItem::Event(n.clone())) {
+                Ok(()) => {}
+                Err(TrySendError::Closed(_)) => closed = true,
+                Err(TrySendError::Full(_)) => dropped = true,
+            }
+        }
+        if dropped {
+            *lagged += 1;
+            let first = *lagged == 1;
+            self.stats.events_dropped.fetch_add(1, Ordering::Relaxed);
+            if first && self.may_warn() {
+                tracing::warn!(
+                    subscription = id,
+                    capacity = self.config.events_max,
+                    "a subscription is full: dropping its events until the application \
+                     reads it (Subscription::recv reports how many)"
+                );
+            }
+        }
+        if closed {
+            self.subs.remove(&id);
+        }
+    }
+
+    /// The first subscription with a lag notice to deliver, and a future
+    /// for room on it.
+    fn lagging_sub(&self) -> Option<(u32, SubRoom)> {
+        self.subs.iter().find_map(|(id, s)| match s {
+            SubSink::Stream { tx, lagged } if *lagged > 0 => {
+                Some((*id, Box::pin(tx.clone().reserve_owned()) as SubRoom))
+            }
+            _ => None,
+        })
+    }
+
+    fn on_sub_lag_room(&mut self, id: u32, r: Permit<SubItem>) {
+        let Some(SubSink::Stream { lagged, .. }) = self.subs.get_mut(&id) else {
+            return;
+        };
+        match r {
+            Ok(permit) => {
+                if *lagged > 0 {
+                    let _ = permit.send(SubItem::Lagged(std::mem::take(lagged)));
+                }
+            }
+            Err(_) => {
+                self.subs.remove(&id);
+            }
+        }
+    }
+
+    fn on_main_lag_room(&mut self, r: Permit<Event>) {
+        match r {
+            Ok(permit) => {
+                if self.main_lagged > 0 && self.pending.is_empty() {
+                    let _ = permit.send(Event::Lagged {
+                        missed: std::mem::take(&mut self.main_lagged),
+                    });
+                }
+            }
+            // The main stream was dropped: nobody to tell.
+            Err(_) => self.main_lagged = 0,
+        }
+    }
+
+    fn on_reserved(&mut self, r: Permit<Event>) {
         let Some(head) = self.pending.pop_front() else {
             return;
         };
-        match (r, head) {
+        match r {
+            // Deliberate bug for the production-path simulator: the two
+            // events that waited first are handed over swapped.
             #[cfg(feature = "fault-injection")]
-            (Reserved::Main(Ok(permit)), Out::Main(ev))
-                if matches!(self.pending.front(), Some(Out::Main(_)))
+            Ok(permit)
+                if !self.pending.is_empty()
                     && switchboard_runtime::fault::armed(
                         switchboard_runtime::fault::Fault::ReorderWhenFull,
                     ) =>
             {
-                if let Some(Out::Main(next)) = self.pending.pop_front() {
+                if let Some(next) = self.pending.pop_front() {
                     permit.send(next);
                 }
-                self.pending.push_front(Out::Main(ev));
+                self.pending.push_front(head);
             }
-            (Reserved::Main(Ok(permit)), Out::Main(ev)) => {
-                permit.send(ev);
-            }
-            (Reserved::Sub(Ok(permit)), Out::Sub(_, n)) => {
-                permit.send(n);
-            }
-            (Reserved::Sub(Err(_)), Out::Sub(id, _)) => {
-                self.subs.remove(&id);
+            Ok(permit) => {
+                permit.send(head);
             }
             // The main stream was dropped: its items are discarded.
-            (Reserved::Main(Err(_)), Out::Main(_)) => {}
-            (_, other) => self.pending.push_front(other),
+            Err(_) => self.pending.clear(),
         }
         // Move on whatever now fits without waiting.
-        let queued: Vec<Out> = self.pending.drain(..).collect();
-        for o in queued {
-            self.emit(o);
+        while let Some(ev) = self.pending.pop_front() {
+            match self.events.try_send(ev) {
+                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Err(TrySendError::Full(ev)) => {
+                    self.pending.push_front(ev);
+                    break;
+                }
+            }
         }
     }
 
@@ -815,16 +1003,8 @@ impl<C: Connector> Driver<C> {
         self.posted_acked = 0;
         self.tally.close();
         // Best effort: the events already produced, then `Closed`.
-        let queued: Vec<Out> = self.pending.drain(..).collect();
-        for o in queued {
-            match o {
-                Out::Main(ev) => drop(self.events.try_send(ev)),
-                Out::Sub(id, n) => {
-                    if let Some(SubSink::Stream(tx)) = self.subs.get(&id) {
-                        let _ = tx.try_send(n);
-                    }
-                }
-            }
+        for ev in std::mem::take(&mut self.pending) {
+            let _ = self.events.try_send(ev);
         }
         let _ = self.events.try_send(Event::Closed);
         self.close_link(false);

@@ -4,7 +4,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use switchboard_core::client::Message;
+use crate::Message;
 use switchboard_core::frame::{ClusterEvent, MemberInfo, RejectReason};
 use tokio::sync::mpsc;
 
@@ -64,6 +64,16 @@ pub enum Event {
         /// Last possibly lost position.
         through: u64,
     },
+    /// `missed` cluster events were dropped because this stream was full
+    /// (the application read it too slowly). Messages and requests are
+    /// never dropped; only cluster events are, so that an unread stream
+    /// never stops the member from reading its connection. The view
+    /// ([`Member::view`](super::Member::view)) is still exact. Counted in
+    /// [`Member::stats`](super::Member::stats) and logged.
+    Lagged {
+        /// Cluster events dropped since the previous item.
+        missed: u64,
+    },
     /// The member is closed (goodbye, fatal reject, or killed).
     Closed,
 }
@@ -106,9 +116,12 @@ pub enum ConnectionState {
 /// The member's ordered stream of [`Event`]s. A [`Stream`](futures_core::Stream);
 /// [`next`](EventStream::next) for use without a stream combinator crate.
 ///
-/// Read it or drop it: while it is full the member stops reading its
-/// connection, and a member that stays behind long enough is evicted by the
-/// server as a slow consumer.
+/// Read it or drop it. When it is full, cluster events are dropped and an
+/// [`Event::Lagged`] notice takes their place once there is room again, like
+/// a lagging `tokio::sync::broadcast` receiver. Messages and requests are
+/// never dropped: while one waits for room the member stops reading its
+/// connection (logged at WARN), and a member that stays behind long enough
+/// is evicted by the server as a slow consumer.
 #[derive(Debug)]
 pub struct EventStream {
     pub(crate) rx: mpsc::Receiver<Event>,
@@ -142,12 +155,43 @@ impl futures_core::Stream for EventStream {
     }
 }
 
+/// One item on a subscription's queue.
+#[derive(Debug)]
+pub(crate) enum SubItem {
+    /// A matching event.
+    Event(Notification),
+    /// This many matching events were dropped before the next one.
+    Lagged(u64),
+}
+
+/// Why [`Subscription::recv`] returned no event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RecvError {
+    /// The subscription fell behind: this many matching events were dropped
+    /// because its queue was full. The next call returns the event after
+    /// them.
+    #[error("the subscription fell behind: {0} events were dropped because it was not read")]
+    Lagged(u64),
+    /// The member is closed and the queue is drained.
+    #[error("the member is closed")]
+    Closed,
+}
+
 /// The events matching one subscription's filter, in stream order. Dropping
 /// it does not unsubscribe (see [`Member::unsubscribe`](super::Member::unsubscribe)).
+///
+/// A subscription never holds up the member: when its queue
+/// ([`MemberConfig::events_max`](super::MemberConfig::events_max)) is full,
+/// further matching events are dropped for it, counted (see
+/// [`Member::stats`](super::Member::stats)) and logged at WARN, and
+/// [`recv`](Subscription::recv) reports [`RecvError::Lagged`] with their
+/// number before the next event, as a lagging `tokio::sync::broadcast`
+/// receiver does.
 #[derive(Debug)]
 pub struct Subscription {
     pub(crate) id: u32,
-    pub(crate) rx: mpsc::Receiver<Notification>,
+    pub(crate) rx: mpsc::Receiver<SubItem>,
+    pub(crate) lagged: u64,
 }
 
 impl Subscription {
@@ -156,15 +200,55 @@ impl Subscription {
         self.id
     }
 
-    /// The next matching event; `None` once the member is closed.
+    /// The next matching event, or [`RecvError::Lagged`] when events were
+    /// dropped before it, or [`RecvError::Closed`] once the member is closed
+    /// and the queue drained.
+    pub async fn recv(&mut self) -> Result<Notification, RecvError> {
+        match self.rx.recv().await {
+            Some(SubItem::Event(n)) => Ok(n),
+            Some(SubItem::Lagged(k)) => {
+                self.lagged += k;
+                Err(RecvError::Lagged(k))
+            }
+            None => Err(RecvError::Closed),
+        }
+    }
+
+    /// The next matching event, stepping over lag notices (their count is
+    /// in [`lagged`](Subscription::lagged)); `None` once the member is
+    /// closed.
     pub async fn next(&mut self) -> Option<Notification> {
-        self.rx.recv().await
+        loop {
+            match self.recv().await {
+                Ok(n) => return Some(n),
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Matching events dropped so far because this subscription was not
+    /// read fast enough (as far as the lag notices were read).
+    pub fn lagged(&self) -> u64 {
+        self.lagged
     }
 }
 
 impl futures_core::Stream for Subscription {
-    type Item = Notification;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Notification>> {
-        self.rx.poll_recv(cx)
+    /// An event, or the number of events dropped before the next one.
+    type Item = Result<Notification, RecvError>;
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Notification, RecvError>>> {
+        self.rx.poll_recv(cx).map(|o| {
+            o.map(|item| match item {
+                SubItem::Event(n) => Ok(n),
+                SubItem::Lagged(k) => {
+                    self.lagged += k;
+                    Err(RecvError::Lagged(k))
+                }
+            })
+        })
     }
 }

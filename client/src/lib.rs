@@ -45,11 +45,15 @@
 
 mod address;
 mod driver;
+mod errors;
 mod events;
+mod message;
 
 pub use address::{member, parse_address, AddressError};
-pub use events::{ConnectionState, Event, EventStream, Notification, Subscription};
-pub use switchboard_core::client::{Message, ReplyTo, RequestError};
+pub use errors::{nack_reason, reject_reason, request_error};
+pub use events::{ConnectionState, Event, EventStream, Notification, RecvError, Subscription};
+pub use message::Message;
+pub use switchboard_core::client::{ReplyTo, RequestError};
 pub use switchboard_core::frame::{
     Address, ClusterEvent, EventBody, EventKind, Filter, MemberInfo, Missed, NackReason,
 };
@@ -57,6 +61,7 @@ pub use switchboard_tally::TallyCounts;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -106,22 +111,50 @@ impl MemberConfig {
             goodbye_timeout: Duration::from_secs(5),
         }
     }
+
+    /// Defaults for an identity, with the cluster secret read from a file
+    /// (the one `switchboard serve` creates: hex text, whose decoded bytes
+    /// are the key). Fails with [`Error::Secret`] when the file is missing,
+    /// unreadable, readable by group or others, or not a valid secret.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), switchboard_client::Error> {
+    /// let config = switchboard_client::MemberConfig::from_secret_file(
+    ///     "localhost:3900", "switchboard", ".switchboard/secret", "i1", "w0")?;
+    /// # let _ = config; Ok(()) }
+    /// ```
+    pub fn from_secret_file(
+        server: impl Into<String>,
+        cluster: impl Into<String>,
+        secret_file: impl AsRef<std::path::Path>,
+        instance: impl Into<String>,
+        process: impl Into<String>,
+    ) -> Result<MemberConfig, Error> {
+        let secret = switchboard_runtime::secret::load(secret_file.as_ref())
+            .map_err(|e| Error::Secret(e.to_string()))?;
+        Ok(MemberConfig::new(
+            server, cluster, secret, instance, process,
+        ))
+    }
 }
 
-/// Why a call failed.
+/// Why a call failed. `Display` reads as a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The member is closed (goodbye, fatal reject, killed).
-    #[error("member is closed")]
+    #[error("the member is closed (it said goodbye, was refused by the server, or was stopped)")]
     Closed,
     /// The command queue is full (only from `try_*` calls).
-    #[error("command queue full: wait for acks or use the waiting call")]
+    #[error("the command queue is full: wait for acks or use the waiting call")]
     Busy,
+    /// The secret file could not be loaded.
+    #[error("{0}")]
+    Secret(String),
     /// The core refused the command locally.
     #[error(transparent)]
     Command(#[from] CommandError),
     /// The server refused the message.
-    #[error("message {seq} refused by the server: {reason:?}")]
+    #[error("the server refused message {seq}: {}", nack_reason(*reason))]
     Nacked {
         /// The message's sequence.
         seq: u64,
@@ -129,10 +162,10 @@ pub enum Error {
         reason: NackReason,
     },
     /// A request ended without a reply.
-    #[error("request failed: {0:?}")]
+    #[error("{}", request_error(*.0))]
     Request(RequestError),
     /// The server refused the handshake for good.
-    #[error("server refused the member: {reason:?}: {text}")]
+    #[error("the server refused this member: {} ({text})", reject_reason(*reason))]
     Rejected {
         /// Why.
         reason: switchboard_core::frame::RejectReason,
@@ -140,7 +173,7 @@ pub enum Error {
         text: String,
     },
     /// No registration within [`MemberConfig::connect_timeout`].
-    #[error("not registered within {after:?}: {last}")]
+    #[error("could not register with the server within {after:?}: {last}")]
     ConnectTimeout {
         /// The timeout.
         after: Duration,
@@ -231,8 +264,33 @@ pub(crate) enum SendWait {
 
 /// Where a subscription's events go.
 pub(crate) enum SubSink {
-    Stream(mpsc::Sender<Notification>),
+    /// A [`Subscription`]; `lagged` events were dropped since its last lag
+    /// notice.
+    Stream {
+        tx: mpsc::Sender<events::SubItem>,
+        lagged: u64,
+    },
     Handler(Handler),
+}
+
+/// The driver's counters behind [`Member::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct StatsCell {
+    pub events_dropped: AtomicU64,
+    pub stream_stalls: AtomicU64,
+}
+
+/// What a member's event delivery did so far ([`Member::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Cluster events dropped because the event stream or a subscription
+    /// was full (each announced by a lag notice: [`Event::Lagged`],
+    /// [`RecvError::Lagged`]).
+    pub events_dropped: u64,
+    /// Times a message or request found the event stream full, so that the
+    /// member stopped reading its connection until the application read
+    /// the stream.
+    pub stream_stalls: u64,
 }
 
 /// A member's handle. Cheap to clone; all clones drive the same connection.
@@ -244,6 +302,7 @@ pub struct Member {
     state: watch::Receiver<ConnectionState>,
     identity: Arc<Identity>,
     tally: Arc<switchboard_tally::Tally>,
+    stats: Arc<StatsCell>,
 }
 
 #[derive(Debug)]
@@ -353,6 +412,7 @@ impl Member {
             events_max: config.events_max.max(1),
         });
         let tally = Arc::new(switchboard_tally::Tally::default());
+        let stats = Arc::new(StatsCell::default());
         tokio::spawn(driver::run(
             config,
             driver::Channels {
@@ -361,6 +421,7 @@ impl Member {
                 events: events_tx,
                 state: state_tx,
                 tally: tally.clone(),
+                stats: stats.clone(),
             },
             net,
         ));
@@ -370,6 +431,7 @@ impl Member {
             state: state_rx,
             identity,
             tally,
+            stats,
         };
         (member, EventStream { rx: events_rx })
     }
@@ -484,6 +546,16 @@ impl Member {
     /// refused.
     pub fn tally(&self) -> TallyCounts {
         self.tally.counts()
+    }
+
+    /// What event delivery did so far: events dropped because the event
+    /// stream or a subscription was not read fast enough, and times the
+    /// member stopped reading its connection for a full event stream.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            events_dropped: self.stats.events_dropped.load(Ordering::Relaxed),
+            stream_stalls: self.stats.stream_stalls.load(Ordering::Relaxed),
+        }
     }
 
     /// Sends a message and resolves with its final delivery outcome: how
@@ -641,8 +713,16 @@ impl Member {
     /// sequenced after that is delivered.
     pub async fn events(&self, filter: Filter) -> Result<Subscription, Error> {
         let (sink, rx) = mpsc::channel(self.identity.events_max);
-        let id = self.subscribe(filter, SubSink::Stream(sink)).await?;
-        Ok(Subscription { id, rx })
+        let id = self
+            .subscribe(
+                filter,
+                SubSink::Stream {
+                    tx: sink,
+                    lagged: 0,
+                },
+            )
+            .await?;
+        Ok(Subscription { id, rx, lagged: 0 })
     }
 
     /// Runs `handler` for each event matching `filter`, in stream order, on

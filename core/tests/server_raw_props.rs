@@ -603,3 +603,106 @@ fn a_resume_claiming_the_last_position_is_refused_cleanly() {
     });
     assert!(!r.d.conns[1].open, "the resume must be refused");
 }
+
+/// A frame built by hand: `kind` and `body` with the header in front
+/// (the encoder refuses names over the limit, a peer need not).
+fn raw_frame_bytes(kind: u8, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(body.len() + 2).unwrap();
+    let mut out = len.to_be_bytes().to_vec();
+    out.push(frame::PROTOCOL_VERSION);
+    out.push(kind);
+    out.extend_from_slice(body);
+    out
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&u16::try_from(s.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// The protocol promises a recoverable refusal for a name over 128 bytes
+/// in `Hello` (`Reject{Invalid}`) and in `Join` or `Publish{ServiceState}`
+/// (`Nack{Invalid}`), not a decode failure that kills the member.
+#[test]
+fn an_over_long_name_is_refused_not_a_protocol_violation() {
+    let long = "n".repeat(frame::NAME_BYTES_MAX + 1);
+    let mut r = Raw::new(false);
+
+    // A registered member joins a group with an over-long name, then
+    // announces a service with one.
+    r.step(&RawStep::Connect);
+    r.step(&RawStep::Handshake {
+        conn: 0,
+        start: Start::Hello(plain_hello("a", 1)),
+        nonce: 1,
+        good_proof: true,
+    });
+    assert!(r.d.conns[0].registered);
+    let mut join = 1u64.to_be_bytes().to_vec();
+    put_str(&mut join, &long);
+    let mut publish = 2u64.to_be_bytes().to_vec();
+    publish.push(1); // ServiceState
+    put_str(&mut publish, &long);
+    publish.push(1); // up
+    let mut bytes = raw_frame_bytes(frame::kind::JOIN, &join);
+    bytes.extend(raw_frame_bytes(frame::kind::PUBLISH, &publish));
+    r.step(&RawStep::Feed {
+        conn: 0,
+        registered: true,
+        pieces: vec![Piece::Garbage(bytes)],
+        cuts: Vec::new(),
+    });
+    // Published events wait for the end of the restart grace.
+    r.step(&RawStep::Advance { ms: 2_100 });
+    assert!(r.d.conns[0].open, "the member's connection must stay open");
+    let nacks: Vec<u64> = r.d.conns[0]
+        .frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Nack(frame::Nack { seq, reason, .. })
+                if *reason == frame::NackReason::Invalid =>
+            {
+                Some(*seq)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacks, vec![1, 2], "{:?}", r.d.conns[0].frames);
+    assert!(!r.d.conns[0]
+        .frames
+        .iter()
+        .any(|f| matches!(f, Frame::Error(_))));
+    assert_eq!(r.d.server.view().count(), 1, "the member lives on");
+
+    // A Hello with an over-long instance name: refused before any
+    // challenge, as Invalid.
+    r.step(&RawStep::Connect);
+    let mut hello = Vec::new();
+    put_str(&mut hello, harness::CLUSTER);
+    put_str(&mut hello, &long);
+    put_str(&mut hello, "p1");
+    hello.extend_from_slice(&7u64.to_be_bytes());
+    hello.extend_from_slice(&0u32.to_be_bytes());
+    hello.extend_from_slice(&[0; frame::NONCE_BYTES]);
+    hello.extend_from_slice(&0u16.to_be_bytes()); // services
+    hello.extend_from_slice(&0u32.to_be_bytes()); // load
+    hello.extend_from_slice(&0u16.to_be_bytes()); // groups
+    hello.extend_from_slice(&0u16.to_be_bytes()); // subscriptions
+    r.step(&RawStep::Feed {
+        conn: 1,
+        registered: false,
+        pieces: vec![Piece::Garbage(raw_frame_bytes(frame::kind::HELLO, &hello))],
+        cuts: Vec::new(),
+    });
+    assert!(
+        matches!(
+            r.d.conns[1].frames.as_slice(),
+            [Frame::Reject(frame::Reject {
+                reason: frame::RejectReason::Invalid,
+                ..
+            })]
+        ),
+        "{:?}",
+        r.d.conns[1].frames
+    );
+}

@@ -59,6 +59,22 @@ pub enum SecretError {
         #[source]
         source: SecretTooShort,
     },
+    /// The file may be read by other users (group or others have
+    /// permissions on it).
+    #[error("secret file {path} is readable by other users (mode {mode:o}): run `chmod 600 {path}`, or pass --allow-readable-secret to use it anyway", path = path.display())]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The directory for a new secret file does not exist (only the
+    /// default location's directory is created).
+    #[error("the directory {dir} for the secret file does not exist: create it, or leave --secret-file at its default", dir = dir.display())]
+    NoDirectory {
+        /// The missing directory.
+        dir: PathBuf,
+    },
     /// The file is larger than any secret.
     #[error("secret file {path} is larger than {SECRET_FILE_BYTES_MAX} bytes")]
     TooLarge {
@@ -76,8 +92,15 @@ pub fn default_path() -> PathBuf {
     }
 }
 
-/// Reads the secret at `path`.
+/// Reads the secret at `path`; a file that other users may read is
+/// refused ([`SecretError::Exposed`]).
 pub fn load(path: &Path) -> Result<Secret, SecretError> {
+    load_with(path, false)
+}
+
+/// Reads the secret at `path`; with `allow_readable`, a file other users
+/// may read is accepted with a warning instead of refused.
+pub fn load_with(path: &Path, allow_readable: bool) -> Result<Secret, SecretError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -97,7 +120,7 @@ pub fn load(path: &Path) -> Result<Secret, SecretError> {
             path: path.to_owned(),
         });
     }
-    warn_if_readable_by_others(path, &meta);
+    check_private(path, &meta, allow_readable)?;
     let text = std::fs::read_to_string(path).map_err(|source| SecretError::Read {
         path: path.to_owned(),
         source,
@@ -113,10 +136,21 @@ pub fn load(path: &Path) -> Result<Secret, SecretError> {
 }
 
 /// Reads the secret at `path`, or creates the file with a fresh random
-/// secret (owner-only permissions, parent directories created). Returns
-/// the secret and whether it was created.
+/// secret (owner-only permissions). The directory is created only for the
+/// [default location](default_path); elsewhere a missing directory is an
+/// error (a typo should not silently create a new secret). Returns the
+/// secret and whether it was created.
 pub fn load_or_create(path: &Path) -> Result<(Secret, bool), SecretError> {
-    match load(path) {
+    load_or_create_with(path, false)
+}
+
+/// [`load_or_create`], accepting an existing file other users may read
+/// when `allow_readable` is set.
+pub fn load_or_create_with(
+    path: &Path,
+    allow_readable: bool,
+) -> Result<(Secret, bool), SecretError> {
+    match load_with(path, allow_readable) {
         Ok(s) => return Ok((s, false)),
         Err(SecretError::Missing { .. }) => {}
         Err(e) => return Err(e),
@@ -128,6 +162,11 @@ pub fn load_or_create(path: &Path) -> Result<(Secret, bool), SecretError> {
         source,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() && path != default_path() {
+            return Err(SecretError::NoDirectory {
+                dir: dir.to_owned(),
+            });
+        }
         create_private_dir(dir).map_err(write_err)?;
     }
     let mut f = create_private_file(path).map_err(write_err)?;
@@ -175,20 +214,34 @@ fn create_private_file(path: &Path) -> std::io::Result<std::fs::File> {
 }
 
 #[cfg(unix)]
-fn warn_if_readable_by_others(path: &Path, meta: &std::fs::Metadata) {
+fn check_private(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    allow_readable: bool,
+) -> Result<(), SecretError> {
     use std::os::unix::fs::PermissionsExt;
-    let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
-        tracing::warn!(
-            path = %path.display(),
-            mode = format_args!("{:o}", mode & 0o777),
-            "secret file is readable by others; run chmod 600 on it"
-        );
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
     }
+    if !allow_readable {
+        return Err(SecretError::Exposed {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    tracing::warn!(
+        path = %path.display(),
+        mode = format_args!("{mode:o}"),
+        "secret file is readable by other users (allowed by --allow-readable-secret); run chmod 600 on it"
+    );
+    Ok(())
 }
 
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_: &Path, _: &std::fs::Metadata) {}
+fn check_private(_: &Path, _: &std::fs::Metadata, _: bool) -> Result<(), SecretError> {
+    Ok(())
+}
 
 /// Lowercase hex of `bytes`.
 pub fn to_hex(bytes: &[u8]) -> String {
@@ -238,6 +291,15 @@ mod tests {
         d
     }
 
+    fn write_private(path: &Path, text: &str) {
+        std::fs::write(path, text).ok();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).ok();
+        }
+    }
+
     #[test]
     fn hex_roundtrip() {
         let b = [0u8, 1, 0xab, 0xff, 0x10];
@@ -250,6 +312,7 @@ mod tests {
     #[test]
     fn created_once_then_read_back_with_owner_only_permissions() {
         let dir = temp_dir("create");
+        std::fs::create_dir_all(dir.join("nested")).ok();
         let path = dir.join("nested").join("secret");
         let Ok((_, created)) = load_or_create(&path) else {
             panic!("create failed");
@@ -269,16 +332,44 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_directory_is_an_error_away_from_the_default_path() {
+        let dir = temp_dir("nodir");
+        let path = dir.join("typo").join("secret");
+        assert!(matches!(
+            load_or_create(&path),
+            Err(SecretError::NoDirectory { .. })
+        ));
+        assert!(!dir.exists(), "nothing was created");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_others_may_read_is_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("exposed");
+        std::fs::create_dir_all(&dir).ok();
+        let path = dir.join("secret");
+        std::fs::write(&path, to_hex(&[7u8; 32])).ok();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).ok();
+        let err = load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("chmod 600"), "{err}");
+        assert!(load_with(&path, true).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).ok();
+        assert!(load(&path).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn bad_files_are_typed_errors() {
         let dir = temp_dir("bad");
         std::fs::create_dir_all(&dir).ok();
         let missing = dir.join("missing");
         assert!(matches!(load(&missing), Err(SecretError::Missing { .. })));
         let not_hex = dir.join("nothex");
-        std::fs::write(&not_hex, "hello world").ok();
+        write_private(&not_hex, "hello world");
         assert!(matches!(load(&not_hex), Err(SecretError::NotHex { .. })));
         let short = dir.join("short");
-        std::fs::write(&short, "abcd").ok();
+        write_private(&short, "abcd");
         assert!(matches!(load(&short), Err(SecretError::TooShort { .. })));
         let _ = std::fs::remove_dir_all(&dir);
     }

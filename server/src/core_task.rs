@@ -183,7 +183,17 @@ impl Core {
                 // Only connections the server still knows: after a `Close`
                 // output it has forgotten them.
                 if let Some(e) = self.conns.remove(&conn) {
-                    tracing::debug!(conn = conn.0, peer = %e.peer, "connection closed by peer");
+                    if self.server.awaits_auth(conn) {
+                        // The client did not accept the server's proof.
+                        tracing::warn!(
+                            conn = conn.0,
+                            peer = %e.peer,
+                            "handshake abandoned by the client after the challenge: \
+                             it holds another cluster secret"
+                        );
+                    } else {
+                        tracing::debug!(conn = conn.0, peer = %e.peer, "connection closed by peer");
+                    }
                     self.gated.remove(&conn);
                     self.server.handle_closed(now, conn);
                 }

@@ -196,3 +196,74 @@ async fn kill_9_and_restart_loses_no_acknowledged_message() {
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A first start (no run marker) has no restart grace: a message to a
+/// member that is not there is refused at once, not held for the grace;
+/// after a crash (the marker stays) the grace applies again.
+#[tokio::test]
+async fn a_first_start_holds_nothing_for_the_restart_grace() {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.join("switchboard.toml"),
+        "cluster = \"bin\"\n[server]\nrestart_grace_ms = 10000\n",
+    )
+    .unwrap();
+    let (mut server, internal, _) = serve(&dir, "127.0.0.1:0").await;
+    assert!(dir.join("server.running").exists());
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        WAIT,
+        Command::new(switchboard_tests::switchboard_bin())
+            .args([
+                "send",
+                "--to",
+                "ghost/x",
+                "--cluster",
+                "bin",
+                "--internal",
+                &internal,
+                "hi",
+            ])
+            .arg("--secret-file")
+            .arg(dir.join("secret"))
+            .env("SWITCHBOARD_LOG", "warn")
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(
+        took < Duration::from_secs(5),
+        "refused after {took:?}: held for the 10 s grace"
+    );
+    // A crash leaves the marker: the next start is a restart.
+    server.kill().await.unwrap();
+    assert!(dir.join("server.running").exists());
+    let mut again = Command::new(switchboard_tests::switchboard_bin())
+        .arg("serve")
+        .args(["--internal", "127.0.0.1:0", "--external", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(dir.join("switchboard.toml"))
+        .arg("--secret-file")
+        .arg(dir.join("secret"))
+        .env("SWITCHBOARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(again.stdout.take().unwrap()).lines();
+    let said = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("restart grace") || line.contains("first start") {
+                return line;
+            }
+        }
+        String::new()
+    })
+    .await
+    .unwrap();
+    assert!(said.contains("restart after a crash"), "{said}");
+    let _ = again.kill().await;
+}

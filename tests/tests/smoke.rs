@@ -36,7 +36,7 @@ async fn two_members_exchange_a_message() {
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(ev) = eb.next().await {
             if let Event::Message(m) = ev {
-                return Some(m.payload);
+                return Some(m.wire.payload);
             }
         }
         None

@@ -161,11 +161,11 @@ impl Reader {
         Ok(count)
     }
 
-    fn names(&mut self, field: &'static str, max: usize) -> Result<Vec<String>> {
+    fn names(&mut self, field: &'static str, max: usize, name_max: usize) -> Result<Vec<String>> {
         let count = self.count(field, max, 2)?;
         let mut out = Vec::with_capacity(count);
         for _ in 0..count {
-            out.push(self.string(field, NAME_BYTES_MAX)?);
+            out.push(self.string(field, name_max)?);
         }
         Ok(out)
     }
@@ -214,9 +214,9 @@ impl Reader {
             incarnation: self.u64("incarnation")?,
             instance: self.string("instance", NAME_BYTES_MAX)?,
             process: self.string("process", NAME_BYTES_MAX)?,
-            services: self.names("services", SERVICES_MAX)?,
+            services: self.names("services", SERVICES_MAX, NAME_BYTES_MAX)?,
             load: self.u32("load")?,
-            groups: self.names("groups", GROUPS_PER_MEMBER_MAX)?,
+            groups: self.names("groups", GROUPS_PER_MEMBER_MAX, NAME_BYTES_MAX)?,
         })
     }
 
@@ -255,7 +255,7 @@ impl Reader {
     fn event_body(&mut self) -> Result<EventBody> {
         Ok(match self.u8("event")? {
             1 => EventBody::ServiceState {
-                service: self.string("service", NAME_BYTES_MAX)?,
+                service: self.string("service", CLAIMED_NAME_BYTES_MAX)?,
                 up: self.bool("up")?,
             },
             2 => EventBody::Load(self.u32("load")?),
@@ -322,15 +322,15 @@ impl Reader {
     fn frame(&mut self, k: u8) -> Result<Frame> {
         Ok(match k {
             kind::HELLO => Frame::Hello(Hello {
-                cluster: self.string("cluster", NAME_BYTES_MAX)?,
-                instance: self.string("instance", NAME_BYTES_MAX)?,
-                process: self.string("process", NAME_BYTES_MAX)?,
+                cluster: self.string("cluster", CLAIMED_NAME_BYTES_MAX)?,
+                instance: self.string("instance", CLAIMED_NAME_BYTES_MAX)?,
+                process: self.string("process", CLAIMED_NAME_BYTES_MAX)?,
                 incarnation: self.u64("incarnation")?,
                 capabilities: self.u32("capabilities")?,
                 client_nonce: self.array("client_nonce")?,
-                services: self.names("services", SERVICES_MAX)?,
+                services: self.names("services", SERVICES_MAX, CLAIMED_NAME_BYTES_MAX)?,
                 load: self.u32("load")?,
-                groups: self.names("groups", GROUPS_PER_MEMBER_MAX)?,
+                groups: self.names("groups", GROUPS_PER_MEMBER_MAX, CLAIMED_NAME_BYTES_MAX)?,
                 subscriptions: {
                     // A subscription is at least 4 + 2 + 2 bytes.
                     let count = self.count("subscriptions", SUBSCRIPTIONS_MAX, 8)?;
@@ -504,11 +504,11 @@ impl Reader {
             }),
             kind::JOIN => Frame::Join(GroupOp {
                 seq: self.u64("seq")?,
-                group: self.string("group", NAME_BYTES_MAX)?,
+                group: self.string("group", CLAIMED_NAME_BYTES_MAX)?,
             }),
             kind::LEAVE => Frame::Leave(GroupOp {
                 seq: self.u64("seq")?,
-                group: self.string("group", NAME_BYTES_MAX)?,
+                group: self.string("group", CLAIMED_NAME_BYTES_MAX)?,
             }),
             kind::PING => Frame::Ping(self.u64("nonce")?),
             kind::PONG => Frame::Pong(self.u64("nonce")?),

@@ -50,15 +50,27 @@ impl Frame {
     fn encode_body(&self, w: &mut BytesMut) -> Result {
         match self {
             Frame::Hello(h) => {
-                put_str(w, "cluster", &h.cluster, NAME_BYTES_MAX)?;
-                put_str(w, "instance", &h.instance, NAME_BYTES_MAX)?;
-                put_str(w, "process", &h.process, NAME_BYTES_MAX)?;
+                put_str(w, "cluster", &h.cluster, CLAIMED_NAME_BYTES_MAX)?;
+                put_str(w, "instance", &h.instance, CLAIMED_NAME_BYTES_MAX)?;
+                put_str(w, "process", &h.process, CLAIMED_NAME_BYTES_MAX)?;
                 w.put_u64(h.incarnation);
                 w.put_u32(h.capabilities);
                 w.put_slice(&h.client_nonce);
-                put_names(w, "services", &h.services, SERVICES_MAX)?;
+                put_names(
+                    w,
+                    "services",
+                    &h.services,
+                    SERVICES_MAX,
+                    CLAIMED_NAME_BYTES_MAX,
+                )?;
                 w.put_u32(h.load);
-                put_names(w, "groups", &h.groups, GROUPS_PER_MEMBER_MAX)?;
+                put_names(
+                    w,
+                    "groups",
+                    &h.groups,
+                    GROUPS_PER_MEMBER_MAX,
+                    CLAIMED_NAME_BYTES_MAX,
+                )?;
                 put_count(w, "subscriptions", h.subscriptions.len(), SUBSCRIPTIONS_MAX)?;
                 for sub in &h.subscriptions {
                     w.put_u32(sub.sub_id);
@@ -184,7 +196,7 @@ impl Frame {
             }
             Frame::Join(g) | Frame::Leave(g) => {
                 w.put_u64(g.seq);
-                put_str(w, "group", &g.group, NAME_BYTES_MAX)?;
+                put_str(w, "group", &g.group, CLAIMED_NAME_BYTES_MAX)?;
             }
             Frame::Ping(n) | Frame::Pong(n) => w.put_u64(*n),
             Frame::Goodbye(g) => put_str(w, "text", &g.text, TEXT_BYTES_MAX)?,
@@ -245,10 +257,16 @@ fn put_count(w: &mut BytesMut, field: &'static str, count: usize, max: usize) ->
     Ok(())
 }
 
-fn put_names(w: &mut BytesMut, field: &'static str, names: &[String], max: usize) -> Result {
+fn put_names(
+    w: &mut BytesMut,
+    field: &'static str,
+    names: &[String],
+    max: usize,
+    name_max: usize,
+) -> Result {
     put_count(w, field, names.len(), max)?;
     for n in names {
-        put_str(w, field, n, NAME_BYTES_MAX)?;
+        put_str(w, field, n, name_max)?;
     }
     Ok(())
 }
@@ -284,9 +302,15 @@ fn put_member(w: &mut BytesMut, m: &MemberInfo) -> Result {
     w.put_u64(m.incarnation);
     put_str(w, "instance", &m.instance, NAME_BYTES_MAX)?;
     put_str(w, "process", &m.process, NAME_BYTES_MAX)?;
-    put_names(w, "services", &m.services, SERVICES_MAX)?;
+    put_names(w, "services", &m.services, SERVICES_MAX, NAME_BYTES_MAX)?;
     w.put_u32(m.load);
-    put_names(w, "groups", &m.groups, GROUPS_PER_MEMBER_MAX)?;
+    put_names(
+        w,
+        "groups",
+        &m.groups,
+        GROUPS_PER_MEMBER_MAX,
+        NAME_BYTES_MAX,
+    )?;
     Ok(())
 }
 
@@ -294,7 +318,7 @@ fn put_event_body(w: &mut BytesMut, e: &EventBody) -> Result {
     match e {
         EventBody::ServiceState { service, up } => {
             w.put_u8(1);
-            put_str(w, "service", service, NAME_BYTES_MAX)?;
+            put_str(w, "service", service, CLAIMED_NAME_BYTES_MAX)?;
             w.put_u8(u8::from(*up));
         }
         EventBody::Load(load) => {

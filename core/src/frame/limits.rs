@@ -26,6 +26,14 @@ pub const MESSAGE_BYTES_MAX: u32 = 64 * 1024 * 1024;
 /// Largest cluster, instance, process, group or service name, in bytes.
 pub const NAME_BYTES_MAX: usize = 128;
 
+/// Longest name the codec carries in the fields whose names the server
+/// validates itself: `Hello` cluster, instance, process, services and
+/// groups; the group of `Join` and `Leave`; the service of
+/// `Publish{ServiceState}`. A name there over [`NAME_BYTES_MAX`] is a
+/// recoverable refusal by the server (`Reject{Invalid}`, `Nack{Invalid}`),
+/// not a codec error; the frame size bounds it in any case.
+pub const CLAIMED_NAME_BYTES_MAX: usize = u16::MAX as usize;
+
 /// Largest event topic or subscription topic prefix, in bytes.
 pub const TOPIC_BYTES_MAX: usize = 256;
 

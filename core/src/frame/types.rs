@@ -344,8 +344,58 @@ impl Filter {
         }
     }
 
+    /// Custom events whose topic starts with `prefix`:
+    /// `Filter::topic("cache/")` selects `cache/invalidate` and
+    /// `cache/warm`, not `cachex`. An empty prefix selects every custom
+    /// event.
+    pub fn topic(prefix: impl Into<String>) -> Self {
+        Filter {
+            kinds: EventKind::Custom.bit(),
+            topic_prefix: prefix.into(),
+        }
+    }
+
+    /// This filter restricted to topics starting with `prefix` (the topic
+    /// of a service event is the service name; of a group event, the
+    /// group; of an instance event, the instance):
+    /// `Filter::kinds(&[EventKind::Service]).with_topic("cache")`.
+    pub fn with_topic(mut self, prefix: impl Into<String>) -> Self {
+        self.topic_prefix = prefix.into();
+        self
+    }
+
     /// True when `event` passes this filter.
     pub fn matches(&self, event: &ClusterEvent) -> bool {
         self.kinds & event.kind().bit() != 0 && event.topic().starts_with(&self.topic_prefix)
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    fn custom(topic: &str) -> ClusterEvent {
+        ClusterEvent::Custom {
+            member_id: 1,
+            topic: topic.into(),
+            payload: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn a_topic_filter_selects_custom_events_by_prefix_only() {
+        let f = Filter::topic("cache/");
+        assert!(f.matches(&custom("cache/invalidate")));
+        assert!(!f.matches(&custom("cachex")));
+        assert!(!f.matches(&ClusterEvent::GroupJoined {
+            member_id: 1,
+            group: "cache/g".into()
+        }));
+        let g = Filter::kinds(&[EventKind::Group]).with_topic("cache/");
+        assert!(g.matches(&ClusterEvent::GroupJoined {
+            member_id: 1,
+            group: "cache/g".into()
+        }));
+        assert!(!g.matches(&custom("cache/x")));
     }
 }

@@ -410,6 +410,15 @@ impl Server {
         }
     }
 
+    /// True while `conn` has been sent a `Challenge` and not yet answered
+    /// with `Auth`: a client that closes now could not verify the server's
+    /// proof (it holds another secret). A query only; no state changes.
+    pub fn awaits_auth(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| matches!(c.state, ConnState::AwaitAuth { .. }))
+    }
+
     /// The connection closed (reset, EOF or write error).
     pub fn handle_closed(&mut self, now: Tick, conn: ConnId) {
         self.now = now;
