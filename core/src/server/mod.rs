@@ -22,6 +22,7 @@
 //! * `transmit`: building transmits, windows, acks.
 //! * `timers`: heartbeats, resume windows, eviction, handshake deadlines.
 
+mod budget;
 mod config;
 mod events;
 mod handshake;
@@ -271,7 +272,7 @@ impl Server {
             );
             return;
         }
-        if self.handshakes >= self.config.handshakes_max {
+        if self.handshakes >= self.config.handshakes_max && !self.evict_stalest_handshake() {
             self.reject(
                 conn,
                 frame::RejectReason::ServerFull,
@@ -294,10 +295,15 @@ impl Server {
             return;
         };
         c.read_buf.extend_from_slice(data);
-        let limits = self.config.limits;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
+            };
+            // Before authentication only handshake-sized frames: a larger
+            // declared length is refused at its header, never buffered.
+            let limits = match c.state {
+                ConnState::Attached(_) => self.config.limits,
+                _ => self.config.limits.before_auth(),
             };
             match frame::decode(&mut c.read_buf, &limits) {
                 Ok(Some(f)) => {
