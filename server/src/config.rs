@@ -388,7 +388,9 @@ mod tests {
         let limits = FileConfig::parse(
             "memory_max_bytes = 67108864\nhandshakes_per_source_max = 4\n[http]\nheader_timeout_ms = 500\n",
         );
-        let Ok(limits) = limits else { panic!("{limits:?}") };
+        let Ok(limits) = limits else {
+            panic!("{limits:?}")
+        };
         assert_eq!(limits.memory_max_bytes, Some(64 << 20));
         assert_eq!(limits.handshakes_per_source_max, Some(4));
         let mut h = HttpLimits::default();

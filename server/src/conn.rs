@@ -12,8 +12,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::core_task::CoreMsg;
-use tokio::sync::TryAcquireError;
 use switchboard_runtime::io::{write_loop, READ_BYTES};
+use tokio::sync::TryAcquireError;
 
 /// Transmits queued for one connection's writer at most. The core's send
 /// window bounds what a reading peer has in flight; a connection that

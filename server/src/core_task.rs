@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::SeedableRng;
 use bytes::BytesMut;
+use rand::SeedableRng;
 use switchboard_core::frame::{FailReason, Frame, Reject, RejectReason};
 use switchboard_core::server::{ConnId, Output, Server, ServerConfig, ServerEvent};
 use tokio::sync::mpsc::error::TrySendError;
