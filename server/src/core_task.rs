@@ -71,6 +71,16 @@ pub(crate) struct Guard {
 /// How often refused connections are summarised in one log line.
 const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// An address whose handshake was closed unfinished (timed out, or pushed
+/// out of a full table) may not start another for this long: an attacker
+/// churning handshakes from many addresses is slowed to one attempt per
+/// address and interval, while an honest member, whose handshakes finish,
+/// is never held back.
+const SOURCE_COOLDOWN: Duration = Duration::from_secs(1);
+
+/// Addresses remembered in cool-down at most.
+const COOLDOWN_ADDRESSES_MAX: usize = 65_536;
+
 /// How often the memory budget is checked at most.
 const BUDGET_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -80,6 +90,8 @@ struct Core {
     /// Refusals of unauthenticated connections since the last summary, by
     /// reason.
     refusals: BTreeMap<&'static str, u64>,
+    /// Addresses in cool-down, until when.
+    cooldown: HashMap<std::net::IpAddr, Instant>,
     /// Members cut off for the memory budget so far.
     budget_evictions: u64,
     last_budget_check: Instant,
@@ -114,6 +126,7 @@ pub(crate) async fn run(
         server,
         guard,
         refusals: BTreeMap::new(),
+        cooldown: HashMap::new(),
         budget_evictions: 0,
         last_budget_check: Instant::now(),
         last_protocol_error: None,
@@ -201,19 +214,31 @@ impl Core {
                 gate,
             } => {
                 tracing::debug!(conn = conn.0, %peer, "connection accepted");
-                if self.pending_from(peer) >= self.guard.handshakes_per_source_max {
+                let cooling = self
+                    .cooldown
+                    .get(&peer.ip())
+                    .is_some_and(|until| *until > Instant::now());
+                if cooling || self.pending_from(peer) >= self.guard.handshakes_per_source_max {
                     // Refused before the state machine sees it: dropping
                     // the gate stops the reader, dropping the writer's
                     // sender flushes the reject and closes the socket.
                     let reject = Frame::Reject(Reject {
                         reason: RejectReason::ServerFull,
-                        text: format!("too many handshakes in progress from {}", peer.ip()),
+                        text: if cooling {
+                            format!("{} is cooling down after unfinished handshakes", peer.ip())
+                        } else {
+                            format!("too many handshakes in progress from {}", peer.ip())
+                        },
                     });
                     let mut b = BytesMut::new();
                     if reject.encode(&mut b, &self.server.config().limits).is_ok() {
                         let _ = writer.try_send(b.freeze());
                     }
-                    self.refused("per_source_limit");
+                    self.refused(if cooling {
+                        "source_cooldown"
+                    } else {
+                        "per_source_limit"
+                    });
                     drop(gate);
                     return None;
                 }
@@ -344,6 +369,22 @@ impl Core {
             .iter()
             .filter(|(c, e)| e.peer.ip() == ip && self.server.is_handshaking(**c))
             .count()
+    }
+
+    /// Puts the address of a connection whose handshake was closed
+    /// unfinished in cool-down.
+    fn cool_down(&mut self, conn: ConnId) {
+        let Some(e) = self.conns.get(&conn) else {
+            return;
+        };
+        let now = Instant::now();
+        if self.cooldown.len() >= COOLDOWN_ADDRESSES_MAX {
+            self.cooldown.retain(|_, until| *until > now);
+            if self.cooldown.len() >= COOLDOWN_ADDRESSES_MAX {
+                return;
+            }
+        }
+        self.cooldown.insert(e.peer.ip(), now + SOURCE_COOLDOWN);
     }
 
     /// Counts a refused unauthenticated connection for the next summary.
@@ -479,6 +520,12 @@ impl Core {
                 detail,
             } => {
                 tracing::debug!(conn = conn.0, peer = %self.peer(conn), ?reason, %detail, "handshake rejected");
+                if matches!(
+                    reason,
+                    RejectReason::ServerFull | RejectReason::HandshakeTimeout
+                ) {
+                    self.cool_down(conn);
+                }
                 self.refused(match reason {
                     RejectReason::BadSecret => "bad_secret",
                     RejectReason::HandshakeTimeout => "handshake_timeout",
