@@ -75,7 +75,7 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// out of a full table) may not start another for this long: an attacker
 /// churning handshakes from many addresses is slowed to one attempt per
 /// address and interval, while an honest member, whose handshakes finish,
-/// is never held back.
+/// is never held back. Addresses with a registered member are exempt.
 const SOURCE_COOLDOWN: Duration = Duration::from_secs(1);
 
 /// Addresses remembered in cool-down at most.
@@ -377,6 +377,17 @@ impl Core {
         let Some(e) = self.conns.get(&conn) else {
             return;
         };
+        let ip = e.peer.ip();
+        // An address that holds a registered member has the secret: an
+        // unfinished handshake from it (say, pushed out of a full table by
+        // a flood) must not lock its other members out.
+        let trusted = self
+            .conns
+            .iter()
+            .any(|(c, e)| e.peer.ip() == ip && self.server.is_authenticated(*c));
+        if trusted {
+            return;
+        }
         let now = Instant::now();
         if self.cooldown.len() >= COOLDOWN_ADDRESSES_MAX {
             self.cooldown.retain(|_, until| *until > now);
@@ -384,7 +395,7 @@ impl Core {
                 return;
             }
         }
-        self.cooldown.insert(e.peer.ip(), now + SOURCE_COOLDOWN);
+        self.cooldown.insert(ip, now + SOURCE_COOLDOWN);
     }
 
     /// Counts a refused unauthenticated connection for the next summary.

@@ -806,9 +806,10 @@ async fn slow_reader_pairs(srv: Arc<Srv>, pairs: usize) -> Told {
     for p in 0..pairs {
         let srv = srv.clone();
         tasks.push(tokio::spawn(async move {
-            let reader = format!("reader{p}");
+            let round: u32 = rand::random();
+            let reader = format!("reader{p}-{round}");
             let (_r, r_events) = srv.connect("slow", &reader).await;
-            let (f, _f_events) = srv.connect("flood", &format!("f{p}")).await;
+            let (f, _f_events) = srv.connect("flood", &format!("f{p}-{round}")).await;
             // The reader never reads its stream: the client stops reading
             // its socket once its event buffer is full.
             let sent = flood(
@@ -1030,4 +1031,38 @@ async fn the_http_port_is_bounded_and_the_member_port_keeps_accepting() {
                 || k.starts_with("healthz: HTTP/1.1 200")),
         "{told:?}"
     );
+}
+
+/// Every attack above at once for 20 s (`cargo test -p switchboard-tests
+/// --test abuse -- --ignored --nocapture soak`): prints its figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak: about 40 s; run on demand"]
+async fn soak_every_attack_at_once() {
+    let run = Duration::from_secs(20);
+    let hello = encode(&hello("evil", "x", [7; 16]));
+    let (fig, told) = scenario("soak", "", move |srv| async move {
+        let many = tokio::spawn(churn(srv.clone(), sources(40), 4, run, hello));
+        let one = tokio::spawn(churn(
+            srv.clone(),
+            vec![Ipv4Addr::new(127, 0, 9, 1)],
+            50,
+            run,
+            Vec::new(),
+        ));
+        let deadline = tokio::time::Instant::now() + run;
+        let mut rounds = 0;
+        while tokio::time::Instant::now() < deadline {
+            slow_reader_pairs(srv.clone(), 2).await;
+            rounds += 1;
+        }
+        let mut told = many.await.unwrap();
+        for (k, v) in one.await.unwrap() {
+            *told.entry(k).or_default() += v;
+        }
+        tally(&mut told, format!("slow reader rounds {rounds}"));
+        told
+    })
+    .await;
+    eprintln!("abuse soak: {fig:?} {told:?}");
+    refused_clearly("soak", &told);
 }

@@ -59,6 +59,13 @@ impl Server {
         }
     }
 
+    /// True when the connection carries a registered member.
+    pub fn is_authenticated(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| matches!(c.state, ConnState::Attached(_)))
+    }
+
     /// True while the connection has not authenticated (it is still in its
     /// handshake).
     pub fn is_handshaking(&self, conn: ConnId) -> bool {
