@@ -59,6 +59,8 @@ pub(crate) enum Command {
         /// merged over the defaults) as TOML and exit.
         #[arg(long)]
         print_config: bool,
+        #[command(flatten)]
+        limits: ServeLimits,
     },
     /// Start a server and a small cluster on loopback and show live traffic.
     Demo {
@@ -209,6 +211,30 @@ pub(crate) struct Common {
     /// Use a secret file that other users may read (refused otherwise).
     #[arg(long, env = "SWITCHBOARD_ALLOW_READABLE_SECRET")]
     pub allow_readable_secret: bool,
+}
+
+/// Abuse limits of `serve` that flags and the environment may set (over
+/// the config file).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ServeLimits {
+    /// Server-wide memory budget, bytes [default: 1073741824].
+    #[arg(long, env = "SWITCHBOARD_MEMORY_MAX_BYTES")]
+    pub memory_max_bytes: Option<usize>,
+    /// Handshakes in progress from one client address at most [default: 16].
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKES_PER_SOURCE_MAX")]
+    pub handshakes_per_source_max: Option<usize>,
+    /// Open HTTP connections at most [default: 256].
+    #[arg(long, env = "SWITCHBOARD_HTTP_CONNECTIONS_MAX")]
+    pub http_connections_max: Option<usize>,
+    /// Time an HTTP client has to send a request's headers, ms [default: 5000].
+    #[arg(long, env = "SWITCHBOARD_HTTP_HEADER_TIMEOUT_MS")]
+    pub http_header_timeout_ms: Option<u64>,
+    /// Time one HTTP request may take, ms [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_HTTP_REQUEST_TIMEOUT_MS")]
+    pub http_request_timeout_ms: Option<u64>,
+    /// Time an HTTP connection may stay without a request, ms [default: 30000].
+    #[arg(long, env = "SWITCHBOARD_HTTP_IDLE_TIMEOUT_MS")]
+    pub http_idle_timeout_ms: Option<u64>,
 }
 
 /// Who a CLI member is.
@@ -431,7 +457,9 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", serve::effective_config(&Settings::resolve(&common)?));
             Ok(())
         }
-        Command::Serve { common, .. } => serve::run(&Settings::resolve(&common)?).await,
+        Command::Serve { common, limits, .. } => {
+            serve::run(&Settings::resolve(&common)?, &limits).await
+        }
         Command::Demo { seconds, .. } => demo::run(seconds).await,
         Command::Bench(args) => bench::run(args).await,
         Command::BenchRelay { listen } => Err(CliError::Flag {

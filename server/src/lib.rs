@@ -44,6 +44,7 @@ mod conn;
 mod core_task;
 mod event_log;
 mod events_sse;
+mod fd;
 mod http;
 mod metrics;
 mod page;
@@ -53,12 +54,13 @@ mod view;
 pub use view::{MemberView, MembersView, StatsView};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::RngCore;
 use switchboard_runtime::net::{entropy_rng, Listener};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, ServerOptions};
@@ -230,18 +232,37 @@ fn start<L: Listener>(
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
     let cluster = opts.core.cluster.clone();
 
+    // Reads waiting for the state machine take at most a sixteenth of the
+    // memory budget (64 MiB of the default 1 GiB), and room for one read.
+    let input_bytes_max = (opts.memory_max_bytes / 16).max(switchboard_runtime::io::READ_BYTES);
+    let input = Arc::new(Semaphore::new(input_bytes_max));
+    let guard = core_task::Guard {
+        handshakes_per_source_max: opts.handshakes_per_source_max,
+        memory_max_bytes: opts.memory_max_bytes,
+        input: input.clone(),
+        input_bytes_max,
+    };
     let accept = tokio::spawn(conn::accept_loop(
         internal,
         opts.connections_max,
         core_tx.clone(),
         done_tx,
+        input,
     ));
+    let mut http_limits = opts.http;
+    http_limits.connections_max = fd::reserve(opts.connections_max, http_limits.connections_max);
     let external_addr = external.as_ref().map_or(opts.external, |(_, a)| *a);
     let http = external.map(|(listener, _)| {
-        tokio::spawn(http::serve(listener, core_tx.clone(), shutdown_rx.clone()))
+        tokio::spawn(http::serve(
+            listener,
+            core_tx.clone(),
+            shutdown_rx.clone(),
+            http_limits,
+        ))
     });
     let core = tokio::spawn(core_task::run(
         opts.core,
+        guard,
         core_rx,
         core_tx,
         shutdown_rx,
