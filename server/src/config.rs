@@ -8,6 +8,14 @@
 //! external = "127.0.0.1:8100"      # HTTP, read-only
 //! secret_file = "/var/lib/switchboard/secret"
 //! connections_max = 1024
+//! handshakes_per_source_max = 16  # pending handshakes per client address
+//! memory_max_bytes = 1073741824    # server-wide memory budget
+//!
+//! [http]                           # the external port (all optional)
+//! connections_max = 256
+//! header_timeout_ms = 5000
+//! request_timeout_ms = 10000
+//! idle_timeout_ms = 30000
 //!
 //! [server]                         # state machine limits (all optional)
 //! members_max = 600
@@ -32,6 +40,20 @@ pub const EXTERNAL_DEFAULT: &str = "127.0.0.1:8100";
 pub const CLUSTER_DEFAULT: &str = "switchboard";
 /// Default cap on open internal connections (members plus handshakes).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 1024;
+/// Default cap on handshakes in progress from one client address.
+pub const HANDSHAKES_PER_SOURCE_MAX_DEFAULT: usize = 16;
+/// Default server-wide memory budget, bytes (1 GiB).
+pub const MEMORY_MAX_BYTES_DEFAULT: usize = 1024 * 1024 * 1024;
+/// Smallest memory budget accepted, bytes.
+pub const MEMORY_MAX_BYTES_MIN: usize = 16 * 1024 * 1024;
+/// Default cap on open HTTP connections.
+pub const HTTP_CONNECTIONS_MAX_DEFAULT: usize = 256;
+/// Default time an HTTP client has to send a request's headers.
+pub const HTTP_HEADER_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+/// Default time one HTTP request may take, headers to response.
+pub const HTTP_REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default lifetime of an HTTP connection with no request in progress.
+pub const HTTP_IDLE_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// Largest config file read, bytes.
 const CONFIG_FILE_BYTES_MAX: u64 = 1024 * 1024;
 
@@ -87,6 +109,13 @@ pub struct FileConfig {
     pub secret_file: Option<PathBuf>,
     /// Cap on open internal connections.
     pub connections_max: Option<usize>,
+    /// Cap on handshakes in progress from one client address.
+    pub handshakes_per_source_max: Option<usize>,
+    /// Server-wide memory budget, bytes.
+    pub memory_max_bytes: Option<usize>,
+    /// External (HTTP) port limits.
+    #[serde(default)]
+    pub http: HttpFileLimits,
     /// State machine limits.
     #[serde(default)]
     pub server: CoreLimits,
@@ -110,6 +139,61 @@ pub struct CoreLimits {
     pub slow_consumer_grace_ms: Option<u64>,
     pub sender_inflight_max: Option<usize>,
     pub message_bytes_max: Option<u32>,
+}
+
+/// External (HTTP) port limits that may be overridden (see
+/// [`HttpLimits`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct HttpFileLimits {
+    pub connections_max: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+}
+
+impl HttpFileLimits {
+    /// Applies the overrides to `h`.
+    pub fn apply(&self, h: &mut HttpLimits) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { h.$f = v; } )* };
+        }
+        set!(
+            connections_max,
+            header_timeout_ms,
+            request_timeout_ms,
+            idle_timeout_ms
+        );
+    }
+}
+
+/// Limits of the external (HTTP) port. Its connections never count
+/// against the member port's `connections_max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Open HTTP connections at most; beyond it a new one is closed at
+    /// once.
+    pub connections_max: usize,
+    /// A client that has not sent a request's headers this long after the
+    /// connection opened (or after its previous response) is disconnected.
+    pub header_timeout_ms: u64,
+    /// A request not answered within this time ends its connection.
+    pub request_timeout_ms: u64,
+    /// A connection is closed after this long, whatever it does: idle
+    /// keep-alive connections cannot pile up.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            connections_max: HTTP_CONNECTIONS_MAX_DEFAULT,
+            header_timeout_ms: HTTP_HEADER_TIMEOUT_MS_DEFAULT,
+            request_timeout_ms: HTTP_REQUEST_TIMEOUT_MS_DEFAULT,
+            idle_timeout_ms: HTTP_IDLE_TIMEOUT_MS_DEFAULT,
+        }
+    }
 }
 
 impl CoreLimits {
@@ -171,6 +255,17 @@ pub struct ServerOptions {
     /// Cap on open internal connections; beyond it new ones are closed at
     /// once.
     pub connections_max: usize,
+    /// Handshakes in progress from one client IP address at most; beyond it
+    /// a new connection from that address gets `Reject{ServerFull}` at once
+    /// (the others' handshakes are untouched).
+    pub handshakes_per_source_max: usize,
+    /// Server-wide memory budget, bytes: what peers make the server hold
+    /// (stream queues, deferred frames, partial chunked messages, control
+    /// lanes, read buffers and reads waiting for the state machine). Over
+    /// it, the member holding the most is cut off, until under it again.
+    pub memory_max_bytes: usize,
+    /// The external (HTTP) port's limits.
+    pub http: HttpLimits,
     /// The state machine's settings (cluster, secret, limits).
     pub core: ServerConfig,
 }
@@ -182,6 +277,9 @@ impl ServerOptions {
             internal: parse_default(INTERNAL_DEFAULT),
             external: parse_default(EXTERNAL_DEFAULT),
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            handshakes_per_source_max: HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
+            memory_max_bytes: MEMORY_MAX_BYTES_DEFAULT,
+            http: HttpLimits::default(),
             core,
         }
     }
@@ -203,6 +301,31 @@ impl ServerOptions {
         let c = &self.core;
         if self.connections_max == 0 {
             return Err(invalid("connections_max", "must be at least 1"));
+        }
+        if self.handshakes_per_source_max == 0 {
+            return Err(invalid("handshakes_per_source_max", "must be at least 1"));
+        }
+        if self.memory_max_bytes < MEMORY_MAX_BYTES_MIN {
+            return Err(invalid(
+                "memory_max_bytes",
+                format!(
+                    "must be at least {MEMORY_MAX_BYTES_MIN} bytes, got {}",
+                    self.memory_max_bytes
+                ),
+            ));
+        }
+        let h = &self.http;
+        if h.connections_max == 0 {
+            return Err(invalid("http.connections_max", "must be at least 1"));
+        }
+        for (name, v) in [
+            ("http.header_timeout_ms", h.header_timeout_ms),
+            ("http.request_timeout_ms", h.request_timeout_ms),
+            ("http.idle_timeout_ms", h.idle_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
         }
         if c.members_max == 0 {
             return Err(invalid("server.members_max", "must be at least 1"));
@@ -262,6 +385,16 @@ mod tests {
         assert_eq!(ok.cluster.as_deref(), Some("c"));
         assert_eq!(ok.server.heartbeat_timeout_ms, Some(900));
         assert!(FileConfig::parse("clustr = \"c\"").is_err());
+        let limits = FileConfig::parse(
+            "memory_max_bytes = 67108864\nhandshakes_per_source_max = 4\n[http]\nheader_timeout_ms = 500\n",
+        );
+        let Ok(limits) = limits else { panic!("{limits:?}") };
+        assert_eq!(limits.memory_max_bytes, Some(64 << 20));
+        assert_eq!(limits.handshakes_per_source_max, Some(4));
+        let mut h = HttpLimits::default();
+        limits.http.apply(&mut h);
+        assert_eq!(h.header_timeout_ms, 500);
+        assert!(FileConfig::parse("[http]\nheader_timeout = 1\n").is_err());
         assert!(FileConfig::parse("internal = \"nope\"").is_err());
     }
 

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::core_task::CoreMsg;
+use tokio::sync::TryAcquireError;
 use switchboard_runtime::io::{write_loop, READ_BYTES};
 
 /// Transmits queued for one connection's writer at most. The core's send
@@ -23,9 +24,64 @@ pub(crate) const WRITE_QUEUE_MAX: usize = 1024;
 /// the buffer, up to `READ_BYTES`.
 const READ_BYTES_MIN: usize = 4 * 1024;
 
-/// Pause after a failed `accept` (for example out of file descriptors),
-/// so that the loop does not spin.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// First pause after a failed `accept` (for example out of file
+/// descriptors), so that the loop does not spin; it doubles while `accept`
+/// keeps failing, up to `ACCEPT_ERROR_PAUSE_MAX`.
+pub(crate) const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// Longest pause after failed `accept`s.
+pub(crate) const ACCEPT_ERROR_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// How often failed `accept`s are logged at most (with their count).
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Backs off after failed `accept`s: the pause doubles while they keep
+/// failing, and one line per interval says how many failed.
+#[derive(Debug)]
+pub(crate) struct AcceptBackoff {
+    which: &'static str,
+    pause: Duration,
+    failed: u64,
+    logged: Option<tokio::time::Instant>,
+}
+
+impl AcceptBackoff {
+    pub(crate) fn new(which: &'static str) -> AcceptBackoff {
+        AcceptBackoff {
+            which,
+            pause: ACCEPT_ERROR_PAUSE,
+            failed: 0,
+            logged: None,
+        }
+    }
+
+    /// An `accept` succeeded.
+    pub(crate) fn reset(&mut self) {
+        self.pause = ACCEPT_ERROR_PAUSE;
+    }
+
+    /// An `accept` failed: logs (rate-limited) and sleeps.
+    pub(crate) async fn failed(&mut self, e: &std::io::Error) {
+        self.failed += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .logged
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG_INTERVAL)
+        {
+            tracing::warn!(
+                port = self.which,
+                error = %e,
+                failed = self.failed,
+                pause_ms = self.pause.as_millis() as u64,
+                "accept failed; backing off"
+            );
+            self.logged = Some(now);
+            self.failed = 0;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(ACCEPT_ERROR_PAUSE_MAX);
+    }
+}
 
 /// Accepts internal connections up to `connections_max` open at once;
 /// beyond that a new connection is closed at once.
@@ -34,20 +90,32 @@ pub(crate) async fn accept_loop(
     connections_max: usize,
     core: mpsc::Sender<CoreMsg>,
     done: mpsc::Sender<()>,
+    input: Arc<Semaphore>,
 ) {
     let slots = Arc::new(Semaphore::new(connections_max));
     let mut next_conn: u64 = 1;
+    let mut backoff = AcceptBackoff::new("internal");
+    let mut full_logged: Option<tokio::time::Instant> = None;
+    let mut full_count: u64 = 0;
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
+            Ok(x) => {
+                backoff.reset();
+                x
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                backoff.failed(&e).await;
                 continue;
             }
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, connections_max, "connection refused: too many connections");
+            full_count += 1;
+            let now = tokio::time::Instant::now();
+            if full_logged.is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG_INTERVAL) {
+                tracing::warn!(%peer, connections_max, refused = full_count, "connections refused: too many connections");
+                full_logged = Some(now);
+                full_count = 0;
+            }
             drop(stream);
             continue;
         };
@@ -69,7 +137,14 @@ pub(crate) async fn accept_loop(
             return;
         }
         let permit = Arc::new(permit);
-        tokio::spawn(reader(conn, rd, gate_rx, core.clone(), permit.clone()));
+        tokio::spawn(reader(
+            conn,
+            rd,
+            gate_rx,
+            core.clone(),
+            input.clone(),
+            permit.clone(),
+        ));
         tokio::spawn(writer(
             conn,
             peer,
@@ -89,6 +164,7 @@ async fn reader(
     rd: OwnedReadHalf,
     mut gate: watch::Receiver<bool>,
     core: mpsc::Sender<CoreMsg>,
+    input: Arc<Semaphore>,
     _slot: Arc<OwnedSemaphorePermit>,
 ) {
     // No buffer is held while waiting: an idle member costs no read
@@ -108,6 +184,19 @@ async fn reader(
                     let _ = core.send(CoreMsg::Closed { conn }).await;
                     return;
                 }
+                // A read takes its size from the input budget first; the
+                // core task gives it back once the state machine has the
+                // bytes. Readers wait in turn while it is spent.
+                let budget = match input.clone().try_acquire_many_owned(read_size as u32) {
+                    Ok(p) => p,
+                    Err(TryAcquireError::Closed) => return,
+                    Err(TryAcquireError::NoPermits) => {
+                        match input.clone().acquire_many_owned(read_size as u32).await {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        }
+                    }
+                };
                 let mut buf = BytesMut::with_capacity(read_size);
                 match rd.try_read_buf(&mut buf) {
                     Ok(0) => {
@@ -121,7 +210,7 @@ async fn reader(
                             (read_size / 2).max(READ_BYTES_MIN)
                         };
                         let data = buf.freeze();
-                        if core.send(CoreMsg::Bytes { conn, data }).await.is_err() {
+                        if core.send(CoreMsg::Bytes { conn, data, budget }).await.is_err() {
                             return;
                         }
                     }

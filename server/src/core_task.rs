@@ -5,15 +5,18 @@
 //! writers, closes, log events), update the read gates, re-arm the timer
 //! from `poll_timeout`. No lock: nobody else touches the state machine.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::SeedableRng;
-use switchboard_core::frame::FailReason;
+use bytes::BytesMut;
+use switchboard_core::frame::{FailReason, Frame, Reject, RejectReason};
 use switchboard_core::server::{ConnId, Output, Server, ServerConfig, ServerEvent};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::view::{MemberView, MembersView};
 use super::SHUTDOWN_FLUSH_TIMEOUT;
@@ -30,8 +33,13 @@ pub(crate) enum CoreMsg {
         writer: mpsc::Sender<Bytes>,
         gate: watch::Sender<bool>,
     },
-    /// Bytes read from a connection.
-    Bytes { conn: ConnId, data: Bytes },
+    /// Bytes read from a connection, with their share of the input budget
+    /// (released once the state machine has taken them).
+    Bytes {
+        conn: ConnId,
+        data: Bytes,
+        budget: OwnedSemaphorePermit,
+    },
     /// The connection hit EOF or an error.
     Closed { conn: ConnId },
     /// A snapshot of the view for the external port.
@@ -46,8 +54,38 @@ struct ConnEntry {
     gate: watch::Sender<bool>,
 }
 
+/// Limits the core task enforces around the state machine.
+#[derive(Debug, Clone)]
+pub(crate) struct Guard {
+    /// Pending handshakes per client IP address at most.
+    pub handshakes_per_source_max: usize,
+    /// Server-wide memory budget, bytes.
+    pub memory_max_bytes: usize,
+    /// The readers' budget for bytes read but not yet handed to the state
+    /// machine (its permits are bytes).
+    pub input: Arc<Semaphore>,
+    /// Its size, bytes.
+    pub input_bytes_max: usize,
+}
+
+/// How often refused connections are summarised in one log line.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often the memory budget is checked at most.
+const BUDGET_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
 struct Core {
     server: Server,
+    guard: Guard,
+    /// Refusals of unauthenticated connections since the last summary, by
+    /// reason.
+    refusals: BTreeMap<&'static str, u64>,
+    /// Members cut off for the memory budget so far.
+    budget_evictions: u64,
+    last_budget_check: Instant,
+    /// The detail of the last protocol error, for the member failure that
+    /// follows it.
+    last_protocol_error: Option<String>,
     clock: Clock,
     conns: HashMap<ConnId, ConnEntry>,
     /// Connections whose reader is paused (`wants_read` was false).
@@ -58,6 +96,7 @@ struct Core {
 
 pub(crate) async fn run(
     config: ServerConfig,
+    guard: Guard,
     mut rx: mpsc::Receiver<CoreMsg>,
     // Kept so that `rx` never reports closed while the server runs.
     _tx: mpsc::Sender<CoreMsg>,
@@ -73,12 +112,19 @@ pub(crate) async fn run(
     );
     let mut core = Core {
         server,
+        guard,
+        refusals: BTreeMap::new(),
+        budget_evictions: 0,
+        last_budget_check: Instant::now(),
+        last_protocol_error: None,
         clock,
         conns: HashMap::new(),
         gated: BTreeSet::new(),
         names: HashMap::new(),
     };
     let mut batch = Vec::with_capacity(INPUT_BATCH_MAX);
+    let mut summary = tokio::time::interval(REFUSAL_LOG_INTERVAL);
+    summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = core.server.poll_timeout();
         tokio::select! {
@@ -91,15 +137,19 @@ pub(crate) async fn run(
             _ = sleep_until(clock, deadline) => {
                 core.server.handle_timeout(clock.now());
                 core.after_input(None);
+                core.check_budget();
             }
             n = rx.recv_many(&mut batch, INPUT_BATCH_MAX) => {
                 if n == 0 {
                     break;
                 }
                 core.handle_batch(&mut batch);
+                core.check_budget();
             }
+            _ = summary.tick() => core.log_refusals(),
         }
     }
+    core.log_refusals();
     // Graceful shutdown: every member is told, pending bytes are flushed.
     tracing::info!(connections = core.conns.len(), "shutting down");
     core.server.shutdown(clock.now());
@@ -151,17 +201,33 @@ impl Core {
                 gate,
             } => {
                 tracing::debug!(conn = conn.0, %peer, "connection accepted");
+                if self.pending_from(peer) >= self.guard.handshakes_per_source_max {
+                    // Refused before the state machine sees it: dropping
+                    // the gate stops the reader, dropping the writer's
+                    // sender flushes the reject and closes the socket.
+                    let reject = Frame::Reject(Reject {
+                        reason: RejectReason::ServerFull,
+                        text: format!("too many handshakes in progress from {}", peer.ip()),
+                    });
+                    let mut b = BytesMut::new();
+                    if reject.encode(&mut b, &self.server.config().limits).is_ok() {
+                        let _ = writer.try_send(b.freeze());
+                    }
+                    self.refused("per_source_limit");
+                    drop(gate);
+                    return None;
+                }
                 self.conns.insert(conn, ConnEntry { peer, writer, gate });
                 self.server.handle_connected(now, conn);
                 Some(conn)
             }
-            CoreMsg::Bytes { conn, data } => {
-                if self.conns.contains_key(&conn) {
+            CoreMsg::Bytes { conn, data, budget } => {
+                let known = self.conns.contains_key(&conn);
+                if known {
                     self.server.handle_bytes(now, conn, &data);
-                    Some(conn)
-                } else {
-                    None
                 }
+                drop(budget);
+                known.then_some(conn)
             }
             CoreMsg::Closed { conn } => {
                 // Only connections the server still knows: after a `Close`
@@ -271,6 +337,89 @@ impl Core {
         }
     }
 
+    /// Connections from `peer`'s IP address still in their handshake.
+    fn pending_from(&self, peer: SocketAddr) -> usize {
+        let ip = peer.ip();
+        self.conns
+            .iter()
+            .filter(|(c, e)| e.peer.ip() == ip && self.server.is_handshaking(**c))
+            .count()
+    }
+
+    /// Counts a refused unauthenticated connection for the next summary.
+    fn refused(&mut self, reason: &'static str) {
+        *self.refusals.entry(reason).or_default() += 1;
+    }
+
+    /// One line for every connection refused since the last one, with
+    /// counts by reason: a flood of attempts writes one line per interval,
+    /// not one per attempt.
+    fn log_refusals(&mut self) {
+        if self.refusals.is_empty() {
+            return;
+        }
+        let total: u64 = self.refusals.values().sum();
+        let counts = self
+            .refusals
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::warn!(
+            total,
+            %counts,
+            "unauthenticated connections refused in the last {}s",
+            REFUSAL_LOG_INTERVAL.as_secs()
+        );
+        self.refusals.clear();
+    }
+
+    /// Keeps what peers make the server hold under `memory_max_bytes`: the
+    /// state machine's queues and buffers plus the reads waiting for it.
+    /// Over it, the member holding the most is cut off (it is the one that
+    /// causes the growth: a slow reader's queue, or a flooder's own unread
+    /// stream), until under it again.
+    fn check_budget(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_budget_check) < BUDGET_CHECK_INTERVAL {
+            return;
+        }
+        self.last_budget_check = now;
+        let budget = self.guard.memory_max_bytes;
+        let input = self
+            .guard
+            .input_bytes_max
+            .saturating_sub(self.guard.input.available_permits());
+        let mut cut = false;
+        loop {
+            let held = self.server.memory_bytes() + input;
+            if held <= budget {
+                break;
+            }
+            let Some((id, name, bytes)) = self.server.largest_member() else {
+                break;
+            };
+            if bytes == 0 {
+                break;
+            }
+            self.budget_evictions += 1;
+            tracing::warn!(
+                member_id = id,
+                %name,
+                member_bytes = bytes,
+                held_bytes = held,
+                memory_max_bytes = budget,
+                evictions = self.budget_evictions,
+                "memory budget reached: cutting off the member holding the most"
+            );
+            self.server.evict_for_memory(self.clock.now(), id);
+            cut = true;
+        }
+        if cut {
+            self.after_input(None);
+        }
+    }
+
     fn peer(&self, conn: ConnId) -> String {
         self.conns
             .get(&conn)
@@ -309,6 +458,16 @@ impl Core {
             } => {
                 if reason == FailReason::SlowConsumer {
                     tracing::warn!(member_id, %name, "member evicted: slow consumer (stayed over its queue limit)");
+                } else if reason == FailReason::ProtocolViolation {
+                    let detail = self.last_protocol_error.take().unwrap_or_default();
+                    // It was counted as a refusal; it is logged here instead.
+                    if let Some(n) = self.refusals.get_mut("protocol_error") {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.refusals.remove("protocol_error");
+                        }
+                    }
+                    tracing::warn!(member_id, %name, %detail, "member failed: protocol violation");
                 } else {
                     tracing::warn!(member_id, %name, ?reason, "member failed");
                 }
@@ -319,10 +478,25 @@ impl Core {
                 reason,
                 detail,
             } => {
-                tracing::warn!(conn = conn.0, peer = %self.peer(conn), ?reason, %detail, "handshake rejected");
+                tracing::debug!(conn = conn.0, peer = %self.peer(conn), ?reason, %detail, "handshake rejected");
+                self.refused(match reason {
+                    RejectReason::BadSecret => "bad_secret",
+                    RejectReason::HandshakeTimeout => "handshake_timeout",
+                    RejectReason::ServerFull => "server_full",
+                    RejectReason::WrongCluster => "wrong_cluster",
+                    RejectReason::UnsupportedVersion => "unsupported_version",
+                    RejectReason::DuplicateIdentity => "duplicate_identity",
+                    RejectReason::SessionUnknown => "session_unknown",
+                    _ => "invalid",
+                });
             }
             ServerEvent::ProtocolError { conn, detail } => {
-                tracing::warn!(conn = conn.0, peer = %self.peer(conn), %detail, "protocol error");
+                // A member's violation is logged with its name when it is
+                // failed (next event); an unauthenticated connection's is
+                // counted in the summary.
+                tracing::debug!(conn = conn.0, peer = %self.peer(conn), %detail, "protocol error");
+                self.refused("protocol_error");
+                self.last_protocol_error = Some(detail);
             }
         }
     }

@@ -31,16 +31,18 @@
 pub mod config;
 mod conn;
 mod core_task;
+mod fd;
 mod http;
 mod view;
 
 pub use view::{MemberView, MembersView, StatsView};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, ServerOptions};
@@ -179,15 +181,34 @@ pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
     let cluster = opts.core.cluster.clone();
 
+    // Reads waiting for the state machine take at most a sixteenth of the
+    // memory budget (64 MiB of the default 1 GiB), and room for one read.
+    let input_bytes_max = (opts.memory_max_bytes / 16).max(switchboard_runtime::io::READ_BYTES);
+    let input = Arc::new(Semaphore::new(input_bytes_max));
+    let guard = core_task::Guard {
+        handshakes_per_source_max: opts.handshakes_per_source_max,
+        memory_max_bytes: opts.memory_max_bytes,
+        input: input.clone(),
+        input_bytes_max,
+    };
     let accept = tokio::spawn(conn::accept_loop(
         internal,
         opts.connections_max,
         core_tx.clone(),
         done_tx,
+        input,
     ));
-    let http = tokio::spawn(http::serve(external, core_tx.clone(), shutdown_rx.clone()));
+    let mut http_limits = opts.http;
+    http_limits.connections_max = fd::reserve(opts.connections_max, http_limits.connections_max);
+    let http = tokio::spawn(http::serve(
+        external,
+        core_tx.clone(),
+        shutdown_rx.clone(),
+        http_limits,
+    ));
     let core = tokio::spawn(core_task::run(
         opts.core,
+        guard,
         core_rx,
         core_tx,
         shutdown_rx,

@@ -52,6 +52,14 @@ pub const OUTCOME_MISSED_MAX: usize = 4096;
 /// exactly within this window (and treat anything older as one).
 pub const SEQ_WINDOW: u64 = 16_384;
 
+/// Largest frame accepted from a connection that has not authenticated
+/// yet: the largest `Hello` (every name, service, group and subscription at
+/// its limit) is under 30 KiB. A longer declared length before
+/// authentication is refused as soon as its header arrives, so an attacker
+/// without the secret cannot make the server buffer more than this per
+/// connection.
+pub const HANDSHAKE_FRAME_BYTES_MAX: u32 = 32 * 1024;
+
 /// Length of the nonces used by the challenge-response handshake.
 pub const NONCE_BYTES: usize = 16;
 
@@ -79,6 +87,15 @@ impl Limits {
     pub fn with_frame_bytes_max(frame_bytes_max: u32) -> Self {
         Limits {
             frame_bytes_max: frame_bytes_max.clamp(FRAME_BYTES_MAX_FLOOR, FRAME_BYTES_MAX_CEILING),
+        }
+    }
+
+    /// The limits for a connection still in its handshake: frames no
+    /// larger than [`HANDSHAKE_FRAME_BYTES_MAX`] (or `frame_bytes_max`, if
+    /// smaller).
+    pub fn before_auth(&self) -> Limits {
+        Limits {
+            frame_bytes_max: self.frame_bytes_max.min(HANDSHAKE_FRAME_BYTES_MAX),
         }
     }
 

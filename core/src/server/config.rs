@@ -14,9 +14,13 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Largest number of registered members (SAP's `max_clients` is 600).
     pub members_max: usize,
-    /// Largest number of connections still in their handshake.
+    /// Largest number of connections still in their handshake. When full,
+    /// a new connection makes the stalest pending handshake close (see
+    /// `Server::handle_connected`).
     pub handshakes_max: usize,
-    /// A handshake that takes longer is closed.
+    /// A handshake that takes longer is closed. An honest one takes two
+    /// round trips; keep it short so that connections that never
+    /// authenticate do not hold a slot for long.
     pub handshake_timeout_ms: u64,
     /// Idle interval after which either side pings.
     pub heartbeat_interval_ms: u32,
@@ -82,7 +86,7 @@ impl ServerConfig {
             limits: Limits::default(),
             members_max: 600,
             handshakes_max: 128,
-            handshake_timeout_ms: 5_000,
+            handshake_timeout_ms: 2_000,
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             resume_window_ms: 10_000,

@@ -129,6 +129,30 @@ impl Server {
         );
     }
 
+    /// The handshake table is full: the oldest pending handshake makes room
+    /// for a new connection (connection ids grow with time). An honest
+    /// handshake, a `Hello` or a `Resume`, completes within a round trip or
+    /// two after it connects, so it is pushed out only if more than
+    /// `handshakes_max` connections arrive within that time; nobody waits
+    /// for a slot, so a returning member is never starved by new ones.
+    /// Returns false when no handshake is pending.
+    pub(super) fn evict_stalest_handshake(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.counted && !matches!(c.state, ConnState::Attached(_)))
+            .map(|(id, _)| *id);
+        let Some(victim) = victim else {
+            return false;
+        };
+        self.reject(
+            victim,
+            RejectReason::ServerFull,
+            "handshake table full: the oldest pending handshake was closed".into(),
+        );
+        true
+    }
+
     /// Refuses a handshake and closes the connection.
     pub(super) fn reject(&mut self, conn: ConnId, reason: RejectReason, text: String) {
         self.stats.rejects += 1;

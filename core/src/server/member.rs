@@ -178,6 +178,29 @@ impl Member {
         }
     }
 
+    /// Why `seq` cannot come from an honest client, if it cannot. A client
+    /// numbers its sequenced frames one by one and never resends one more
+    /// than `SEQ_WINDOW` behind its newest, so once the session has a base
+    /// (`received_through > 0`), a jump of more than the window ahead, or a
+    /// "resend" more than the window behind, is a protocol violation: it
+    /// would otherwise make every later frame look like a resend and stall
+    /// the member silently.
+    pub(crate) fn seq_violation(&self, seq: u64) -> Option<String> {
+        let r = self.received_through;
+        let w = crate::frame::SEQ_WINDOW;
+        if r > 0 && seq > r.saturating_add(w) {
+            Some(format!(
+                "sequence {seq} jumps more than {w} past the last one processed ({r})"
+            ))
+        } else if seq.saturating_add(w) < r {
+            Some(format!(
+                "sequence {seq} is more than {w} behind the last one processed ({r}): not a resend"
+            ))
+        } else {
+            None
+        }
+    }
+
     /// `instance/process`, for logs.
     pub(crate) fn name(&self) -> String {
         format!("{}/{}", self.info.instance, self.info.process)

@@ -23,6 +23,7 @@
 //! * `timers`: heartbeats, resume windows, eviction, handshake deadlines.
 //! * `settle`: the one place where waiting items are woken after an input.
 
+mod budget;
 mod config;
 mod events;
 mod handshake;
@@ -279,7 +280,7 @@ impl Server {
             );
             return;
         }
-        if self.handshakes >= self.config.handshakes_max {
+        if self.handshakes >= self.config.handshakes_max && !self.evict_stalest_handshake() {
             self.reject(
                 conn,
                 frame::RejectReason::ServerFull,
@@ -302,10 +303,15 @@ impl Server {
             return;
         };
         c.read_buf.extend_from_slice(data);
-        let limits = self.config.limits;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
+            };
+            // Before authentication only handshake-sized frames: a larger
+            // declared length is refused at its header, never buffered.
+            let limits = match c.state {
+                ConnState::Attached(_) => self.config.limits,
+                _ => self.config.limits.before_auth(),
             };
             match frame::decode(&mut c.read_buf, &limits) {
                 Ok(Some(f)) => {

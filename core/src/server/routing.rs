@@ -62,6 +62,9 @@ impl Server {
     /// Common check for every sequenced frame. Returns false for a resent
     /// frame the server already processed (it is acked again, not redone).
     pub(super) fn accept_seq(&mut self, id: u64, seq: u64) -> bool {
+        if self.seq_refused(id, seq) {
+            return false;
+        }
         let Some(m) = self.members.get_mut(&id) else {
             return false;
         };
@@ -74,6 +77,21 @@ impl Server {
         true
     }
 
+    /// True (and the member failed with a protocol violation) when `seq`
+    /// is outside what an honest client can send (`Member::seq_violation`).
+    pub(super) fn seq_refused(&mut self, id: u64, seq: u64) -> bool {
+        let Some(m) = self.members.get(&id) else {
+            return true;
+        };
+        let Some(detail) = m.seq_violation(seq) else {
+            return false;
+        };
+        if let Some(conn) = m.conn {
+            self.protocol_error(conn, ErrorCode::UnexpectedFrame, detail);
+        }
+        true
+    }
+
     pub(super) fn mark_dirty(&mut self, id: u64) {
         if let Some(conn) = self.members.get(&id).and_then(|m| m.conn) {
             self.dirty.insert(conn);
@@ -82,6 +100,9 @@ impl Server {
 
     pub(super) fn on_send(&mut self, id: u64, mut s: Send) {
         if s.flags & flags::MORE != 0 {
+            if self.seq_refused(id, s.seq) {
+                return;
+            }
             let Some(m) = self.members.get_mut(&id) else {
                 return;
             };

@@ -1,0 +1,190 @@
+//! The server state machine against peers that break the rules on purpose:
+//! oversized frames before authentication, a flood of handshakes, sequence
+//! numbers that jump out of the window.
+#![allow(clippy::unwrap_used)]
+
+mod harness;
+
+use bytes::{Bytes, BytesMut};
+use harness::Cluster;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use switchboard_core::frame::{
+    self, Address, FailReason, Filter, Frame, Hello, Limits, RejectReason, Send, SubscriptionSpec,
+    GROUPS_PER_MEMBER_MAX, HANDSHAKE_FRAME_BYTES_MAX, NAME_BYTES_MAX, SERVICES_MAX,
+    SUBSCRIPTIONS_MAX, TOPIC_BYTES_MAX,
+};
+use switchboard_core::server::{CloseReason, ConnId, Output, Server, ServerConfig};
+use switchboard_core::time::Tick;
+
+fn server(cfg: ServerConfig) -> Server {
+    Server::new(cfg, Box::new(ChaCha8Rng::seed_from_u64(7)), Tick::ZERO)
+}
+
+fn outputs(s: &mut Server) -> Vec<Output> {
+    std::iter::from_fn(|| s.poll_output()).collect()
+}
+
+fn closed(out: &[Output], conn: ConnId) -> Option<CloseReason> {
+    out.iter().find_map(|o| match o {
+        Output::Close { conn: c, reason } if *c == conn => Some(*reason),
+        _ => None,
+    })
+}
+
+fn name(c: char) -> String {
+    std::iter::repeat_n(c, NAME_BYTES_MAX).collect()
+}
+
+fn largest_hello() -> Hello {
+    Hello {
+        cluster: name('c'),
+        instance: name('i'),
+        process: name('p'),
+        incarnation: u64::MAX,
+        capabilities: u32::MAX,
+        client_nonce: [0xff; frame::NONCE_BYTES],
+        services: (0..SERVICES_MAX).map(|_| name('s')).collect(),
+        load: u32::MAX,
+        groups: (0..GROUPS_PER_MEMBER_MAX).map(|_| name('g')).collect(),
+        subscriptions: (0..SUBSCRIPTIONS_MAX)
+            .map(|i| SubscriptionSpec {
+                sub_id: i as u32,
+                filter: Filter {
+                    kinds: u16::MAX,
+                    topic_prefix: std::iter::repeat_n('t', TOPIC_BYTES_MAX).collect(),
+                },
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn the_largest_hello_fits_the_handshake_frame_cap() {
+    let mut b = BytesMut::new();
+    Frame::Hello(largest_hello())
+        .encode(&mut b, &Limits::default())
+        .unwrap();
+    assert!(
+        b.len() <= HANDSHAKE_FRAME_BYTES_MAX as usize,
+        "largest Hello is {} bytes",
+        b.len()
+    );
+    let pre = Limits::default().before_auth();
+    assert!(matches!(
+        frame::decode(&mut b, &pre),
+        Ok(Some(Frame::Hello(_)))
+    ));
+}
+
+#[test]
+fn a_large_frame_before_authentication_is_refused_at_its_header() {
+    let mut s = server(harness::server_config());
+    let conn = ConnId(1);
+    s.handle_connected(Tick::ZERO, conn);
+    // The header of a 512 KiB Hello: under `frame_bytes_max` (1 MiB), over
+    // the handshake cap. Nothing of its body is sent.
+    let len: u32 = 512 * 1024;
+    let mut header = len.to_be_bytes().to_vec();
+    header.extend_from_slice(&[frame::PROTOCOL_VERSION, frame::kind::HELLO]);
+    s.handle_bytes(Tick::ZERO, conn, &header);
+    let out = outputs(&mut s);
+    assert_eq!(
+        closed(&out, conn),
+        Some(CloseReason::ProtocolError),
+        "{out:?}"
+    );
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn a_full_handshake_table_closes_its_oldest_handshake_not_the_newcomer() {
+    let mut cfg = harness::server_config();
+    cfg.handshakes_max = 2;
+    let mut s = server(cfg);
+    s.handle_connected(Tick::ZERO, ConnId(1));
+    s.handle_connected(Tick::ZERO, ConnId(2));
+    assert!(outputs(&mut s).is_empty());
+    s.handle_connected(Tick::ZERO, ConnId(3));
+    let out = outputs(&mut s);
+    assert_eq!(
+        closed(&out, ConnId(1)),
+        Some(CloseReason::Rejected(RejectReason::ServerFull)),
+        "{out:?}"
+    );
+    assert_eq!(closed(&out, ConnId(3)), None);
+    assert_eq!(s.connections(), 2);
+}
+
+#[test]
+fn an_honest_member_registers_while_silent_connections_fill_the_table() {
+    let mut cfg = harness::server_config();
+    cfg.handshakes_max = 4;
+    let mut c = Cluster::with_config(1, cfg);
+    // Silent connections, more than the table holds, opened before and
+    // during the honest member's start.
+    for i in 0..6u64 {
+        c.server.handle_connected(c.now, ConnId(1_000 + i));
+    }
+    let a = c.add("a", "p");
+    // Within 50 ms: no waiting for a slot, no retry.
+    c.start_in_grace();
+    for i in 6..12u64 {
+        c.server.handle_connected(c.now, ConnId(1_000 + i));
+    }
+    c.settle();
+    assert!(c.server.is_attached(c.member_id(a)));
+}
+
+/// A registered member whose connection then sends `seq`.
+fn member_sending(seq: u64, first: u64) -> (Cluster, Vec<Output>) {
+    let mut c = Cluster::new(3);
+    let a = c.add("a", "p");
+    c.start();
+    c.run_for(4_000, 100);
+    let conn = c.nodes[a].conn.unwrap();
+    let id = c.member_id(a);
+    let mut b = BytesMut::new();
+    for seq in [first, seq] {
+        Frame::Send(Send {
+            seq,
+            flags: 0,
+            to: Address::MemberId(id),
+            correlation: 0,
+            timeout_ms: 0,
+            total_len: 1,
+            payload: Bytes::from_static(b"x"),
+        })
+        .encode(&mut b, &Limits::default())
+        .unwrap();
+    }
+    let now = c.now;
+    c.server.handle_bytes(now, conn, &b);
+    let out = outputs(&mut c.server);
+    (c, out)
+}
+
+#[test]
+fn a_sequence_jump_beyond_the_window_is_a_protocol_violation() {
+    let (c, out) = member_sending(u64::MAX, 1);
+    let conn = c.nodes[0].conn.unwrap();
+    let violation = CloseReason::MemberFailed(FailReason::ProtocolViolation);
+    assert_eq!(closed(&out, conn), Some(violation), "{out:?}");
+}
+
+#[test]
+fn a_resend_far_behind_the_window_is_a_protocol_violation() {
+    // The first frame sets the base at 2^64-1: a later frame cannot be a
+    // resend of anything, and must not be silently ignored as one.
+    let (c, out) = member_sending(5, u64::MAX);
+    let conn = c.nodes[0].conn.unwrap();
+    let violation = CloseReason::MemberFailed(FailReason::ProtocolViolation);
+    assert_eq!(closed(&out, conn), Some(violation), "{out:?}");
+}
+
+#[test]
+fn a_sequence_within_the_window_is_accepted() {
+    let (c, out) = member_sending(1 + frame::SEQ_WINDOW, 1);
+    let conn = c.nodes[0].conn.unwrap();
+    assert_eq!(closed(&out, conn), None, "{out:?}");
+}
