@@ -146,6 +146,8 @@ pub(crate) struct Member {
     pub inbox: VecDeque<crate::frame::Frame>,
     /// Their counted size (see `frame_cost`).
     pub inbox_bytes: usize,
+    /// The key derived at registration; a `Resume` must prove it.
+    pub session_key: Option<crate::auth::SessionKey>,
 }
 
 impl Member {
@@ -175,6 +177,7 @@ impl Member {
             held: BTreeSet::new(),
             inbox: VecDeque::new(),
             inbox_bytes: 0,
+            session_key: None,
         }
     }
 
