@@ -10,8 +10,18 @@ use switchboard_server::config::ServerOptions;
 use super::{parse_addr, stop_signal, CliError, Settings};
 
 pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
-    let (secret, created) = secret::load_or_create(&s.secret_file)?;
+    // SWITCHBOARD_SECRET, when set, replaces the secret file.
+    let (secret, created, source) = match secret::from_env()? {
+        Some(env) => (env, false, format!("${}", secret::SECRET_ENV)),
+        None => {
+            let (file, created) = secret::load_or_create(&s.secret_file)?;
+            (file, created, format!("file {}", s.secret_file.display()))
+        }
+    };
     let mut core = ServerConfig::new(s.cluster.clone(), secret);
+    for path in s.file.extra_secret_files.iter().flatten() {
+        core.extra_secrets.push(secret::load(path)?);
+    }
     s.file.server.apply(&mut core);
     let mut opts = ServerOptions::new(core);
     opts.internal = parse_addr("internal", &s.internal)?;
@@ -23,10 +33,14 @@ pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "switchboard: cluster {:?}, secret file {}{}",
+        "switchboard: cluster {:?}, secret from {}{}{}",
         s.cluster,
-        s.secret_file.display(),
-        if created { " (created)" } else { "" }
+        source,
+        if created { " (created)" } else { "" },
+        match s.file.extra_secret_files.as_ref().map_or(0, Vec::len) {
+            0 => String::new(),
+            n => format!(", {n} more accepted"),
+        }
     );
     let _ = writeln!(
         out,
