@@ -28,7 +28,7 @@ pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
         view.epoch,
         view.members.len(),
         view.connections,
-        view.server_incarnation
+        view.server_incarnation.as_deref().unwrap_or("-")
     );
     println!(
         "{:>20}  {:<24} {:>6}  {:<8} {:<24} groups",
@@ -37,7 +37,8 @@ pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
     for m in &view.members {
         println!(
             "{:>20}  {:<24} {:>6}  {:<8} {:<24} {}",
-            m.member_id,
+            m.member_id
+                .map_or_else(|| "-".to_owned(), |i| i.to_string()),
             format!("{}/{}", m.instance, m.process),
             m.load,
             if m.attached { "up" } else { "detached" },

@@ -24,6 +24,7 @@ pub(crate) async fn run(s: &Settings) -> Result<(), CliError> {
     }
     s.file.server.apply(&mut core);
     let mut opts = ServerOptions::new(core);
+    opts.http_token = s.file.http_token.clone();
     opts.internal = parse_addr("internal", &s.internal)?;
     opts.external = parse_addr("external", &s.external)?;
     if let Some(n) = s.file.connections_max {

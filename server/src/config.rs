@@ -8,6 +8,7 @@
 //! external = "127.0.0.1:8100"      # HTTP, read-only
 //! secret_file = "/var/lib/switchboard/secret"
 //! extra_secret_files = ["/var/lib/switchboard/secret.old"]  # also accepted (rotation)
+//! http_token = "..."               # unlocks member ids on the HTTP port
 //! connections_max = 1024
 //! handshakes_per_source_max = 16  # pending handshakes per client address
 //! memory_max_bytes = 1073741824    # server-wide memory budget
@@ -108,6 +109,9 @@ pub struct FileConfig {
     pub external: Option<SocketAddr>,
     /// Secret file path.
     pub secret_file: Option<PathBuf>,
+    /// Bearer token that unlocks session material (member ids,
+    /// incarnations) on the HTTP port; without it they are omitted.
+    pub http_token: Option<String>,
     /// Further secret files whose secrets are accepted too, while a
     /// cluster rolls to a new secret (at most `EXTRA_PROOFS_MAX`).
     pub extra_secret_files: Option<Vec<PathBuf>>,
@@ -270,6 +274,11 @@ pub struct ServerOptions {
     pub memory_max_bytes: usize,
     /// The external (HTTP) port's limits.
     pub http: HttpLimits,
+    /// Bearer token a reader of the HTTP port must present
+    /// (`Authorization: Bearer <token>`) to see member ids and
+    /// incarnations; without it, or with no token configured, they are
+    /// omitted.
+    pub http_token: Option<String>,
     /// The state machine's settings (cluster, secret, limits).
     pub core: ServerConfig,
 }
@@ -284,6 +293,7 @@ impl ServerOptions {
             handshakes_per_source_max: HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
             memory_max_bytes: MEMORY_MAX_BYTES_DEFAULT,
             http: HttpLimits::default(),
+            http_token: None,
             core,
         }
     }

@@ -205,6 +205,7 @@ pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         core_tx.clone(),
         shutdown_rx.clone(),
         http_limits,
+        opts.http_token.clone(),
     ));
     let core = tokio::spawn(core_task::run(
         opts.core,
