@@ -347,12 +347,16 @@ impl Settings {
         })
     }
 
-    /// The secret for a member: the file must exist.
+    /// The secret for a member: `SWITCHBOARD_SECRET` (hex) when set, else
+    /// the file, which must exist.
     pub fn member_secret(&self) -> Result<Secret, CliError> {
-        Ok(secret::load_with(
-            &self.secret_file,
-            self.allow_readable_secret,
-        )?)
+        match secret::from_env()? {
+            Some(s) => Ok(s),
+            None => Ok(secret::load_with(
+                &self.secret_file,
+                self.allow_readable_secret,
+            )?),
+        }
     }
 
     /// A member config named `who` or `cli/<role>-<pid>`.

@@ -10,8 +10,19 @@ use switchboard_server::config::ServerOptions;
 use super::{parse_addr, stop_signal, CliError, ServeLimits, Settings};
 
 pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliError> {
-    let (secret, created) = secret::load_or_create_with(&s.secret_file, s.allow_readable_secret)?;
+    // SWITCHBOARD_SECRET, when set, replaces the secret file.
+    let (secret, created, source) = match secret::from_env()? {
+        Some(env) => (env, false, format!("${}", secret::SECRET_ENV)),
+        None => {
+            let (file, created) =
+                secret::load_or_create_with(&s.secret_file, s.allow_readable_secret)?;
+            (file, created, format!("file {}", s.secret_file.display()))
+        }
+    };
     let mut core = ServerConfig::new(s.cluster.clone(), secret);
+    for path in s.file.extra_secret_files.iter().flatten() {
+        core.extra_secrets.push(secret::load(path)?);
+    }
     s.file.server.apply(&mut core);
     // A run marker next to the secret file: present while a server runs
     // and left behind by a crash. Without it this is a first start (or one
@@ -27,6 +38,7 @@ pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliErr
         tracing::warn!(path = %marker.display(), error = %e, "cannot write the run marker");
     }
     let mut opts = ServerOptions::new(core);
+    opts.http_token = s.file.http_token.clone();
     opts.internal = parse_addr("internal", &s.internal)?;
     opts.external = parse_addr("external", &s.external)?;
     if let Some(n) = s.file.connections_max {
@@ -60,10 +72,14 @@ pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliErr
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "switchboard: cluster {:?}, secret file {}{}",
+        "switchboard: cluster {:?}, secret from {}{}{}",
         s.cluster,
-        s.secret_file.display(),
-        if created { " (created)" } else { "" }
+        source,
+        if created { " (created)" } else { "" },
+        match s.file.extra_secret_files.as_ref().map_or(0, Vec::len) {
+            0 => String::new(),
+            n => format!(", {n} more accepted"),
+        }
     );
     let _ = writeln!(
         out,

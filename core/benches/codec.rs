@@ -69,9 +69,11 @@ fn frames() -> Vec<Frame> {
             server_incarnation: 0x1122_3344_5566_7789,
             server_nonce: [0xcc; NONCE_BYTES],
             server_proof: [0x5a; PROOF_BYTES],
+            extra_proofs: vec![[0x5c; PROOF_BYTES]],
         }),
         Frame::Auth(Auth {
             client_proof: [0xa5; PROOF_BYTES],
+            session_proof: [0x5b; PROOF_BYTES],
         }),
         Frame::Welcome(Welcome {
             member_id: 0x4000_0000_0000_0003,

@@ -163,6 +163,8 @@ pub struct RawDriver {
     pub log_events: bool,
     limits: Limits,
     secret: Secret,
+    /// Session keys of the registrations, by member id.
+    keys: std::collections::BTreeMap<u64, crate::auth::SessionKey>,
     next_conn: u64,
 }
 
@@ -191,6 +193,7 @@ impl RawDriver {
             log_events: false,
             limits,
             secret,
+            keys: std::collections::BTreeMap::new(),
             next_conn: 1,
         }
     }
@@ -279,9 +282,22 @@ impl RawDriver {
         } else {
             [0; PROOF_BYTES]
         };
+        // A Resume proves the key of the session it names, when known.
+        let session_proof = match first {
+            Frame::Resume(r) => self.keys.get(&r.member_id).map_or([0; PROOF_BYTES], |key| {
+                key.resume_proof(&ch.server_nonce, &nonce)
+            }),
+            _ => [0; PROOF_BYTES],
+        };
         self.conns[k].proved = good_proof;
         let before = self.conns[k].frames.len();
-        self.send_frame(k, &Frame::Auth(Auth { client_proof }));
+        self.send_frame(
+            k,
+            &Frame::Auth(Auth {
+                client_proof,
+                session_proof,
+            }),
+        );
         let c = &self.conns[k];
         let answered = c.frames[before..]
             .iter()
@@ -296,6 +312,16 @@ impl RawDriver {
         });
         if let (Some(id), Frame::Hello(h)) = (welcome, first) {
             self.sessions.push((id, h.incarnation));
+            let key = self.secret.session_key(
+                &nonce,
+                &ch.server_nonce,
+                crate::auth::SessionIds {
+                    member_id: id,
+                    incarnation: h.incarnation,
+                    server_incarnation: ch.server_incarnation,
+                },
+            );
+            self.keys.insert(id, key);
         }
         welcome
     }

@@ -265,7 +265,7 @@ fn raw_frame() -> impl Strategy<Value = Frame> {
         1 => Just(Frame::Goodbye(frame::Goodbye { text: "bye".into() })),
         1 => Just(Frame::Error(ErrorFrame { code: ErrorCode::Internal, text: "e".into() })),
         1 => hello().prop_map(Frame::Hello),
-        1 => Just(Frame::Auth(Auth { client_proof: [7; frame::PROOF_BYTES] })),
+        1 => Just(Frame::Auth(Auth { client_proof: [7; frame::PROOF_BYTES], session_proof: [8; frame::PROOF_BYTES] })),
         1 => Just(Frame::Ack(frame::Ack { through: 1, stable_through: 1 })),
     ]
 }

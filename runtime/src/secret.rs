@@ -1,6 +1,8 @@
 //! The cluster secret file: 32 random bytes, hex-encoded, owner-only
 //! permissions. The server generates it on first start; members and the
-//! CLI read the same file.
+//! CLI read the same file. The secret may instead come from the
+//! [`SECRET_ENV`] environment variable (hex). Neither the secret nor any
+//! of its digits ever appears in an error or a log line.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,9 @@ use switchboard_core::auth::{Secret, SecretTooShort};
 
 /// Bytes of a generated secret.
 pub const GENERATED_SECRET_BYTES: usize = 32;
+
+/// The environment variable that may hold the secret, as hex digits.
+pub const SECRET_ENV: &str = "SWITCHBOARD_SECRET";
 
 /// Largest secret file accepted, bytes (a hex secret plus whitespace).
 const SECRET_FILE_BYTES_MAX: u64 = 4096;
@@ -81,6 +86,37 @@ pub enum SecretError {
         /// The file.
         path: PathBuf,
     },
+    /// The environment variable does not hold a valid secret.
+    #[error("environment variable {SECRET_ENV} must hold the secret as hex digits ({detail})")]
+    Env {
+        /// What is wrong (never the value).
+        detail: String,
+    },
+}
+
+/// The secret in [`SECRET_ENV`], if that variable is set and not empty.
+pub fn from_env() -> Result<Option<Secret>, SecretError> {
+    match std::env::var(SECRET_ENV) {
+        Ok(v) if !v.trim().is_empty() => parse_env(&v).map(Some),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::Env {
+            detail: "not valid UTF-8".into(),
+        }),
+    }
+}
+
+/// Parses the value of [`SECRET_ENV`].
+fn parse_env(value: &str) -> Result<Secret, SecretError> {
+    let value = value.trim();
+    if value.len() as u64 > SECRET_FILE_BYTES_MAX {
+        return Err(SecretError::Env {
+            detail: format!("longer than {SECRET_FILE_BYTES_MAX} digits"),
+        });
+    }
+    let bytes = from_hex(value).map_err(|detail| SecretError::Env { detail })?;
+    Secret::new(bytes).map_err(|e| SecretError::Env {
+        detail: e.to_string(),
+    })
 }
 
 /// The default location: `$XDG_STATE_HOME/switchboard/secret`, or
@@ -280,6 +316,17 @@ pub fn from_hex(s: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_values_are_parsed_and_errors_never_show_the_value() {
+        let good = "00112233445566778899aabbccddeeff";
+        assert!(parse_env(&format!(" {good}\n")).is_ok());
+        for bad in ["0011zz", "abc", "00112233"] {
+            let e = parse_env(bad).expect_err("refused").to_string();
+            assert!(e.contains(SECRET_ENV), "{e}");
+            assert!(!e.contains(bad), "the value leaked: {e}");
+        }
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(

@@ -7,6 +7,8 @@
 //! internal = "127.0.0.1:3900"      # binary protocol, members only
 //! external = "127.0.0.1:8100"      # HTTP, read-only
 //! secret_file = "/var/lib/switchboard/secret"
+//! extra_secret_files = ["/var/lib/switchboard/secret.old"]  # also accepted (rotation)
+//! http_token = "..."               # unlocks member ids on the HTTP port
 //! connections_max = 1024
 //! handshakes_per_source_max = 16  # pending handshakes per client address
 //! memory_max_bytes = 1073741824    # server-wide memory budget
@@ -29,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use switchboard_core::frame::NAME_BYTES_MAX;
+use switchboard_core::frame::{EXTRA_PROOFS_MAX, NAME_BYTES_MAX};
 use switchboard_core::server::ServerConfig;
 
 /// Default internal (member) listener.
@@ -107,6 +109,12 @@ pub struct FileConfig {
     pub external: Option<SocketAddr>,
     /// Secret file path.
     pub secret_file: Option<PathBuf>,
+    /// Bearer token that unlocks session material (member ids,
+    /// incarnations) on the HTTP port; without it they are omitted.
+    pub http_token: Option<String>,
+    /// Further secret files whose secrets are accepted too, while a
+    /// cluster rolls to a new secret (at most `EXTRA_PROOFS_MAX`).
+    pub extra_secret_files: Option<Vec<PathBuf>>,
     /// Cap on open internal connections.
     pub connections_max: Option<usize>,
     /// Cap on handshakes in progress from one client address.
@@ -266,6 +274,11 @@ pub struct ServerOptions {
     pub memory_max_bytes: usize,
     /// The external (HTTP) port's limits.
     pub http: HttpLimits,
+    /// Bearer token a reader of the HTTP port must present
+    /// (`Authorization: Bearer <token>`) to see member ids and
+    /// incarnations; without it, or with no token configured, they are
+    /// omitted.
+    pub http_token: Option<String>,
     /// The state machine's settings (cluster, secret, limits).
     pub core: ServerConfig,
 }
@@ -280,6 +293,7 @@ impl ServerOptions {
             handshakes_per_source_max: HANDSHAKES_PER_SOURCE_MAX_DEFAULT,
             memory_max_bytes: MEMORY_MAX_BYTES_DEFAULT,
             http: HttpLimits::default(),
+            http_token: None,
             core,
         }
     }
@@ -299,6 +313,15 @@ impl ServerOptions {
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_cluster(&self.core.cluster)?;
         let c = &self.core;
+        if c.extra_secrets.len() > EXTRA_PROOFS_MAX {
+            return Err(invalid(
+                "extra_secret_files",
+                format!(
+                    "at most {EXTRA_PROOFS_MAX} secrets besides the server's own, got {}",
+                    c.extra_secrets.len()
+                ),
+            ));
+        }
         if self.connections_max == 0 {
             return Err(invalid("connections_max", "must be at least 1"));
         }

@@ -610,15 +610,15 @@ impl Core {
         let s = &self.server;
         MembersView {
             cluster: s.config().cluster.clone(),
-            server_incarnation: to_hex(&s.incarnation().to_be_bytes()),
+            server_incarnation: Some(to_hex(&s.incarnation().to_be_bytes())),
             epoch: s.epoch(),
             gseq: s.gseq(),
             connections: s.connections(),
             members: s
                 .view()
                 .map(|m| MemberView {
-                    member_id: m.member_id,
-                    incarnation: to_hex(&m.incarnation.to_be_bytes()),
+                    member_id: Some(m.member_id),
+                    incarnation: Some(to_hex(&m.incarnation.to_be_bytes())),
                     instance: m.instance.clone(),
                     process: m.process.clone(),
                     services: m.services.clone(),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -29,12 +29,18 @@ pub(crate) async fn serve(
     core: mpsc::Sender<CoreMsg>,
     shutdown: watch::Receiver<bool>,
     limits: HttpLimits,
+    token: Option<String>,
 ) {
+    let api_core = core.clone();
+    let state = ApiState {
+        core,
+        token: token.map(Arc::from),
+    };
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/members", get(members))
-        .merge(super::api::routes())
-        .with_state(core);
+        .with_state(state)
+        .merge(super::api::routes().with_state(api_core));
     accept_loop(listener, app, shutdown, limits).await;
 }
 
@@ -176,7 +182,37 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn members(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
+/// What the routes share: the way to the core and the read token.
+#[derive(Clone)]
+struct ApiState {
+    core: mpsc::Sender<CoreMsg>,
+    token: Option<Arc<str>>,
+}
+
+/// True when the request carries `Authorization: Bearer <token>` for the
+/// configured token (compared in constant time). Session material (member
+/// ids, incarnations, the server incarnation) is served only then.
+fn authorised(token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else {
+        return false;
+    };
+    let Some(given) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn members(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    let full = authorised(state.token.as_deref(), &headers);
+    let core = state.core;
     let (tx, rx) = oneshot::channel();
     // `try_send`: a flood of HTTP requests must not queue up in front of
     // the members' traffic.
@@ -184,7 +220,8 @@ async fn members(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "server busy\n").into_response();
     }
     match tokio::time::timeout(QUERY_TIMEOUT, rx).await {
-        Ok(Ok(view)) => Json(view).into_response(),
+        Ok(Ok(view)) if full => Json(view).into_response(),
+        Ok(Ok(view)) => Json(view.redacted()).into_response(),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "server busy\n").into_response(),
     }
 }

@@ -258,6 +258,7 @@ fn start<L: Listener>(
             core_tx.clone(),
             shutdown_rx.clone(),
             http_limits,
+            opts.http_token.clone(),
         ))
     });
     let core = tokio::spawn(core_task::run(

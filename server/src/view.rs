@@ -9,8 +9,10 @@ use switchboard_core::server::ServerStats;
 pub struct MembersView {
     /// Cluster name.
     pub cluster: String,
-    /// This server run's incarnation, hex (changes on every start).
-    pub server_incarnation: String,
+    /// This server run's incarnation, hex (changes on every start); only
+    /// for a reader with the HTTP token (see `ServerOptions::http_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_incarnation: Option<String>,
     /// View epoch.
     pub epoch: u64,
     /// Last stream position assigned.
@@ -26,10 +28,13 @@ pub struct MembersView {
 /// One member with its load data.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct MemberView {
-    /// Id the server gave this incarnation.
-    pub member_id: u64,
-    /// Process incarnation, hex.
-    pub incarnation: String,
+    /// Id the server gave this incarnation; only for a reader with the
+    /// HTTP token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
+    /// Process incarnation, hex; only for a reader with the HTTP token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
     /// Instance name.
     pub instance: String,
     /// Process name.
@@ -73,5 +78,18 @@ impl From<ServerStats> for StatsView {
             rejects: s.rejects,
             gaps: s.gaps,
         }
+    }
+}
+
+impl MembersView {
+    /// The view without session material (server incarnation, member ids,
+    /// incarnations), for a reader without the HTTP token.
+    pub fn redacted(mut self) -> MembersView {
+        self.server_incarnation = None;
+        for m in &mut self.members {
+            m.member_id = None;
+            m.incarnation = None;
+        }
+        self
     }
 }

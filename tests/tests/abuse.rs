@@ -270,6 +270,7 @@ async fn raw_register(srv: &Srv, src: Ipv4Addr, process: &str) -> RawMember {
     let proof = srv.secret.client_proof(&c.server_nonce, &nonce);
     s.write_all(&encode(&Frame::Auth(Auth {
         client_proof: proof,
+        session_proof: [0; 32],
     })))
     .await
     .unwrap();
@@ -631,6 +632,7 @@ async fn garbage_truncated_frames_and_wrong_secret_are_refused() {
             s.write_all(&h).await.unwrap();
             s.write_all(&encode(&Frame::Auth(Auth {
                 client_proof: [0x55; 32],
+                session_proof: [0; 32],
             })))
             .await
             .unwrap();
@@ -650,6 +652,7 @@ async fn garbage_truncated_frames_and_wrong_secret_are_refused() {
             };
             let recorded_auth = encode(&Frame::Auth(Auth {
                 client_proof: srv.secret.client_proof(&c.server_nonce, &nonce),
+                session_proof: [0; 32],
             }));
             s.write_all(&recorded_auth).await.unwrap();
             drop(s);

@@ -130,9 +130,10 @@ async fn start_server(secret_file: &Path) -> ServerHandle {
     core.heartbeat_timeout_ms = HEARTBEAT_TIMEOUT_MS;
     core.resume_window_ms = RESUME_WINDOW_MS;
     core.restart_grace_ms = 200;
-    switchboard_server::run(ServerOptions::loopback_ephemeral(core))
-        .await
-        .unwrap()
+    let mut opts = ServerOptions::loopback_ephemeral(core);
+    // Member ids on the HTTP port need the reader token.
+    opts.http_token = Some(HTTP_TOKEN.into());
+    switchboard_server::run(opts).await.unwrap()
 }
 
 async fn observer(
@@ -219,12 +220,18 @@ async fn both_see_join(
     }
 }
 
+/// The HTTP reader token the server is configured with.
+const HTTP_TOKEN: &str = "member-crash-reader";
+
 async fn http_get(addr: &str, path: &str) -> (u16, String) {
     tokio::time::timeout(WAIT, async {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {HTTP_TOKEN}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.unwrap();
         let text = String::from_utf8_lossy(&buf).into_owned();
@@ -278,7 +285,7 @@ async fn a_sigkilled_member_process_is_declared_failed_and_rejoins_as_a_new_inca
     let first = both_see_join(&mut child, &mut observers, None).await;
     let http = victims_over_http(&server).await;
     assert_eq!(http.len(), 1, "{http:?}");
-    assert_eq!(http[0].member_id, first.member_id);
+    assert_eq!(http[0].member_id, Some(first.member_id));
     assert!(http[0].attached);
 
     // SIGKILL: no goodbye, no flush; the kernel closes the socket.
@@ -345,8 +352,8 @@ async fn a_sigkilled_member_process_is_declared_failed_and_rejoins_as_a_new_inca
     }
     let http = victims_over_http(&server).await;
     assert_eq!(http.len(), 1, "{http:?}");
-    assert_eq!(http[0].member_id, second.member_id);
-    assert_eq!(http[0].incarnation, hex(second.incarnation));
+    assert_eq!(http[0].member_id, Some(second.member_id));
+    assert_eq!(http[0].incarnation, Some(hex(second.incarnation)));
     assert!(http[0].attached);
 
     child.start_kill().unwrap();

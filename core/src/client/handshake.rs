@@ -3,10 +3,10 @@
 
 use rand::RngCore;
 
-use super::link::Phase;
+use super::link::{Nonces, Phase};
 use super::types::{ClientEvent, ClientOutput};
 use super::{Client, Session};
-use crate::auth::proofs_equal;
+use crate::auth::{proofs_equal, SessionIds};
 use crate::frame::{self, Auth, Frame, RejectReason, Resume};
 
 impl Client {
@@ -43,8 +43,12 @@ impl Client {
     pub(super) fn handle_frame(&mut self, f: Frame) -> bool {
         match (&mut self.link.phase, f) {
             (Phase::AwaitChallenge { nonce, since }, Frame::Challenge(c)) => {
+                // A server rolling to a new secret proves each it accepts.
                 let expected = self.config.secret.server_proof(nonce, &c.server_nonce);
-                if !proofs_equal(&expected, &c.server_proof) {
+                let proved = std::iter::once(&c.server_proof)
+                    .chain(c.extra_proofs.iter())
+                    .any(|p| proofs_equal(&expected, p));
+                if !proved {
                     // A wrong secret here, or a server that is not ours:
                     // tell the application, keep retrying with backoff.
                     self.event(ClientEvent::Rejected {
@@ -56,20 +60,32 @@ impl Client {
                     return false;
                 }
                 let proof = self.config.secret.client_proof(&c.server_nonce, nonce);
+                let nonces = Nonces {
+                    client: *nonce,
+                    server: c.server_nonce,
+                };
                 let since = *since;
+                // Resuming: prove the session key over this handshake's
+                // fresh nonces (never the key itself).
+                let session_proof = match self.session {
+                    Some(s) => s.key.resume_proof(&nonces.server, &nonces.client),
+                    None => [0; frame::PROOF_BYTES],
+                };
                 self.write_control(&Frame::Auth(Auth {
                     client_proof: proof,
+                    session_proof,
                 }));
-                self.link.phase = Phase::AwaitWelcome { since };
+                self.link.phase = Phase::AwaitWelcome { since, nonces };
                 true
             }
-            (Phase::AwaitWelcome { since }, Frame::Welcome(w)) => {
-                let since = *since;
+            (Phase::AwaitWelcome { since, nonces }, Frame::Welcome(w)) => {
+                let (since, nonces) = (*since, *nonces);
                 let remaining = w.snapshot_members;
                 self.link.phase = Phase::Snapshot {
                     since,
                     welcome: w,
                     members: Vec::new(),
+                    nonces,
                 };
                 if remaining == 0 {
                     self.finish_registration();
@@ -155,7 +171,10 @@ impl Client {
     /// The welcome and its whole snapshot arrived: registered.
     fn finish_registration(&mut self) {
         let Phase::Snapshot {
-            welcome, members, ..
+            welcome,
+            members,
+            nonces,
+            ..
         } = std::mem::replace(&mut self.link.phase, Phase::Ready)
         else {
             return;
@@ -163,9 +182,19 @@ impl Client {
         self.link.established();
         let session_lost = self.had_session;
         self.had_session = true;
+        let key = self.config.secret.session_key(
+            &nonces.client,
+            &nonces.server,
+            SessionIds {
+                member_id: welcome.member_id,
+                incarnation: self.config.incarnation,
+                server_incarnation: welcome.server_incarnation,
+            },
+        );
         self.session = Some(Session {
             member_id: welcome.member_id,
             server_incarnation: welcome.server_incarnation,
+            key,
         });
         // Never send frames larger than the server accepts.
         let frame_max = welcome

@@ -8,6 +8,14 @@ use rand::RngCore;
 use crate::frame::{self, Frame, MemberInfo, Welcome};
 use crate::time::Tick;
 
+/// The nonces of the current handshake, kept until the session key is
+/// derived from them.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Nonces {
+    pub(super) client: [u8; frame::NONCE_BYTES],
+    pub(super) server: [u8; frame::NONCE_BYTES],
+}
+
 /// Where the connection stands.
 #[derive(Debug)]
 pub(super) enum Phase {
@@ -21,12 +29,13 @@ pub(super) enum Phase {
         nonce: [u8; frame::NONCE_BYTES],
     },
     /// Authenticated; waiting for Welcome (+ snapshot) or Resumed.
-    AwaitWelcome { since: Tick },
+    AwaitWelcome { since: Tick, nonces: Nonces },
     /// Welcome received; collecting snapshot members.
     Snapshot {
         since: Tick,
         welcome: Welcome,
         members: Vec<MemberInfo>,
+        nonces: Nonces,
     },
     /// Registered and streaming.
     Ready,
@@ -110,7 +119,7 @@ impl Link {
             Phase::Idle { retry_at } => Some(*retry_at),
             Phase::Connecting { since }
             | Phase::AwaitChallenge { since, .. }
-            | Phase::AwaitWelcome { since }
+            | Phase::AwaitWelcome { since, .. }
             | Phase::Snapshot { since, .. } => Some(since.plus_millis(handshake_timeout_ms)),
             Phase::Ready => Some(
                 self.last_heard

@@ -72,6 +72,8 @@ use view::View;
 struct Session {
     member_id: u64,
     server_incarnation: u64,
+    /// Derived at registration, never sent; proves a `Resume`.
+    key: crate::auth::SessionKey,
 }
 
 /// The member client state machine. See the module docs.
@@ -252,7 +254,7 @@ impl Client {
             }
             Phase::Connecting { since }
             | Phase::AwaitChallenge { since, .. }
-            | Phase::AwaitWelcome { since }
+            | Phase::AwaitWelcome { since, .. }
             | Phase::Snapshot { since, .. }
                 if now.millis_since(since) >= self.config.handshake_timeout_ms =>
             {

@@ -356,9 +356,18 @@ impl Reader {
                 server_incarnation: self.u64("server_incarnation")?,
                 server_nonce: self.array("server_nonce")?,
                 server_proof: self.array("server_proof")?,
+                extra_proofs: {
+                    let count = self.count("extra_proofs", EXTRA_PROOFS_MAX, PROOF_BYTES)?;
+                    let mut proofs = Vec::with_capacity(count);
+                    for _ in 0..count {
+                        proofs.push(self.array("extra_proof")?);
+                    }
+                    proofs
+                },
             }),
             kind::AUTH => Frame::Auth(Auth {
                 client_proof: self.array("client_proof")?,
+                session_proof: self.array("session_proof")?,
             }),
             kind::WELCOME => Frame::Welcome(Welcome {
                 member_id: self.u64("member_id")?,

@@ -89,8 +89,15 @@ impl Frame {
                 w.put_u64(c.server_incarnation);
                 w.put_slice(&c.server_nonce);
                 w.put_slice(&c.server_proof);
+                put_count(w, "extra_proofs", c.extra_proofs.len(), EXTRA_PROOFS_MAX)?;
+                for p in &c.extra_proofs {
+                    w.put_slice(p);
+                }
             }
-            Frame::Auth(a) => w.put_slice(&a.client_proof),
+            Frame::Auth(a) => {
+                w.put_slice(&a.client_proof);
+                w.put_slice(&a.session_proof);
+            }
             Frame::Welcome(wl) => {
                 w.put_u64(wl.member_id);
                 w.put_u64(wl.server_incarnation);

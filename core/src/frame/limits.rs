@@ -74,6 +74,10 @@ pub const NONCE_BYTES: usize = 16;
 /// Length of an HMAC-SHA256 proof.
 pub const PROOF_BYTES: usize = 32;
 
+/// Most proofs a `Challenge` carries besides its first: one per further
+/// secret a server accepts while a cluster rolls to a new secret.
+pub const EXTRA_PROOFS_MAX: usize = 3;
+
 /// Limits a decoder enforces; the frame size is the one tunable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -26,7 +26,7 @@ pub use types::*;
 use bytes::Bytes;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Flag bits of [`Send::flags`] and [`Deliver::flags`].
 pub mod flags {
@@ -116,6 +116,10 @@ pub struct Challenge {
     pub server_nonce: [u8; NONCE_BYTES],
     /// `HMAC-SHA256(secret, "switchboard/1 server" | client_nonce | server_nonce)`.
     pub server_proof: [u8; PROOF_BYTES],
+    /// The same proof made with each further secret the server accepts
+    /// (at most [`EXTRA_PROOFS_MAX`]); the client accepts the challenge
+    /// when any proof matches its own secret.
+    pub extra_proofs: Vec<[u8; PROOF_BYTES]>,
 }
 
 /// Client → server: the client's proof.
@@ -124,6 +128,11 @@ pub struct Challenge {
 pub struct Auth {
     /// `HMAC-SHA256(secret, "switchboard/1 client" | server_nonce | client_nonce)`.
     pub client_proof: [u8; PROOF_BYTES],
+    /// After a [`Resume`], the proof of holding the session:
+    /// `HMAC-SHA256(session_key, "switchboard/2 resume" | server_nonce |
+    /// client_nonce)` (see [`crate::auth::SessionKey`]). After a
+    /// [`Hello`], zero bytes, ignored.
+    pub session_proof: [u8; PROOF_BYTES],
 }
 
 /// Server → client: registration accepted.

@@ -10,6 +10,10 @@ pub struct ServerConfig {
     pub cluster: String,
     /// Cluster secret for the challenge-response handshake.
     pub secret: Secret,
+    /// Further secrets members may prove, so that a cluster can roll to a
+    /// new secret without downtime; only the first
+    /// [`EXTRA_PROOFS_MAX`](crate::frame::EXTRA_PROOFS_MAX) are used.
+    pub extra_secrets: Vec<Secret>,
     /// Frame size limit.
     pub limits: Limits,
     /// Largest number of registered members (SAP's `max_clients` is 600).
@@ -78,11 +82,21 @@ impl ServerConfig {
         pair
     }
 
+    /// Every secret the server accepts, its own first.
+    pub fn accepted_secrets(&self) -> impl Iterator<Item = &Secret> {
+        std::iter::once(&self.secret).chain(
+            self.extra_secrets
+                .iter()
+                .take(crate::frame::EXTRA_PROOFS_MAX),
+        )
+    }
+
     /// Defaults for a cluster name and secret.
     pub fn new(cluster: impl Into<String>, secret: Secret) -> Self {
         ServerConfig {
             cluster: cluster.into(),
             secret,
+            extra_secrets: Vec::new(),
             limits: Limits::default(),
             members_max: 600,
             handshakes_max: 128,

@@ -4,7 +4,7 @@
 use super::member::Member;
 use super::timers::Timer;
 use super::*;
-use crate::auth::proofs_equal;
+use crate::auth::{proofs_equal, Secret, SessionIds};
 use crate::frame::{
     Challenge, Gap, Hello, RejectReason, Resume, Resumed, Snapshot, Welcome, NAME_BYTES_MAX,
 };
@@ -14,6 +14,13 @@ use crate::frame::{
 pub(super) enum Start {
     Hello(Box<Hello>),
     Resume(Resume),
+}
+
+/// The nonces of one handshake.
+#[derive(Debug, Clone, Copy)]
+struct Nonces {
+    client: [u8; frame::NONCE_BYTES],
+    server: [u8; frame::NONCE_BYTES],
 }
 
 /// Bytes of a member in a snapshot frame (see `frame::encode`).
@@ -86,20 +93,27 @@ impl Server {
                     Start::Hello(h) => h.client_nonce,
                     Start::Resume(r) => r.client_nonce,
                 };
-                let expected = self
-                    .config
-                    .secret
-                    .client_proof(&server_nonce, &client_nonce);
-                if !proofs_equal(&expected, &a.client_proof) {
+                // The secret the client proved, among those accepted.
+                let proved = self.config.accepted_secrets().find(|s| {
+                    proofs_equal(
+                        &s.client_proof(&server_nonce, &client_nonce),
+                        &a.client_proof,
+                    )
+                });
+                let Some(secret) = proved.cloned() else {
                     return self.reject(
                         conn,
                         RejectReason::BadSecret,
                         "authentication failed".into(),
                     );
-                }
+                };
+                let nonces = Nonces {
+                    client: client_nonce,
+                    server: server_nonce,
+                };
                 match start {
-                    Start::Hello(h) => self.register(conn, *h),
-                    Start::Resume(r) => self.resume(conn, r),
+                    Start::Hello(h) => self.register(conn, *h, nonces, &secret),
+                    Start::Resume(r) => self.resume(conn, r, nonces, &a.session_proof),
                 }
             }
             (_, other) => {
@@ -112,7 +126,12 @@ impl Server {
     fn challenge(&mut self, conn: ConnId, start: Start, client_nonce: &[u8; frame::NONCE_BYTES]) {
         let mut server_nonce = [0u8; frame::NONCE_BYTES];
         self.rng.fill_bytes(&mut server_nonce);
-        let server_proof = self.config.secret.server_proof(client_nonce, &server_nonce);
+        let mut proofs = self
+            .config
+            .accepted_secrets()
+            .map(|s| s.server_proof(client_nonce, &server_nonce));
+        let server_proof = proofs.next().unwrap_or_default();
+        let extra_proofs: Vec<_> = proofs.collect();
         if let Some(c) = self.conns.get_mut(&conn) {
             c.state = ConnState::AwaitAuth {
                 start,
@@ -125,6 +144,7 @@ impl Server {
                 server_incarnation: self.incarnation,
                 server_nonce,
                 server_proof,
+                extra_proofs,
             }),
         );
     }
@@ -168,7 +188,7 @@ impl Server {
     }
 
     /// A new member, authenticated.
-    fn register(&mut self, conn: ConnId, h: Hello) {
+    fn register(&mut self, conn: ConnId, h: Hello, nonces: Nonces, secret: &Secret) {
         // Validate everything before touching the view.
         let mut groups: Vec<String> = h.groups.clone();
         groups.sort();
@@ -288,6 +308,15 @@ impl Server {
             notices = d.notices;
         }
         let session = m.session;
+        m.session_key = Some(secret.session_key(
+            &nonces.client,
+            &nonces.server,
+            SessionIds {
+                member_id: id,
+                incarnation: h.incarnation,
+                server_incarnation: self.incarnation,
+            },
+        ));
         for s in &h.subscriptions {
             if m.subscriptions.len() < frame::SUBSCRIPTIONS_MAX {
                 m.subscriptions.insert(s.sub_id, s.filter.clone());
@@ -372,8 +401,17 @@ impl Server {
         }
     }
 
-    /// A returning member, authenticated.
-    fn resume(&mut self, conn: ConnId, r: Resume) {
+    /// A returning member, authenticated with the cluster secret; it must
+    /// also prove the session key of the registration it resumes, else
+    /// it is refused exactly like an unknown session and the session it
+    /// named stays untouched.
+    fn resume(
+        &mut self,
+        conn: ConnId,
+        r: Resume,
+        nonces: Nonces,
+        session_proof: &[u8; frame::PROOF_BYTES],
+    ) {
         let known = r.server_incarnation == self.incarnation
             && self
                 .members
@@ -397,6 +435,23 @@ impl Server {
             );
         }
         let id = r.member_id;
+        let proved = self
+            .members
+            .get(&id)
+            .and_then(|m| m.session_key.as_ref())
+            .is_some_and(|k| {
+                proofs_equal(
+                    &k.resume_proof(&nonces.server, &nonces.client),
+                    session_proof,
+                )
+            });
+        if !proved {
+            return self.reject(
+                conn,
+                RejectReason::SessionUnknown,
+                "session unknown or expired: register again".into(),
+            );
+        }
         let old_conn = self.members.get(&id).and_then(|m| m.conn);
         if let Some(old) = old_conn {
             self.close_conn(old, CloseReason::Replaced);

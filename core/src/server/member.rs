@@ -149,6 +149,8 @@ pub(crate) struct Member {
     pub inbox_bytes: usize,
     /// Counters of this session.
     pub stats: super::stats::MemberStats,
+    /// The key derived at registration; a `Resume` must prove it.
+    pub session_key: Option<crate::auth::SessionKey>,
 }
 
 impl Member {
@@ -182,6 +184,7 @@ impl Member {
                 connected_since: now,
                 ..Default::default()
             },
+            session_key: None,
         }
     }
 

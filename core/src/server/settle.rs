@@ -84,7 +84,7 @@ impl Server {
 
     /// Evicts members whose queues went far over their limit while items
     /// were enqueued.
-    fn process_evictions(&mut self) {
+    pub(super) fn process_evictions(&mut self) {
         while let Some(id) = self.wake.evictions.pop() {
             if self.members.contains_key(&id) {
                 self.stats.evictions += 1;

@@ -250,20 +250,29 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                 any::<u64>(),
                 any::<[u8; NONCE_BYTES]>(),
                 any::<[u8; PROOF_BYTES]>(),
+                proptest::collection::vec(any::<[u8; PROOF_BYTES]>(), 0..=EXTRA_PROOFS_MAX),
             )
-                .prop_map(|(server_incarnation, server_nonce, server_proof)| {
-                    Frame::Challenge(Challenge {
-                        server_incarnation,
-                        server_nonce,
-                        server_proof,
-                    })
-                })
+                .prop_map(
+                    |(server_incarnation, server_nonce, server_proof, extra_proofs)| {
+                        Frame::Challenge(Challenge {
+                            server_incarnation,
+                            server_nonce,
+                            server_proof,
+                            extra_proofs,
+                        })
+                    },
+                )
                 .boxed(),
         ),
         (
             kind::AUTH,
-            any::<[u8; PROOF_BYTES]>()
-                .prop_map(|client_proof| Frame::Auth(Auth { client_proof }))
+            any::<([u8; PROOF_BYTES], [u8; PROOF_BYTES])>()
+                .prop_map(|(client_proof, session_proof)| {
+                    Frame::Auth(Auth {
+                        client_proof,
+                        session_proof,
+                    })
+                })
                 .boxed(),
         ),
         (
