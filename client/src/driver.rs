@@ -5,6 +5,13 @@
 //! command, a control, a timer, room on an event sink), hand it to the
 //! client, drain `poll_output` (connect, transmit, close, events), re-arm
 //! the timer from `poll_timeout`.
+//!
+//! Why one file over 800 lines: everything here is the one task's private
+//! state (the link, the waiter tables, the event sinks and their lag
+//! counts) and the methods that change it; the commands and the handle
+//! live in `lib.rs`, the stream types in `events.rs`. The next split is the
+//! event sinks (main stream and subscriptions with their lag notices) into
+//! a type of their own.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;

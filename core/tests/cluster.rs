@@ -661,7 +661,7 @@ fn a_message_for_a_member_not_yet_back_waits_for_its_registration() {
 }
 
 #[test]
-fn the_restart_grace_ends_cleanly_with_default_settings() {
+fn a_broadcast_held_in_the_restart_grace_goes_out_when_it_ends() {
     // With the default settings (restart grace shorter than the resume
     // window) a broadcast sent during the grace goes out when it ends.
     let mut c = Cluster::new(10);

@@ -482,7 +482,7 @@ fn every_confirmed_message_gets_a_final_status_after_a_lost_session() {
 /// fires first and the Grace timer's `debug_assert!(!self.in_grace())`
 /// panics six seconds after any server starts.
 #[test]
-fn the_restart_grace_ends_cleanly_with_default_settings() {
+fn the_grace_timer_after_a_first_start_does_not_trip_its_assertion() {
     let mut c = Cluster::new(1);
     c.add("a", "p1");
     c.start();

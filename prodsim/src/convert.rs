@@ -7,9 +7,10 @@
 //!   never delivered has no `Sent` (no checker can judge it).
 //! * Joins and leaves resolve once applied but return no sequence: each
 //!   gets a synthetic sequence, acked when the call resolved.
-//! * A request's reply resolves the call (an `Outcome` with one delivery);
-//!   a request that ended without reply is an `Outcome` with none. Replies
-//!   themselves are not in the history (they never enter the stream).
+//! * A request's reply resolves the call and shows the request was
+//!   sequenced (an `Acked`); a request that ended without reply says
+//!   nothing of the server's side. Replies themselves are not in the
+//!   history (they never enter the stream).
 //! * The server's removals are what members' streams said (`Left`,
 //!   `Failed`), at the first member that read it (once per session).
 //! * A message counts as delivered when the application read it; the
@@ -93,11 +94,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
             ApiAct::ServerCrashed { run } => h.push(at, Act::ServerCrashed { server: *run }),
             ApiAct::Call { proc, call, kind } => match kind {
                 CallKind::Send {
-                    to,
-                    tag,
-                    confirm,
-                    request,
-                    ..
+                    to, tag, confirm, ..
                 } => {
                     if let Some(id) = ids.get(tag) {
                         h.push(
@@ -108,7 +105,12 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                                 to: to.clone(),
                                 tag: *tag,
                                 confirm: *confirm,
-                                request: *request,
+                                // The library resolves a request on its
+                                // first reply and keeps the server's outcome
+                                // to itself: the application never sees a
+                                // request's final status, so G8's rules for
+                                // requests cannot be judged here.
+                                request: false,
                             },
                         );
                     }
@@ -184,19 +186,18 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                             missed: missed.clone(),
                         },
                     ),
-                    (_, CallResult::Reply | CallResult::NoReply) => {
+                    // A reply shows that the server sequenced the request,
+                    // so it acknowledged it: an `Acked` (G5 then wants it
+                    // delivered to every addressee). A reply is not an
+                    // outcome: a request to an instance or a group reaches
+                    // several members and the first reply resolves it.
+                    (_, CallResult::Reply) => {
                         if let Some(seq) = tag_seq {
-                            h.push(
-                                at,
-                                Act::Outcome {
-                                    proc: *proc,
-                                    seq,
-                                    delivered: u32::from(*result == CallResult::Reply),
-                                    missed: Vec::new(),
-                                },
-                            );
+                            h.push(at, Act::Acked { proc: *proc, seq });
                         }
                     }
+                    // No reply says nothing of the server's side.
+                    (_, CallResult::NoReply) => {}
                     _ => {}
                 }
             }

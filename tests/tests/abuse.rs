@@ -14,6 +14,12 @@
 //! Attackers without the secret bind 127.0.0.2 and up as their source
 //! address; the honest members connect from 127.0.0.1. Each scenario prints
 //! its figures (`cargo test -p switchboard-tests --test abuse -- --nocapture`).
+//!
+//! Why one file over 800 lines: it is one suite, one test per row of the
+//! threat table in docs/SECURITY.md, and the first half is the attacker's
+//! kit (raw frames, source addresses, the server child and its RSS) that
+//! every row uses; cargo builds each file in `tests/` as its own binary, so
+//! a split would build that kit once per part.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
