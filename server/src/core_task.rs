@@ -8,10 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use bytes::BytesMut;
+// tokio's clock, not std's: under the production-path simulator time is
+// turmoil's, and admission (cool-downs) and budget checks must replay.
+use tokio::time::Instant;
+
+use bytes::{Bytes, BytesMut};
 use rand::RngCore;
 use switchboard_core::frame::{FailReason, Frame, Reject, RejectReason};
 use switchboard_core::server::{ConnId, Output, Server, ServerConfig, ServerEvent};

@@ -106,7 +106,7 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
         groups: groups.len(),
         queue_items: members.iter().map(|m| m.queue_items).sum(),
         queue_bytes: members.iter().map(|m| m.queue_bytes).sum(),
-        memory_bytes: s.memory_in_use() as u64,
+        memory_bytes: s.memory_bytes() as u64,
         limits: LimitsInfo {
             members_max: c.members_max,
             handshakes_max: c.handshakes_max,

@@ -238,24 +238,6 @@ impl Server {
         self.members.get(&member_id).map(|m| m.queue_bytes)
     }
 
-    /// Bytes held for members and connections: stream queues, deferred
-    /// frames, partial messages, pending control frames, read buffers.
-    /// Walks every member and connection (for metrics, not the hot path).
-    pub fn memory_in_use(&self) -> usize {
-        let members: usize = self
-            .members
-            .values()
-            .map(|m| {
-                m.queue_bytes
-                    + m.inbox_bytes
-                    + m.control.len()
-                    + m.partial.as_ref().map_or(0, |p| p.buf.len())
-            })
-            .sum();
-        let conns: usize = self.conns.values().map(|c| c.read_buf.len()).sum();
-        members + conns
-    }
-
     /// Connections still in their handshake.
     pub fn handshakes(&self) -> usize {
         self.handshakes
