@@ -455,10 +455,14 @@ pub(crate) async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve {
             common,
+            limits,
             print_config: true,
             ..
         } => {
-            print!("{}", serve::effective_config(&Settings::resolve(&common)?));
+            print!(
+                "{}",
+                serve::effective_config(&Settings::resolve(&common)?, &limits)?
+            );
             Ok(())
         }
         Command::Serve { common, limits, .. } => {

@@ -5,7 +5,7 @@ use std::io::Write;
 use switchboard_core::server::ServerConfig;
 use switchboard_runtime::secret;
 use switchboard_server as server;
-use switchboard_server::config::ServerOptions;
+use switchboard_server::config::{ConfigError, FileConfig, ServerOptions};
 
 use super::{parse_addr, stop_signal, CliError, ServeLimits, Settings};
 
@@ -37,37 +37,7 @@ pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliErr
     if let Err(e) = std::fs::write(&marker, b"a switchboard server runs (or crashed) here\n") {
         tracing::warn!(path = %marker.display(), error = %e, "cannot write the run marker");
     }
-    let mut opts = ServerOptions::new(core);
-    opts.http_token = s.file.http_token.clone();
-    opts.internal = parse_addr("internal", &s.internal)?;
-    opts.external = parse_addr("external", &s.external)?;
-    if let Some(n) = s.file.connections_max {
-        opts.connections_max = n;
-    }
-    s.file.http.apply(&mut opts.http);
-    let f = &s.file;
-    if let Some(n) = limits.memory_max_bytes.or(f.memory_max_bytes) {
-        opts.memory_max_bytes = n;
-    }
-    if let Some(n) = limits
-        .handshakes_per_source_max
-        .or(f.handshakes_per_source_max)
-    {
-        opts.handshakes_per_source_max = n;
-    }
-    let h = &mut opts.http;
-    if let Some(n) = limits.http_connections_max {
-        h.connections_max = n;
-    }
-    if let Some(n) = limits.http_header_timeout_ms {
-        h.header_timeout_ms = n;
-    }
-    if let Some(n) = limits.http_request_timeout_ms {
-        h.request_timeout_ms = n;
-    }
-    if let Some(n) = limits.http_idle_timeout_ms {
-        h.idle_timeout_ms = n;
-    }
+    let opts = options(s, limits, core)?;
     let handle = server::run(opts).await?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -119,48 +89,74 @@ fn run_marker(secret_file: &std::path::Path) -> std::path::PathBuf {
     secret_file.with_file_name("server.running")
 }
 
-/// The effective settings as TOML: what `serve` would run with (the file,
-/// environment and flags merged over the defaults). The secret itself is
-/// never printed.
-pub(crate) fn effective_config(s: &Settings) -> String {
-    // Any valid secret: only the limits are read from this config.
-    let placeholder = switchboard_core::auth::Secret::new(vec![0u8; 32]);
-    let mut core = match placeholder {
-        Ok(secret) => ServerConfig::new(s.cluster.clone(), secret),
-        Err(e) => return format!("# cannot build the settings: {e}\n"),
-    };
-    s.file.server.apply(&mut core);
-    let connections_max = s
-        .file
-        .connections_max
-        .unwrap_or(switchboard_server::config::CONNECTIONS_MAX_DEFAULT);
-    let q = |v: &str| format!("{v:?}");
-    let mut out = String::from("# switchboard serve: effective settings\n");
-    out += &format!("cluster = {}\n", q(&s.cluster));
-    out += &format!("internal = {}\n", q(&s.internal));
-    out += &format!("external = {}\n", q(&s.external));
-    out += &format!(
-        "secret_file = {}\n",
-        q(&s.secret_file.display().to_string())
-    );
-    out += &format!("connections_max = {connections_max}\n");
-    out += "\n[server]\n";
-    macro_rules! line {
-        ($($f:ident),*) => { $( out += &format!("{} = {}\n", stringify!($f), core.$f); )* };
+/// The server's options from the settings, the `serve` limit flags and
+/// the state machine's configuration: what `serve` runs with, and what
+/// `--print-config` prints.
+fn options(
+    s: &Settings,
+    limits: &ServeLimits,
+    core: ServerConfig,
+) -> Result<ServerOptions, CliError> {
+    let mut opts = ServerOptions::new(core);
+    opts.http_token = s.file.http_token.clone();
+    opts.internal = parse_addr("internal", &s.internal)?;
+    opts.external = parse_addr("external", &s.external)?;
+    if let Some(n) = s.file.connections_max {
+        opts.connections_max = n;
     }
-    line!(
-        members_max,
-        handshakes_max,
-        handshake_timeout_ms,
-        heartbeat_interval_ms,
-        heartbeat_timeout_ms,
-        resume_window_ms,
-        restart_grace_ms,
-        member_queue_items_max,
-        member_queue_bytes_max,
-        slow_consumer_grace_ms,
-        sender_inflight_max,
-        message_bytes_max
+    s.file.http.apply(&mut opts.http);
+    let f = &s.file;
+    if let Some(n) = limits.memory_max_bytes.or(f.memory_max_bytes) {
+        opts.memory_max_bytes = n;
+    }
+    if let Some(n) = limits
+        .handshakes_per_source_max
+        .or(f.handshakes_per_source_max)
+    {
+        opts.handshakes_per_source_max = n;
+    }
+    let h = &mut opts.http;
+    if let Some(n) = limits.http_connections_max {
+        h.connections_max = n;
+    }
+    if let Some(n) = limits.http_header_timeout_ms {
+        h.header_timeout_ms = n;
+    }
+    if let Some(n) = limits.http_request_timeout_ms {
+        h.request_timeout_ms = n;
+    }
+    if let Some(n) = limits.http_idle_timeout_ms {
+        h.idle_timeout_ms = n;
+    }
+    Ok(opts)
+}
+
+/// The effective settings as TOML: what `serve` would run with (the file,
+/// environment and flags merged over the defaults), built by the same
+/// [`options`] as `serve`. Neither the secret nor the HTTP token is
+/// printed.
+pub(crate) fn effective_config(s: &Settings, limits: &ServeLimits) -> Result<String, CliError> {
+    // Any valid secret: only the limits are read from this config.
+    let placeholder = switchboard_core::auth::Secret::new(vec![0u8; 32])
+        .map_err(|e| invalid("secret", e.to_string()))?;
+    let mut core = ServerConfig::new(s.cluster.clone(), placeholder);
+    s.file.server.apply(&mut core);
+    let opts = options(s, limits, core)?;
+    let file = FileConfig::effective(
+        &opts,
+        &s.secret_file,
+        s.file.extra_secret_files.clone().unwrap_or_default(),
     );
-    out
+    let mut out = String::from("# switchboard serve: effective settings\n");
+    if opts.http_token.is_some() {
+        out += "# http_token is set (not printed)\n";
+    }
+    out += &file
+        .to_toml()
+        .map_err(|e| invalid("config", e.to_string()))?;
+    Ok(out)
+}
+
+fn invalid(name: &'static str, detail: String) -> CliError {
+    CliError::Config(ConfigError::Invalid { name, detail })
 }

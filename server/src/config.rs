@@ -30,7 +30,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use switchboard_core::frame::{EXTRA_PROOFS_MAX, NAME_BYTES_MAX};
 use switchboard_core::server::ServerConfig;
 
@@ -98,28 +98,37 @@ pub enum ConfigError {
 
 /// The TOML config file. Every field is optional; unknown fields are an
 /// error (a typo must not be silently ignored).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Cluster name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
     /// Internal listener address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub internal: Option<SocketAddr>,
     /// External listener address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external: Option<SocketAddr>,
     /// Secret file path.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<PathBuf>,
     /// Bearer token that unlocks session material (member ids,
     /// incarnations) on the HTTP port; without it they are omitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub http_token: Option<String>,
     /// Further secret files whose secrets are accepted too, while a
     /// cluster rolls to a new secret (at most `EXTRA_PROOFS_MAX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_secret_files: Option<Vec<PathBuf>>,
     /// Cap on open internal connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connections_max: Option<usize>,
     /// Cap on handshakes in progress from one client address.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub handshakes_per_source_max: Option<usize>,
     /// Server-wide memory budget, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_max_bytes: Option<usize>,
     /// External (HTTP) port limits.
     #[serde(default)]
@@ -131,33 +140,49 @@ pub struct FileConfig {
 
 /// State machine settings that may be overridden (see
 /// [`ServerConfig`] for their meaning and defaults).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct CoreLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub members_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub handshakes_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub handshake_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_interval_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resume_window_ms: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub restart_grace_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub member_queue_items_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub member_queue_bytes_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub slow_consumer_grace_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_inflight_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes_max: Option<u32>,
 }
 
 /// External (HTTP) port limits that may be overridden (see
 /// [`HttpLimits`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]
 pub struct HttpFileLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub connections_max: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub header_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub request_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
 }
 
@@ -250,6 +275,52 @@ impl FileConfig {
     /// Parses config text.
     pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// The file that gives exactly `opts` (every key set), for printing
+    /// the effective settings. The HTTP token is left out: it is a secret.
+    pub fn effective(
+        opts: &ServerOptions,
+        secret_file: &Path,
+        extra_secret_files: Vec<PathBuf>,
+    ) -> FileConfig {
+        let c = &opts.core;
+        FileConfig {
+            cluster: Some(c.cluster.clone()),
+            internal: Some(opts.internal),
+            external: Some(opts.external),
+            secret_file: Some(secret_file.to_owned()),
+            http_token: None,
+            extra_secret_files: Some(extra_secret_files),
+            connections_max: Some(opts.connections_max),
+            handshakes_per_source_max: Some(opts.handshakes_per_source_max),
+            memory_max_bytes: Some(opts.memory_max_bytes),
+            http: HttpFileLimits {
+                connections_max: Some(opts.http.connections_max),
+                header_timeout_ms: Some(opts.http.header_timeout_ms),
+                request_timeout_ms: Some(opts.http.request_timeout_ms),
+                idle_timeout_ms: Some(opts.http.idle_timeout_ms),
+            },
+            server: CoreLimits {
+                members_max: Some(c.members_max),
+                handshakes_max: Some(c.handshakes_max),
+                handshake_timeout_ms: Some(c.handshake_timeout_ms),
+                heartbeat_interval_ms: Some(c.heartbeat_interval_ms),
+                heartbeat_timeout_ms: Some(c.heartbeat_timeout_ms),
+                resume_window_ms: Some(c.resume_window_ms),
+                restart_grace_ms: Some(c.restart_grace_ms),
+                member_queue_items_max: Some(c.member_queue_items_max),
+                member_queue_bytes_max: Some(c.member_queue_bytes_max),
+                slow_consumer_grace_ms: Some(c.slow_consumer_grace_ms),
+                sender_inflight_max: Some(c.sender_inflight_max),
+                message_bytes_max: Some(c.message_bytes_max),
+            },
+        }
+    }
+
+    /// This file as TOML text that [`parse`](FileConfig::parse) accepts.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
     }
 }
 
