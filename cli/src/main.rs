@@ -223,6 +223,12 @@ pub(crate) struct ServeLimits {
     /// Handshakes in progress from one client address at most [default: 16].
     #[arg(long, env = "SWITCHBOARD_HANDSHAKES_PER_SOURCE_MAX")]
     pub handshakes_per_source_max: Option<usize>,
+    /// A chunked message must be complete this long after its first frame, ms [default: 60000].
+    #[arg(long, env = "SWITCHBOARD_REASSEMBLY_TIMEOUT_MS")]
+    pub reassembly_timeout_ms: Option<u64>,
+    /// Bytes of chunked messages in reassembly, all members together [default: 268435456].
+    #[arg(long, env = "SWITCHBOARD_REASSEMBLY_BYTES_MAX")]
+    pub reassembly_bytes_max: Option<usize>,
     /// Open HTTP connections at most [default: 256].
     #[arg(long, env = "SWITCHBOARD_HTTP_CONNECTIONS_MAX")]
     pub http_connections_max: Option<usize>,

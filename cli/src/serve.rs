@@ -115,6 +115,12 @@ fn options(
     {
         opts.handshakes_per_source_max = n;
     }
+    if let Some(n) = limits.reassembly_timeout_ms {
+        opts.core.reassembly_timeout_ms = n;
+    }
+    if let Some(n) = limits.reassembly_bytes_max {
+        opts.core.reassembly_bytes_max = n;
+    }
     let h = &mut opts.http;
     if let Some(n) = limits.http_connections_max {
         h.connections_max = n;

@@ -15,6 +15,10 @@ pub fn nack_reason(r: NackReason) -> &'static str {
         NackReason::OverQuota => "the sender has too many unconfirmed messages",
         NackReason::NotPermitted => "this member is not permitted to do that",
         NackReason::Invalid => "the request was malformed (a name over 128 bytes, say)",
+        NackReason::Incomplete => {
+            "the server dropped the message before all its pieces arrived (too slow, or its \
+             reassembly space was full); sending it again may succeed"
+        }
     }
 }
 

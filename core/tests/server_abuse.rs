@@ -188,3 +188,191 @@ fn a_sequence_within_the_window_is_accepted() {
     let conn = c.nodes[0].conn.unwrap();
     assert_eq!(closed(&out, conn), None, "{out:?}");
 }
+
+/// Encodes frames into one read.
+fn bytes_of(frames: &[Frame]) -> BytesMut {
+    let mut b = BytesMut::new();
+    for f in frames {
+        f.encode(&mut b, &Limits::default()).unwrap();
+    }
+    b
+}
+
+/// Frames transmitted to `conn` in `out`.
+fn frames_to(out: &[Output], conn: ConnId) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    for o in out {
+        if let Output::Transmit { conn: c, data } = o {
+            if *c == conn {
+                let mut b = BytesMut::from(&data[..]);
+                while let Some(f) = frame::decode(&mut b, &Limits::default()).unwrap() {
+                    frames.push(f);
+                }
+            }
+        }
+    }
+    frames
+}
+
+/// The head of a chunked message of `total` bytes to `to`, with a first
+/// piece of `piece` bytes.
+fn chunked_head(seq: u64, to: u64, total: u32, piece: usize) -> Frame {
+    Frame::Send(Send {
+        seq,
+        flags: frame::flags::MORE,
+        to: Address::MemberId(to),
+        correlation: 0,
+        timeout_ms: 0,
+        total_len: total,
+        payload: Bytes::from(vec![7u8; piece]),
+    })
+}
+
+fn chunk(seq: u64, offset: u32, piece: usize) -> Frame {
+    Frame::Chunk(frame::Chunk {
+        id: seq,
+        offset,
+        payload: Bytes::from(vec![7u8; piece]),
+    })
+}
+
+fn incomplete_nacks(frames: &[Frame]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Nack(n) if n.reason == frame::NackReason::Incomplete => Some(n.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two registered members (indexes 0 and 1) of a cluster with `cfg`.
+fn pair(cfg: ServerConfig) -> Cluster {
+    let mut c = Cluster::with_config(5, cfg);
+    c.add("a", "p");
+    c.add("b", "p");
+    c.start();
+    c.run_for(4_000, 100);
+    c
+}
+
+#[test]
+fn an_unfinished_chunked_message_is_dropped_at_its_deadline_and_nacked() {
+    let mut cfg = harness::server_config();
+    cfg.reassembly_timeout_ms = 1_000;
+    let mut c = pair(cfg);
+    let conn = c.nodes[0].conn.unwrap();
+    let to = c.member_id(1);
+    let now = c.now;
+    let head = bytes_of(&[chunked_head(1, to, 4_000, 1_000)]);
+    c.server.handle_bytes(now, conn, &head);
+    let out = outputs(&mut c.server);
+    assert!(incomplete_nacks(&frames_to(&out, conn)).is_empty());
+    assert_eq!(c.server.reassembly_bytes(), 1_000);
+    // Just before the deadline it is kept; at it, dropped and NACKed.
+    c.server.handle_timeout(now.plus_millis(999));
+    assert!(incomplete_nacks(&frames_to(&outputs(&mut c.server), conn)).is_empty());
+    c.server.handle_timeout(now.plus_millis(1_000));
+    let out = outputs(&mut c.server);
+    assert_eq!(incomplete_nacks(&frames_to(&out, conn)), vec![1], "{out:?}");
+    assert_eq!(c.server.reassembly_bytes(), 0);
+    assert_eq!(c.server.stats().reassembly_dropped, 1);
+    // The rest of its pieces are read and thrown away, not a violation; the
+    // next message goes through.
+    let later = now.plus_millis(1_100);
+    let rest = bytes_of(&[
+        chunk(1, 1_000, 1_000),
+        chunk(1, 2_000, 2_000),
+        Frame::Send(Send {
+            seq: 2,
+            flags: 0,
+            to: Address::MemberId(to),
+            correlation: 0,
+            timeout_ms: 0,
+            total_len: 1,
+            payload: Bytes::from_static(b"x"),
+        }),
+    ]);
+    c.server.handle_bytes(later, conn, &rest);
+    let out = outputs(&mut c.server);
+    assert_eq!(closed(&out, conn), None, "{out:?}");
+    assert_eq!(c.server.reassembly_bytes(), 0);
+    let to_conn = c.nodes[1].conn.unwrap();
+    let delivered: Vec<usize> = frames_to(&out, to_conn)
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Deliver(d) => Some(d.payload.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delivered, vec![1], "only the later message is delivered");
+}
+
+#[test]
+fn a_completed_chunked_message_is_not_dropped_by_its_old_deadline() {
+    let mut cfg = harness::server_config();
+    cfg.reassembly_timeout_ms = 1_000;
+    let mut c = pair(cfg);
+    let conn = c.nodes[0].conn.unwrap();
+    let to = c.member_id(1);
+    let now = c.now;
+    let all = bytes_of(&[chunked_head(1, to, 2_000, 1_000), chunk(1, 1_000, 1_000)]);
+    c.server.handle_bytes(now, conn, &all);
+    let _ = outputs(&mut c.server);
+    // A second chunked message with the same member starts later; the
+    // first one's deadline must not touch it.
+    let second = bytes_of(&[chunked_head(2, to, 2_000, 1_000)]);
+    c.server.handle_bytes(now.plus_millis(500), conn, &second);
+    c.server.handle_timeout(now.plus_millis(1_000));
+    let out = outputs(&mut c.server);
+    assert!(
+        incomplete_nacks(&frames_to(&out, conn)).is_empty(),
+        "{out:?}"
+    );
+    assert_eq!(c.server.reassembly_bytes(), 1_000);
+    c.server.handle_timeout(now.plus_millis(1_500));
+    let out = outputs(&mut c.server);
+    assert_eq!(incomplete_nacks(&frames_to(&out, conn)), vec![2]);
+}
+
+#[test]
+fn full_reassembly_space_drops_the_oldest_unfinished_message() {
+    let mut cfg = harness::server_config();
+    cfg.reassembly_bytes_max = 5_000;
+    let mut c = Cluster::with_config(5, cfg);
+    c.add("a", "p");
+    c.add("b", "p");
+    c.add("c", "p");
+    c.start();
+    c.run_for(4_000, 100);
+    let (a, b) = (c.nodes[0].conn.unwrap(), c.nodes[1].conn.unwrap());
+    let to = c.member_id(2);
+    let now = c.now;
+    // `a` starts a message and stalls with 3,000 bytes held.
+    c.server
+        .handle_bytes(now, a, &bytes_of(&[chunked_head(1, to, 10_000, 3_000)]));
+    let _ = outputs(&mut c.server);
+    // `b` sends a 6,000-byte message in pieces: its second piece passes
+    // the space (and does not complete it); `a`'s older message makes room.
+    // A piece that completes its message never drops another: the bytes
+    // leave reassembly at once.
+    let t = now.plus_millis(10);
+    c.server
+        .handle_bytes(t, b, &bytes_of(&[chunked_head(1, to, 6_000, 2_000)]));
+    let out = outputs(&mut c.server);
+    assert!(incomplete_nacks(&frames_to(&out, a)).is_empty());
+    c.server
+        .handle_bytes(t, b, &bytes_of(&[chunk(1, 2_000, 2_000)]));
+    let out = outputs(&mut c.server);
+    assert_eq!(incomplete_nacks(&frames_to(&out, a)), vec![1], "{out:?}");
+    assert_eq!(c.server.reassembly_bytes(), 4_000);
+    c.server
+        .handle_bytes(t, b, &bytes_of(&[chunk(1, 4_000, 2_000)]));
+    let out = outputs(&mut c.server);
+    assert!(incomplete_nacks(&frames_to(&out, b)).is_empty());
+    let delivered = frames_to(&out, c.nodes[2].conn.unwrap())
+        .iter()
+        .any(|f| matches!(f, Frame::Deliver(d) if d.total_len == 6_000));
+    assert!(delivered, "the complete message goes through: {out:?}");
+    assert_eq!(c.server.reassembly_bytes(), 0);
+}

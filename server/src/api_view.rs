@@ -42,6 +42,10 @@ pub struct ServerInfo {
     /// Bytes the server holds for members and connections (queues,
     /// deferred frames, partial messages, read buffers).
     pub memory_bytes: u64,
+    /// Bytes handed to the connections' writers, not yet written.
+    pub write_queue_bytes: u64,
+    /// Bytes of chunked messages in reassembly.
+    pub reassembly_bytes: u64,
     /// The configured limits.
     pub limits: LimitsInfo,
     /// Totals since the start.
@@ -60,6 +64,8 @@ pub struct LimitsInfo {
     pub member_inbox_bytes_max: usize,
     pub sender_inflight_max: usize,
     pub message_bytes_max: u32,
+    pub reassembly_timeout_ms: u64,
+    pub reassembly_bytes_max: usize,
     pub send_window_items: usize,
     pub send_window_bytes: usize,
     pub heartbeat_interval_ms: u32,

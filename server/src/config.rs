@@ -168,6 +168,10 @@ pub struct CoreLimits {
     pub sender_inflight_max: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message_bytes_max: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reassembly_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reassembly_bytes_max: Option<usize>,
 }
 
 /// External (HTTP) port limits that may be overridden (see
@@ -247,7 +251,9 @@ impl CoreLimits {
             member_queue_bytes_max,
             slow_consumer_grace_ms,
             sender_inflight_max,
-            message_bytes_max
+            message_bytes_max,
+            reassembly_timeout_ms,
+            reassembly_bytes_max
         );
     }
 }
@@ -314,6 +320,8 @@ impl FileConfig {
                 slow_consumer_grace_ms: Some(c.slow_consumer_grace_ms),
                 sender_inflight_max: Some(c.sender_inflight_max),
                 message_bytes_max: Some(c.message_bytes_max),
+                reassembly_timeout_ms: Some(c.reassembly_timeout_ms),
+                reassembly_bytes_max: Some(c.reassembly_bytes_max),
             },
         }
     }

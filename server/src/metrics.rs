@@ -341,6 +341,24 @@ impl Collector for SnapshotCollector {
             "Bytes of the members' unacknowledged streams",
             gauge(i.queue_bytes),
         )?;
+        one(
+            e,
+            "switchboard_write_queue_bytes",
+            "Bytes handed to the connections' writers, not yet written (part of the memory budget)",
+            gauge(i.write_queue_bytes),
+        )?;
+        one(
+            e,
+            "switchboard_reassembly_bytes",
+            "Bytes of chunked messages from members in reassembly",
+            gauge(i.reassembly_bytes),
+        )?;
+        one(
+            e,
+            "switchboard_reassembly_dropped",
+            "Chunked messages dropped before they were complete (deadline or reassembly space), NACKed Incomplete",
+            Value::Counter(s.reassembly_dropped),
+        )?;
         one(e, "switchboard_memory_bytes", "Bytes held for members and connections (queues, deferred frames, partial messages, read buffers)", gauge(i.memory_bytes))?;
         one(
             e,

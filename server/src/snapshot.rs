@@ -47,7 +47,7 @@ pub(crate) struct Snapshot {
 }
 
 /// Builds the snapshot. Walks every member once.
-pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
+pub(crate) fn build(s: &Server, now: Tick, start: StartTime, write_queue_bytes: usize) -> Snapshot {
     let stats = s.stats();
     let c = s.config();
     let mut members: Vec<MemberDetail> = s
@@ -107,6 +107,8 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
         queue_items: members.iter().map(|m| m.queue_items).sum(),
         queue_bytes: members.iter().map(|m| m.queue_bytes).sum(),
         memory_bytes: s.memory_bytes() as u64,
+        write_queue_bytes: write_queue_bytes as u64,
+        reassembly_bytes: s.reassembly_bytes() as u64,
         limits: LimitsInfo {
             members_max: c.members_max,
             handshakes_max: c.handshakes_max,
@@ -116,6 +118,8 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
             member_inbox_bytes_max: c.member_inbox_bytes_max,
             sender_inflight_max: c.sender_inflight_max,
             message_bytes_max: c.message_bytes_max,
+            reassembly_timeout_ms: c.reassembly_timeout_ms,
+            reassembly_bytes_max: c.reassembly_bytes_max,
             send_window_items: c.send_window_items,
             send_window_bytes: c.send_window_bytes,
             heartbeat_interval_ms: c.heartbeat_interval_ms,

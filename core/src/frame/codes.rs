@@ -44,6 +44,7 @@ wire_codes!(NackReason {
     OverQuota = 4,
     NotPermitted = 5,
     Invalid = 6,
+    Incomplete = 7,
 });
 
 wire_codes!(RejectReason {

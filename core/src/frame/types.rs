@@ -112,6 +112,10 @@ pub enum NackReason {
     NotPermitted,
     /// The frame was well formed but made no sense (bad chunk, bad flags).
     Invalid,
+    /// A chunked message was not complete within the server's reassembly
+    /// deadline, or the server's reassembly space ran out: its pieces were
+    /// dropped. Sending it again may succeed.
+    Incomplete,
 }
 
 /// Why the server refused a handshake.

@@ -57,8 +57,17 @@ pub struct ServerConfig {
     /// is counted with 64 bytes of overhead), so that a client within its
     /// outbox limit is never stopped and its heartbeats always get through.
     pub member_inbox_bytes_max: usize,
-    /// Largest message accepted (all chunks), bytes.
+    /// Largest message accepted (all chunks), bytes. It is also each
+    /// member's bound for a message in reassembly (a member has at most one
+    /// at a time).
     pub message_bytes_max: u32,
+    /// A chunked message must be complete this long after its first frame;
+    /// else its pieces are dropped and it is NACKed `Incomplete`.
+    pub reassembly_timeout_ms: u64,
+    /// Bytes of chunked messages in reassembly, all members together; a
+    /// piece that would pass it drops the oldest message in reassembly
+    /// (NACKed `Incomplete`).
+    pub reassembly_bytes_max: usize,
     /// Largest number of distinct groups.
     pub groups_max: usize,
     /// Largest transmit produced by one `poll_output`, bytes.
@@ -113,6 +122,8 @@ impl ServerConfig {
             sender_inflight_max: 65_536,
             member_inbox_bytes_max: 16 * 1024 * 1024,
             message_bytes_max: 16 * 1024 * 1024,
+            reassembly_timeout_ms: 60_000,
+            reassembly_bytes_max: 256 * 1024 * 1024,
             groups_max: 4_096,
             transmit_batch_bytes: 256 * 1024,
             #[cfg(feature = "mutation")]

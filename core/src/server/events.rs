@@ -229,6 +229,7 @@ impl Server {
         let Some(mut m) = self.members.remove(&id) else {
             return;
         };
+        self.forget_partial(m.partial.take());
         // Its parked messages die with it (it may resend them).
         self.parked.retain(|p| p.sender != id);
         let name = m.name();

@@ -75,9 +75,11 @@ pub(crate) struct Partial {
     pub buf: BytesMut,
     /// Bytes received so far.
     pub received: u32,
-    /// True when the message is refused or a duplicate: chunks are counted
-    /// and dropped.
+    /// True when the message is refused, a duplicate or dropped (deadline,
+    /// reassembly space): chunks are counted and thrown away.
     pub discard: bool,
+    /// When its first frame was processed.
+    pub started: Tick,
 }
 
 /// What the server keeps of a removed member, so that the same process

@@ -29,6 +29,7 @@ mod events;
 mod handshake;
 mod member;
 mod ready;
+mod reassembly;
 mod routing;
 mod settle;
 pub mod stats;
@@ -37,6 +38,7 @@ mod transmit;
 mod types;
 
 pub use config::ServerConfig;
+pub use reassembly::ReassemblyDrop;
 pub use stats::MemberStats;
 pub use types::{CloseReason, ConnId, Output, ServerEvent, ServerStats};
 
@@ -115,6 +117,8 @@ pub struct Server {
     /// When the frame being processed arrived (earlier than `now` for a
     /// deferred or parked one): the start of the sequencing latency.
     receipt: Tick,
+    /// Bytes of chunked messages in reassembly, all members together.
+    reassembly_bytes: usize,
     stats: ServerStats,
 }
 
@@ -165,6 +169,7 @@ impl Server {
             shutting_down: false,
             violation_detail: None,
             receipt: now,
+            reassembly_bytes: 0,
             stats: ServerStats::default(),
         }
     }
@@ -637,11 +642,12 @@ impl Server {
             self.dirty.remove(&conn);
         }
         m.detached_since = Some(now);
-        m.partial = None;
+        let partial = m.partial.take();
         // The client resends everything the server did not process.
         m.inbox.clear();
         m.inbox_bytes = 0;
         m.rewind();
+        self.forget_partial(partial);
         self.timers
             .insert((now.plus_millis(window), Timer::ResumeWindow(id)));
         self.outputs

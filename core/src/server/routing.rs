@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
-
-use super::member::{Item, ItemData, Notice, Partial};
+use super::member::{Item, ItemData, Notice};
 use super::*;
 use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Outcome, Send};
 
@@ -102,102 +100,15 @@ impl Server {
         }
     }
 
-    pub(super) fn on_send(&mut self, id: u64, mut s: Send) {
+    pub(super) fn on_send(&mut self, id: u64, s: Send) {
         if s.flags & flags::MORE != 0 {
-            if self.seq_refused(id, s.seq) {
-                return;
-            }
-            let Some(m) = self.members.get_mut(&id) else {
-                return;
-            };
-            if m.partial.is_some() {
-                let conn = m.conn;
-                if let Some(conn) = conn {
-                    self.protocol_error(
-                        conn,
-                        ErrorCode::UnexpectedFrame,
-                        "new chunked Send before the previous one completed".into(),
-                    );
-                }
-                return;
-            }
-            let duplicate = s.seq <= m.received_through;
-            let too_large = s.total_len > self.config.message_bytes_max;
-            let discard = duplicate || too_large;
-            // Grow with the pieces: a head frame alone never reserves the
-            // whole declared length.
-            let mut buf = BytesMut::new();
-            if !discard {
-                buf.extend_from_slice(&s.payload);
-            }
-            let received = s.payload.len() as u32;
-            s.payload = Bytes::new();
-            m.partial = Some(Partial {
-                head: s,
-                buf,
-                received,
-                discard,
-            });
-            return;
+            return self.start_reassembly(id, s);
         }
-        self.process_send(id, s);
-    }
-
-    pub(super) fn on_chunk(&mut self, id: u64, c: Chunk) {
-        let Some(m) = self.members.get_mut(&id) else {
-            return;
-        };
-        let conn = m.conn;
-        let ok = m
-            .partial
-            .as_ref()
-            .is_some_and(|p| p.head.seq == c.id && p.received == c.offset);
-        let fits = m.partial.as_ref().is_some_and(|p| {
-            u64::from(p.received) + c.payload.len() as u64 <= u64::from(p.head.total_len)
-        });
-        if !ok || !fits || c.payload.is_empty() {
-            if let Some(conn) = conn {
-                self.protocol_error(
-                    conn,
-                    ErrorCode::UnexpectedFrame,
-                    "chunk out of order or beyond its message".into(),
-                );
-            }
-            return;
-        }
-        let Some(p) = m.partial.as_mut() else {
-            return;
-        };
-        p.received += c.payload.len() as u32;
-        if !p.discard {
-            p.buf.extend_from_slice(&c.payload);
-        }
-        if p.received < p.head.total_len {
-            return;
-        }
-        let Some(p) = m.partial.take() else {
-            return;
-        };
-        let mut s = p.head;
-        if s.total_len > self.config.message_bytes_max {
-            if self.accept_seq(id, s.seq) {
-                self.nack(id, s.seq, NackReason::TooLarge);
-            }
-            return;
-        }
-        if p.discard {
-            // A resend of something already processed.
-            self.mark_dirty(id);
-            return;
-        }
-        s.payload = p.buf.freeze();
-        s.flags &= !flags::MORE;
-        self.stats.chunked_in += 1;
         self.process_send(id, s);
     }
 
     /// A complete message from member `id`.
-    fn process_send(&mut self, id: u64, s: Send) {
+    pub(super) fn process_send(&mut self, id: u64, s: Send) {
         if !self.accept_seq(id, s.seq) {
             return;
         }

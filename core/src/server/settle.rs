@@ -71,6 +71,8 @@ impl Server {
             }
         }
         debug_assert!(self.wake.is_empty());
+        #[cfg(debug_assertions)]
+        self.check_reassembly();
         // The hard bound holds once evictions are processed (G11).
         debug_assert!(
             {

@@ -57,13 +57,14 @@ pub fn reject_index(r: RejectReason) -> usize {
 }
 
 /// NACK reasons, in the order of `nacks_by_reason`.
-pub const NACK_REASONS: [&str; 6] = [
+pub const NACK_REASONS: [&str; 7] = [
     "unknown_destination",
     "destination_gone",
     "too_large",
     "over_quota",
     "not_permitted",
     "invalid",
+    "incomplete",
 ];
 
 /// Index of a NACK reason in [`NACK_REASONS`].
@@ -75,6 +76,7 @@ pub fn nack_index(r: NackReason) -> usize {
         NackReason::OverQuota => 3,
         NackReason::NotPermitted => 4,
         NackReason::Invalid => 5,
+        NackReason::Incomplete => 6,
     }
 }
 

@@ -1,5 +1,5 @@
-//! Timers: handshake deadlines, heartbeats, resume windows and the
-//! slow-consumer grace period. Timers are entries in one ordered set and
+//! Timers: handshake deadlines, heartbeats, resume windows, the
+//! slow-consumer grace period and reassembly deadlines. Timers are entries in one ordered set and
 //! are checked lazily: a timer that fires after its cause went away does
 //! nothing, so a spurious `handle_timeout` is harmless.
 
@@ -19,6 +19,8 @@ pub(super) enum Timer {
     SlowConsumer(u64),
     /// The re-registration grace after start is over.
     Grace,
+    /// A member's chunked message (member id, seq) must be complete.
+    Reassembly(u64, u64),
 }
 
 impl Server {
@@ -52,6 +54,7 @@ impl Server {
                     );
                 }
             }
+            Timer::Reassembly(id, seq) => self.reassembly_deadline(id, seq),
             Timer::Grace => {
                 // Sequence or NACK what is parked (what a throttled sender
                 // has parked goes when it is released).

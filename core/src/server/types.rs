@@ -92,6 +92,20 @@ pub enum ServerEvent {
         /// Why.
         reason: FailReason,
     },
+    /// A member's chunked message was dropped before it was complete; it
+    /// was NACKed `Incomplete`.
+    ReassemblyDropped {
+        /// The sender.
+        member_id: u64,
+        /// The message's sequence number.
+        seq: u64,
+        /// Bytes of it received.
+        received: u32,
+        /// Its declared length.
+        total_len: u32,
+        /// Why.
+        why: super::ReassemblyDrop,
+    },
     /// A handshake was refused.
     HandshakeRejected {
         /// The connection.
@@ -171,6 +185,9 @@ pub struct ServerStats {
     pub leaves: u64,
     /// Chunked messages reassembled from members.
     pub chunked_in: u64,
+    /// Chunked messages dropped before they were complete (reassembly
+    /// deadline or space) and NACKed `Incomplete`.
+    pub reassembly_dropped: u64,
     /// Messages delivered in chunks.
     pub chunked_out: u64,
     /// Time from receipt of a message or published event to its
