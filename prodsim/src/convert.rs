@@ -31,6 +31,10 @@ use crate::record::{ApiAct, ApiEntry, CallKind, CallResult};
 /// Synthetic sequences of group operations start here.
 const GROUP_SEQ_BASE: u64 = 1 << 60;
 
+/// Payload length of every message the workload sends
+/// ([`payload`](crate::record::payload)).
+const PAYLOAD_BYTES: u32 = 16;
+
 /// Converts and runs every checker.
 pub fn check(log: &[ApiEntry], b: &Bounds) -> Vec<Violation> {
     let h = to_history(log);
@@ -111,6 +115,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                                 // request's final status, so G8's rules for
                                 // requests cannot be judged here.
                                 request: false,
+                                bytes: PAYLOAD_BYTES,
                             },
                         );
                     }
@@ -126,6 +131,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                                 tag: *tag,
                                 confirm: false,
                                 request: false,
+                                bytes: PAYLOAD_BYTES,
                             },
                         );
                     }

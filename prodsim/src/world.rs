@@ -52,6 +52,7 @@ pub fn bounds() -> Bounds {
         restart_grace_ms: c.restart_grace_ms,
         outbox_items_max: 4_096,
         slow_consumer_grace_ms: c.slow_consumer_grace_ms,
+        chunk_bytes_max: c.limits.chunk_bytes_max(),
     }
 }
 

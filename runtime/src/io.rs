@@ -34,8 +34,22 @@ pub const READ_BYTES: usize = 64 * 1024;
 /// goes out in one vectored write straight from the transmits' shared
 /// buffers: no copy in user space.
 pub async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: W,
+    rx: mpsc::Receiver<Bytes>,
+) -> std::io::Result<()> {
+    write_loop_with(wr, rx, |_| {}).await
+}
+
+/// [`write_loop`], calling `left(n)` for the `n` bytes of every batch of
+/// transmits that leaves the queue: written to the socket, or dropped
+/// because the write failed (what was still queued is dropped and reported
+/// too). A counter raised by the queue's sender before each transmit and
+/// lowered here therefore holds what the queue and the batch in progress
+/// hold, and returns to zero when the writer ends.
+pub async fn write_loop_with<W: AsyncWrite + Unpin>(
     mut wr: W,
     mut rx: mpsc::Receiver<Bytes>,
+    mut left: impl FnMut(usize),
 ) -> std::io::Result<()> {
     let mut batch: Vec<Bytes> = Vec::new();
     #[cfg(feature = "fault-injection")]
@@ -56,10 +70,17 @@ pub async fn write_loop<W: AsyncWrite + Unpin>(
         reorder.apply(&mut batch);
         let r = timed(write_all_vectored(&mut wr, &mut batch)).await;
         batch.clear();
+        left(total);
         if batch.capacity() > WRITE_BATCH_ITEMS_KEEP && rx.is_empty() {
             batch = Vec::new();
         }
-        r?;
+        if let Err(e) = r {
+            rx.close();
+            while let Ok(b) = rx.try_recv() {
+                left(b.len());
+            }
+            return Err(e);
+        }
     }
     let _ = timed(wr.shutdown()).await;
     Ok(())

@@ -2,6 +2,7 @@
 //! writer. They touch sockets only; every decision is the core task's.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::core_task::CoreMsg;
-use switchboard_runtime::io::{write_loop, READ_BYTES};
+use switchboard_runtime::io::{write_loop_with, READ_BYTES};
 use switchboard_runtime::net::{Listener, NetRead};
 use tokio::sync::TryAcquireError;
 
@@ -91,6 +92,7 @@ pub(crate) async fn accept_loop<L: Listener>(
     core: mpsc::Sender<CoreMsg>,
     done: mpsc::Sender<()>,
     input: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
 ) {
     let slots = Arc::new(Semaphore::new(connections_max));
     let mut next_conn: u64 = 1;
@@ -147,8 +149,8 @@ pub(crate) async fn accept_loop<L: Listener>(
             wr,
             writer_rx,
             core.clone(),
-            permit,
-            done.clone(),
+            (permit, done.clone()),
+            queued.clone(),
         ));
     }
 }
@@ -236,10 +238,16 @@ async fn writer<W: AsyncWrite + Unpin>(
     wr: W,
     rx: mpsc::Receiver<bytes::Bytes>,
     core: mpsc::Sender<CoreMsg>,
-    _slot: Arc<OwnedSemaphorePermit>,
-    _done: mpsc::Sender<()>,
+    // Held for the task's life: its connection slot, and the sender whose
+    // drop tells a shutdown that this writer has flushed.
+    _held: (Arc<OwnedSemaphorePermit>, mpsc::Sender<()>),
+    queued: Arc<AtomicUsize>,
 ) {
-    if let Err(e) = write_loop(wr, rx).await {
+    let left = |n: usize| {
+        let before = queued.fetch_sub(n, Ordering::Relaxed);
+        debug_assert!(before >= n, "write queue count below what a writer held");
+    };
+    if let Err(e) = write_loop_with(wr, rx, left).await {
         tracing::debug!(conn = conn.0, %peer, error = %e, "write failed");
         let _ = core.send(CoreMsg::Closed { conn }).await;
     }

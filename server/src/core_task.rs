@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +79,10 @@ pub(crate) struct Guard {
     pub input: Arc<Semaphore>,
     /// Its size, bytes.
     pub input_bytes_max: usize,
+    /// Bytes handed to the connections' writers and not yet written (or
+    /// dropped with a failed connection): raised here before each transmit,
+    /// lowered by the writers.
+    pub queued: Arc<AtomicUsize>,
 }
 
 /// How often refused connections are summarised in one log line.
@@ -106,6 +111,9 @@ struct Core {
     cooldown: HashMap<std::net::IpAddr, Instant>,
     /// Members cut off for the memory budget so far.
     budget_evictions: u64,
+    /// When a client holding another secret was last logged with its
+    /// address.
+    wrong_secret_logged: Option<Instant>,
     last_budget_check: Instant,
     /// The detail of the last protocol error, for the member failure that
     /// follows it.
@@ -145,6 +153,7 @@ pub(crate) async fn run(
         refusals: BTreeMap::new(),
         cooldown: HashMap::new(),
         budget_evictions: 0,
+        wrong_secret_logged: None,
         last_budget_check: Instant::now(),
         last_protocol_error: None,
         clock,
@@ -196,6 +205,23 @@ pub(crate) async fn run(
         tracing::warn!("some connections did not flush before the shutdown timeout");
     }
     tracing::info!("server stopped");
+}
+
+/// Hands a transmit to a connection's writer, counted in `queued` (which
+/// the writer lowers as it writes or drops it): every transmit goes through
+/// here, so the count never goes below what the writers hold.
+fn queue_transmit(
+    queued: &AtomicUsize,
+    writer: &mpsc::Sender<Bytes>,
+    data: Bytes,
+) -> Result<(), TrySendError<Bytes>> {
+    let len = data.len();
+    queued.fetch_add(len, Ordering::Relaxed);
+    let sent = writer.try_send(data);
+    if sent.is_err() {
+        queued.fetch_sub(len, Ordering::Relaxed);
+    }
+    sent
 }
 
 /// Inputs handed to the state machine per wake-up at most, before its
@@ -251,7 +277,7 @@ impl Core {
                     });
                     let mut b = BytesMut::new();
                     if reject.encode(&mut b, &self.server.config().limits).is_ok() {
-                        let _ = writer.try_send(b.freeze());
+                        let _ = queue_transmit(&self.guard.queued, &writer, b.freeze());
                     }
                     self.refused(if cooling {
                         "source_cooldown"
@@ -278,13 +304,25 @@ impl Core {
                 // output it has forgotten them.
                 if let Some(e) = self.conns.remove(&conn) {
                     if self.server.awaits_auth(conn) {
-                        // The client did not accept the server's proof.
-                        tracing::warn!(
-                            conn = conn.0,
-                            peer = %e.peer,
-                            "handshake abandoned by the client after the challenge: \
-                             it holds another cluster secret"
-                        );
+                        // The client did not accept the server's proof: one
+                        // line with the peer per interval, the rest counted
+                        // in the refusal summary.
+                        self.refused("client_holds_another_secret");
+                        let now = Instant::now();
+                        if self
+                            .wrong_secret_logged
+                            .is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_INTERVAL)
+                        {
+                            self.wrong_secret_logged = Some(now);
+                            tracing::warn!(
+                                conn = conn.0,
+                                peer = %e.peer,
+                                "handshake abandoned by the client after the challenge: \
+                                 it holds another cluster secret (further ones within {}s \
+                                 are counted in the refusal summary)",
+                                REFUSAL_LOG_INTERVAL.as_secs()
+                            );
+                        }
                     } else {
                         tracing::debug!(conn = conn.0, peer = %e.peer, "connection closed by peer");
                     }
@@ -301,7 +339,12 @@ impl Core {
             }
             CoreMsg::Snapshot(reply) => {
                 self.drain_outputs();
-                let _ = reply.send(super::snapshot::build(&self.server, now, self.start));
+                let _ = reply.send(super::snapshot::build(
+                    &self.server,
+                    now,
+                    self.start,
+                    self.guard.queued.load(Ordering::Relaxed),
+                ));
                 None
             }
             CoreMsg::Watch { from, reply } => {
@@ -330,7 +373,7 @@ impl Core {
                         let Some(e) = self.conns.get(&conn) else {
                             continue;
                         };
-                        match e.writer.try_send(data) {
+                        match queue_transmit(&self.guard.queued, &e.writer, data) {
                             Ok(()) => {}
                             Err(TrySendError::Full(_)) => {
                                 tracing::warn!(
@@ -484,7 +527,8 @@ impl Core {
             .saturating_sub(self.guard.input.available_permits());
         let mut cut = false;
         loop {
-            let held = self.server.memory_bytes() + input;
+            let queued = self.guard.queued.load(Ordering::Relaxed);
+            let held = self.server.memory_bytes() + input + queued;
             if held <= budget {
                 break;
             }
@@ -564,6 +608,24 @@ impl Core {
                 } else {
                     tracing::warn!(member_id, %name, ?reason, "member failed");
                 }
+            }
+            ServerEvent::ReassemblyDropped {
+                member_id,
+                seq,
+                received,
+                total_len,
+                why,
+            } => {
+                let name = self.names.get(&member_id).map_or("?", String::as_str);
+                tracing::warn!(
+                    member_id,
+                    %name,
+                    seq,
+                    received,
+                    total_len,
+                    ?why,
+                    "chunked message dropped before it was complete; NACKed Incomplete"
+                );
             }
             ServerEvent::HandshakeRejected {
                 conn,

@@ -236,11 +236,13 @@ fn start<L: Listener>(
     // memory budget (64 MiB of the default 1 GiB), and room for one read.
     let input_bytes_max = (opts.memory_max_bytes / 16).max(switchboard_runtime::io::READ_BYTES);
     let input = Arc::new(Semaphore::new(input_bytes_max));
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let guard = core_task::Guard {
         handshakes_per_source_max: opts.handshakes_per_source_max,
         memory_max_bytes: opts.memory_max_bytes,
         input: input.clone(),
         input_bytes_max,
+        queued: queued.clone(),
     };
     let accept = tokio::spawn(conn::accept_loop(
         internal,
@@ -248,6 +250,7 @@ fn start<L: Listener>(
         core_tx.clone(),
         done_tx,
         input,
+        queued,
     ));
     let mut http_limits = opts.http;
     http_limits.connections_max = fd::reserve(opts.connections_max, http_limits.connections_max);

@@ -133,6 +133,10 @@ impl SimConfig {
         c.send_window_bytes = 128 * 1024;
         c.sender_inflight_max = 1_024;
         c.message_bytes_max = 256 * 1024;
+        // Tight enough that delays and concurrent large senders reach
+        // them: messages are dropped in reassembly (NACKed `Incomplete`).
+        c.reassembly_timeout_ms = 8;
+        c.reassembly_bytes_max = 64 * 1024;
         c.member_inbox_bytes_max = 8 * 1024 * 1024;
         c.transmit_batch_bytes = 32 * 1024;
         c.mutation = self.mutation;
@@ -166,6 +170,7 @@ impl SimConfig {
             restart_grace_ms: s.restart_grace_ms,
             outbox_items_max: self.client_config("i", "p", 1).outbox_items_max,
             slow_consumer_grace_ms: s.slow_consumer_grace_ms,
+            chunk_bytes_max: s.limits.chunk_bytes_max(),
         }
     }
 

@@ -78,6 +78,8 @@ pub struct Coverage {
     pub chunked_sends: u64,
     /// Chunked deliveries.
     pub chunked_deliveries: u64,
+    /// Chunked messages dropped in reassembly (deadline or space).
+    pub reassembly_drops: u64,
     /// Session resumes seen by clients.
     pub resumes: u64,
     /// Session resumes seen by the server.
@@ -152,6 +154,7 @@ impl Coverage {
         self.queues_over_limit += o.queues_over_limit;
         self.chunked_sends += o.chunked_sends;
         self.chunked_deliveries += o.chunked_deliveries;
+        self.reassembly_drops += o.reassembly_drops;
         self.resumes += o.resumes;
         self.server_resumes += o.server_resumes;
         self.reregistrations += o.reregistrations;
@@ -171,7 +174,7 @@ impl Coverage {
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 12] {
+    pub fn paths(&self) -> [(&'static str, u64); 13] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -183,6 +186,7 @@ impl Coverage {
             ("nack", self.nacks),
             ("outcome_missed", self.outcomes_with_missed),
             ("chunked", self.chunked_deliveries),
+            ("reassembly_drop", self.reassembly_drops),
             ("superseded", self.superseded),
             ("heartbeat_failure", self.heartbeat_failures),
         ]
@@ -201,6 +205,7 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("resume", 0.9),
     ("reregistration", 7.0),
     ("chunked_delivery", 25.0),
+    ("reassembly_drop", 0.3),
     ("outcome_missed", 40.0),
     ("request_timeout", 75.0),
     ("request_reply", 60.0),
@@ -223,6 +228,7 @@ impl Coverage {
             "resume" => self.resumes,
             "reregistration" => self.reregistrations,
             "chunked_delivery" => self.chunked_deliveries,
+            "reassembly_drop" => self.reassembly_drops,
             "outcome_missed" => self.outcomes_with_missed,
             "request_timeout" => self.request_timeouts,
             "request_reply" => self.replies,
@@ -278,6 +284,7 @@ mod tests {
             resumes: c(get("resume")),
             reregistrations: c(get("reregistration")),
             chunked_deliveries: c(get("chunked_delivery")),
+            reassembly_drops: c(get("reassembly_drop")),
             outcomes_with_missed: c(get("outcome_missed")),
             request_timeouts: c(get("request_timeout")),
             replies: c(get("request_reply")),
@@ -306,6 +313,7 @@ mod tests {
                 "resume" => c.resumes = 0,
                 "reregistration" => c.reregistrations = 0,
                 "chunked_delivery" => c.chunked_deliveries = 0,
+                "reassembly_drop" => c.reassembly_drops = 0,
                 "outcome_missed" => c.outcomes_with_missed = 0,
                 "request_timeout" => c.request_timeouts = 0,
                 "request_reply" => c.replies = 0,

@@ -129,6 +129,8 @@ pub enum Act {
         confirm: bool,
         /// Request (expects a reply).
         request: bool,
+        /// Payload length, bytes.
+        bytes: u32,
     },
     /// The application joined (true) or left a group.
     GroupOp {
@@ -278,6 +280,8 @@ pub struct Bounds {
     /// How long a member may stay over its soft queue limit before the
     /// server must evict it as a slow consumer.
     pub slow_consumer_grace_ms: u64,
+    /// Largest payload that travels in one frame; a larger one is chunked.
+    pub chunk_bytes_max: u32,
 }
 
 /// A run's history.

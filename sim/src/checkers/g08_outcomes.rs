@@ -20,6 +20,8 @@
 //!   `Facts::live_addressee_at_nack`; for a group or anycast address,
 //!   in the group throughout; for an instance, group or broadcast, not the
 //!   sender).
+//! - A `Nacked` with `Incomplete` (dropped in reassembly) is wrong for a
+//!   message that fit one frame: there was nothing to reassemble.
 
 use super::fast::{HashMap, HashSet};
 
@@ -32,7 +34,7 @@ use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
 pub const NAME: &str = "G8 outcomes";
 
 /// Checks G8.
-pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
+pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let facts = Facts::build(h);
     let sessions = Sessions::build(h);
@@ -171,6 +173,24 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
             Act::Nacked {
                 proc,
                 seq,
+                reason: NackReason::Incomplete,
+            } => {
+                let sent = facts
+                    .sent_by_seq
+                    .get(&(*proc, *seq))
+                    .map(|&i| &facts.sents[i]);
+                if let Some(sent) = sent.filter(|s| s.bytes <= b.chunk_bytes_max) {
+                    r.add(format!(
+                        "{} of {} bytes (one frame) Nacked Incomplete at t={}: nothing was in reassembly",
+                        fm(sent.id),
+                        sent.bytes,
+                        e.at
+                    ));
+                }
+            }
+            Act::Nacked {
+                proc,
+                seq,
                 reason: reason @ (NackReason::UnknownDestination | NackReason::DestinationGone),
             } => {
                 let Some(sent) = facts
@@ -211,6 +231,21 @@ mod tests {
 
     use super::check;
     use crate::checkers::testkit::*;
+
+    #[test]
+    fn an_incomplete_nack_is_wrong_only_for_a_message_that_fit_one_frame() {
+        // Bounds: chunk_bytes_max 1,000.
+        let big = happy_run()
+            .send_bytes(A, 4, Address::MemberId(2), 5_000)
+            .nack(A, 4, NackReason::Incomplete)
+            .build();
+        assert_clean(&check(&big, &bounds()));
+        let small = happy_run()
+            .send_bytes(A, 4, Address::MemberId(2), 1_000)
+            .nack(A, 4, NackReason::Incomplete)
+            .build();
+        assert_flags(&check(&small, &bounds()), "Nacked Incomplete");
+    }
 
     #[test]
     fn good_history_passes() {

@@ -85,6 +85,7 @@ pub(crate) mod testkit {
             restart_grace_ms: 2000,
             outbox_items_max: 50,
             slow_consumer_grace_ms: 1000,
+            chunk_bytes_max: 1000,
         }
     }
 
@@ -208,10 +209,24 @@ pub(crate) mod testkit {
                 tag: tag(id),
                 confirm,
                 request,
+                bytes: 16,
             })
         }
         pub(crate) fn send(self, p: Proc, seq: u64, to: Address) -> Self {
             self.sent(p, seq, to, false, false)
+        }
+        /// A confirmed message of `bytes` payload bytes.
+        pub(crate) fn send_bytes(self, p: Proc, seq: u64, to: Address, bytes: u32) -> Self {
+            let id = id(p, seq);
+            self.act(Act::Sent {
+                proc: p,
+                id,
+                to,
+                tag: tag(id),
+                confirm: true,
+                request: false,
+                bytes,
+            })
         }
         pub(crate) fn send_confirm(self, p: Proc, seq: u64, to: Address) -> Self {
             self.sent(p, seq, to, true, false)

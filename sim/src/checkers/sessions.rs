@@ -243,6 +243,8 @@ pub(crate) struct SentInfo<'h> {
     pub(crate) confirm: bool,
     /// Request.
     pub(crate) request: bool,
+    /// Payload length.
+    pub(crate) bytes: u32,
 }
 
 /// A `Delivered` act, unpacked (the fields checkers need).
@@ -328,6 +330,7 @@ impl<'h> Facts<'h> {
                     tag,
                     confirm,
                     request,
+                    bytes,
                 } => {
                     let n = f.sents.len();
                     f.sents.push(SentInfo {
@@ -339,6 +342,7 @@ impl<'h> Facts<'h> {
                         tag: *tag,
                         confirm: *confirm,
                         request: *request,
+                        bytes: *bytes,
                     });
                     f.sent_by_id.entry(*id).or_insert(n);
                     f.sent_by_seq.entry((*proc, id.seq)).or_insert(n);

@@ -10,6 +10,9 @@ use switchboard_core::time::Tick;
 
 use super::{Ev, World};
 
+/// Member → server writes larger than this arrive in segments of it.
+const SEGMENT_BYTES: usize = 8 * 1024;
+
 /// A connection between one member slot and the server.
 #[derive(Debug)]
 pub(super) struct Conn {
@@ -294,6 +297,23 @@ impl World {
 
     /// Schedules member → server bytes, in order, through faults.
     pub(super) fn send_up(&mut self, slot: usize, conn: u64, ev: Ev) {
+        // As TCP would, a large write arrives in segments, each with its
+        // own delay (in order): the server sees frames, and chunked
+        // messages, cut across reads.
+        if let Ev::ToServer { data, .. } = &ev {
+            if data.len() > SEGMENT_BYTES {
+                let mut data = data.clone();
+                while !data.is_empty() {
+                    let piece = data.split_to(data.len().min(SEGMENT_BYTES));
+                    self.send_up_one(slot, conn, Ev::ToServer { conn, data: piece });
+                }
+                return;
+            }
+        }
+        self.send_up_one(slot, conn, ev);
+    }
+
+    fn send_up_one(&mut self, slot: usize, conn: u64, ev: Ev) {
         let lat = self.latency(slot);
         let block = self.slots[slot].block_up_until;
         let Some(c) = self.conns.get_mut(&conn) else {

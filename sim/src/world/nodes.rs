@@ -246,6 +246,7 @@ impl World {
                         });
                     }
                     ServerEvent::MemberResumed { .. } => self.coverage.server_resumes += 1,
+                    ServerEvent::ReassemblyDropped { .. } => self.coverage.reassembly_drops += 1,
                     _ => {}
                 },
             }
@@ -452,7 +453,17 @@ impl World {
                         .map(|c| c.reply(now, reply_to, payload(tag, 32)));
                     if let Some(Ok(seq)) = reply {
                         let to = Address::MemberId(reply_to.member_id);
-                        self.record_sent(slot, seq, to, tag, false, false);
+                        self.record_sent(
+                            slot,
+                            seq,
+                            to,
+                            super::workload::SentAs {
+                                tag,
+                                confirm: false,
+                                request: false,
+                                bytes: 32,
+                            },
+                        );
                     }
                 }
             }

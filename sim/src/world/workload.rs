@@ -22,9 +22,27 @@ static RAMP: [u8; 512] = {
     r
 };
 
+/// How a recorded message was sent.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SentAs {
+    /// Payload tag.
+    pub tag: u64,
+    /// Confirmation asked.
+    pub confirm: bool,
+    /// A request.
+    pub request: bool,
+    /// Payload length.
+    pub bytes: usize,
+}
+
+/// Length of [`payload`]`(_, size)`.
+pub fn payload_len(size: usize) -> usize {
+    size.max(16)
+}
+
 /// The payload of message `tag`: tag, checksum, filler (`tag + i` as bytes).
 pub fn payload(tag: u64, size: usize) -> Bytes {
-    let size = size.max(16);
+    let size = payload_len(size);
     let mut b = BytesMut::with_capacity(size);
     b.put_u64(tag);
     b.put_u64(mix(tag ^ size as u64));
@@ -60,17 +78,21 @@ impl World {
         tag
     }
 
+    /// Largest payload the clients send in one frame.
+    fn chunk_bytes_max(&self) -> usize {
+        switchboard_core::frame::Limits::with_frame_bytes_max(crate::config::SIM_FRAME_BYTES_MAX)
+            .chunk_bytes_max() as usize
+    }
+
     /// Records a message the client accepted (and, when a final status is
     /// owed, remembers it for G8/G9).
-    pub(super) fn record_sent(
-        &mut self,
-        slot: usize,
-        seq: u64,
-        to: Address,
-        tag: u64,
-        confirm: bool,
-        request: bool,
-    ) {
+    pub(super) fn record_sent(&mut self, slot: usize, seq: u64, to: Address, s: SentAs) {
+        let SentAs {
+            tag,
+            confirm,
+            request,
+            bytes,
+        } = s;
         let proc = self.slots[slot].proc;
         if confirm {
             self.slots[slot].pending_confirms.insert(seq);
@@ -85,6 +107,7 @@ impl World {
             tag,
             confirm,
             request,
+            bytes: bytes as u32,
         });
     }
 
@@ -138,11 +161,22 @@ impl World {
                     SendOptions { confirm },
                 ) {
                     Ok(seq) => {
-                        if size > 16 * 1024 {
+                        let bytes = payload_len(size);
+                        if bytes > self.chunk_bytes_max() {
                             self.coverage.chunked_sends += 1;
                         }
                         self.coverage.sends += 1;
-                        self.record_sent(slot, seq, addr, tag, confirm, false);
+                        self.record_sent(
+                            slot,
+                            seq,
+                            addr,
+                            SentAs {
+                                tag,
+                                confirm,
+                                request: false,
+                                bytes,
+                            },
+                        );
                     }
                     Err(_) => self.coverage.refused_commands += 1,
                 }
@@ -167,7 +201,17 @@ impl World {
                         Ok(seq) => {
                             self.coverage.sends += 1;
                             self.coverage.burst_sends += 1;
-                            self.record_sent(slot, seq, addr.clone(), tag, confirm, false);
+                            self.record_sent(
+                                slot,
+                                seq,
+                                addr.clone(),
+                                SentAs {
+                                    tag,
+                                    confirm,
+                                    request: false,
+                                    bytes: 16,
+                                },
+                            );
                         }
                         Err(_) => {
                             // Outbox full: the rest of the burst would be
@@ -194,7 +238,17 @@ impl World {
                 match c.request(now, addr.clone(), payload(tag, 24), timeout_ms) {
                     Ok(seq) => {
                         self.coverage.requests += 1;
-                        self.record_sent(slot, seq, addr, tag, true, true);
+                        self.record_sent(
+                            slot,
+                            seq,
+                            addr,
+                            SentAs {
+                                tag,
+                                confirm: true,
+                                request: true,
+                                bytes: 24,
+                            },
+                        );
                     }
                     Err(_) => self.coverage.refused_commands += 1,
                 }
