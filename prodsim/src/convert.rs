@@ -230,6 +230,13 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                 );
             }
             ApiAct::Resumed { proc } => h.push(at, Act::Resumed { proc: *proc }),
+            ApiAct::Lagged { proc, missed } => h.push(
+                at,
+                Act::EventsLagged {
+                    proc: *proc,
+                    missed: *missed,
+                },
+            ),
             ApiAct::Gap {
                 proc,
                 from,

@@ -150,6 +150,13 @@ pub enum ApiAct {
         /// Last position.
         through: u64,
     },
+    /// The event stream said cluster events were dropped (`Event::Lagged`).
+    Lagged {
+        /// The process.
+        proc: Proc,
+        /// How many.
+        missed: u64,
+    },
     /// The event stream yielded a message or request.
     Delivered {
         /// Receiver.

@@ -115,6 +115,16 @@ pub enum Act {
         /// Last position.
         through: u64,
     },
+    /// The application's event stream dropped cluster events (membership
+    /// events among them) because it was full: the process's view events
+    /// have a hole here. Only the client library's stream does this; the
+    /// core client never drops.
+    EventsLagged {
+        /// The process.
+        proc: Proc,
+        /// Cluster events dropped.
+        missed: u64,
+    },
     /// The application asked to send a message and the client accepted it.
     Sent {
         /// The sender.

@@ -14,6 +14,11 @@
 //! applied (joined adds, left/failed removes) equals `S2` as a set. A
 //! session told by a `GapNotice` that part of `(p1, p2]` may be lost is
 //! not used as a witness.
+//!
+//! An `EventsLagged` (the client library's stream dropped cluster events)
+//! leaves a hole in the process's view events: removals it saw before are
+//! no longer held against it in (b) (it may have missed a rejoin), and its
+//! session is not used as a witness in (c).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -106,6 +111,12 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 if let Some(sid) = sessions.latest_in_server_before(*proc, *server, idx) {
                     let s = &mut streams[sid];
                     s.max_gseq = s.max_gseq.max(Some(*gseq));
+                }
+            }
+            Act::EventsLagged { proc, .. } => {
+                removed.retain(|(p, _, _), _| p != proc);
+                if let Some(sid) = sessions.latest_before(*proc, idx) {
+                    streams[sid].gaps.push((0, u64::MAX));
                 }
             }
             Act::GapNotice {
@@ -204,7 +215,7 @@ mod tests {
 
     use super::check;
     use crate::checkers::testkit::*;
-    use crate::history::{Proc, ViewChange::*};
+    use crate::history::{Act, Proc, ViewChange::*};
 
     const D: Proc = Proc {
         slot: 3,
@@ -249,6 +260,30 @@ mod tests {
             .build();
         assert_flags(
             &check(&h, &bounds()),
+            "after seeing member 2 leave/fail at gseq 10",
+        );
+    }
+
+    #[test]
+    fn a_lagged_stream_excuses_a_missed_rejoin_but_only_after_the_lag() {
+        // A saw member 2 fail, then its stream dropped cluster events (the
+        // rejoin among them): a later message from 2 is no violation.
+        let lagged = happy()
+            .view(A, 1, 10, Failed(2, FailReason::HeartbeatTimeout))
+            .act(Act::EventsLagged { proc: A, missed: 3 })
+            .send(B, 3, Address::MemberId(1))
+            .deliver(A, 1, 1, 11, 2, id(B, 3))
+            .build();
+        assert_clean(&check(&lagged, &bounds()));
+        // A removal seen after the lag is held against it again.
+        let after = happy()
+            .act(Act::EventsLagged { proc: A, missed: 3 })
+            .view(A, 1, 10, Failed(2, FailReason::HeartbeatTimeout))
+            .send(B, 3, Address::MemberId(1))
+            .deliver(A, 1, 1, 11, 2, id(B, 3))
+            .build();
+        assert_flags(
+            &check(&after, &bounds()),
             "after seeing member 2 leave/fail at gseq 10",
         );
     }

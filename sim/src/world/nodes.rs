@@ -20,7 +20,14 @@ impl World {
     pub(super) fn start_server(&mut self) {
         self.server_starts += 1;
         let rng = stream(self.seed, Stream::Server, self.server_starts);
-        let server = Server::new(self.cfg.server_config(), Box::new(rng), self.now);
+        let mut config = self.cfg.server_config();
+        if self.server_starts == 1 {
+            // A first start, as the binary runs it (no run marker left by
+            // an earlier run): nobody can be coming back, so nothing is
+            // held for a restart grace.
+            config.restart_grace_ms = 0;
+        }
+        let server = Server::new(config, Box::new(rng), self.now);
         self.server_inc = server.incarnation();
         self.server = Some(server);
         self.server_timer = None;
