@@ -224,11 +224,12 @@ impl<C: Connector> Driver<C> {
                 self.client.poll_timeout(),
                 self.goodbye.as_ref().map(|(_, t)| *t),
             );
-            let paused = !self.pending.is_empty();
-            let reserve = paused.then(|| self.events.clone().reserve_owned());
+            let waiting = !self.pending.is_empty();
+            let paused = waiting || self.frozen_by_subscription();
+            let reserve = waiting.then(|| self.events.clone().reserve_owned());
             // A lag notice waiting for room (nothing else is queued).
             let main_lag =
-                (!paused && self.main_lagged > 0).then(|| self.events.clone().reserve_owned());
+                (!waiting && self.main_lagged > 0).then(|| self.events.clone().reserve_owned());
             let sub_lag = self.lagging_sub();
             let has_sub_lag = sub_lag.is_some();
             let take_commands =
@@ -251,13 +252,13 @@ impl<C: Connector> Driver<C> {
                         Some(f) => Some(f.await),
                         None => None,
                     }
-                }, if paused => self.on_reserved(r),
+                }, if waiting => self.on_reserved(r),
                 Some(r) = async move {
                     match main_lag {
                         Some(f) => Some(f.await),
                         None => None,
                     }
-                }, if !paused && self.main_lagged > 0 => self.on_main_lag_room(r),
+                }, if !waiting && self.main_lagged > 0 => self.on_main_lag_room(r),
                 Some((id, r)) = async move {
                     match sub_lag {
                         Some((id, f)) => Some((id, f.await)),
@@ -889,6 +890,23 @@ impl<C: Connector> Driver<C> {
         if closed {
             self.subs.remove(&id);
         }
+    }
+
+    /// Deliberate bug for the production-path simulator
+    /// (`Fault::StallOnLaggingSubscription`): a full subscription stops the
+    /// member reading its connection, as the watch freeze did. Never true
+    /// otherwise: subscriptions lag, they never hold the member up.
+    fn frozen_by_subscription(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        if switchboard_runtime::fault::armed(
+            switchboard_runtime::fault::Fault::StallOnLaggingSubscription,
+        ) {
+            return self
+                .subs
+                .values()
+                .any(|s| matches!(s, SubSink::Stream { lagged, .. } if *lagged > 0));
+        }
+        false
     }
 
     /// The first subscription with a lag notice to deliver, and a future

@@ -56,13 +56,19 @@ pub enum FaultKind {
     SlowReader,
     /// The member's application stops reading a subscription (or its
     /// event stream) for good: a member must not stall silently. Not in
-    /// the default mix while the client stalls on an unread stream.
+    /// the default mix: a member whose application stops reading its
+    /// messages stops reading its connection by design (messages are never
+    /// dropped) until the server evicts it.
     StopReading,
+    /// The member's application stops reading its subscription for good
+    /// (its event stream is still read): the subscription lags, and the
+    /// member goes on acking, sending and being heard.
+    StopReadingSub,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Partition,
         FaultKind::Hold,
         FaultKind::Delay,
@@ -71,9 +77,10 @@ impl FaultKind {
         FaultKind::ServerCrash,
         FaultKind::SlowReader,
         FaultKind::StopReading,
+        FaultKind::StopReadingSub,
     ];
     /// The default mix.
-    pub const DEFAULT: [FaultKind; 7] = [
+    pub const DEFAULT: [FaultKind; 8] = [
         FaultKind::Partition,
         FaultKind::Hold,
         FaultKind::Delay,
@@ -81,6 +88,7 @@ impl FaultKind {
         FaultKind::MemberCrash,
         FaultKind::ServerCrash,
         FaultKind::SlowReader,
+        FaultKind::StopReadingSub,
     ];
 
     /// Its name (CLI, JSON, history).
@@ -94,6 +102,7 @@ impl FaultKind {
             FaultKind::ServerCrash => "server-crash",
             FaultKind::SlowReader => "slow-reader",
             FaultKind::StopReading => "stop-reading",
+            FaultKind::StopReadingSub => "stop-reading-sub",
         }
     }
 
@@ -160,20 +169,20 @@ pub fn generate(seed: u64, cfg: &ProdConfig) -> Plan {
                 FaultKind::Reset => 1,
                 FaultKind::MemberCrash | FaultKind::ServerCrash => rng.gen_range(200..8_000),
                 FaultKind::SlowReader => rng.gen_range(500..6_000),
-                FaultKind::StopReading => cfg.active_ms + cfg.heal_ms,
+                FaultKind::StopReading | FaultKind::StopReadingSub => cfg.active_ms + cfg.heal_ms,
             };
             let slot = if kind == FaultKind::ServerCrash {
                 None
             } else {
                 Some(rng.gen_range(0..cfg.members))
             };
-            let stream = if rng.gen_bool(0.5) {
-                StreamKind::Main
-            } else {
+            let stream = if kind == FaultKind::StopReadingSub || rng.gen_bool(0.5) {
                 StreamKind::Sub
+            } else {
+                StreamKind::Main
             };
             let until = match kind {
-                FaultKind::StopReading => from + len,
+                FaultKind::StopReading | FaultKind::StopReadingSub => from + len,
                 _ => (from + len).min(cfg.active_ms),
             };
             faults.push(FaultPlan {
@@ -200,6 +209,7 @@ pub fn bug_name(f: Fault) -> &'static str {
         Fault::ReorderWrites => "reorder-writes",
         Fault::DropEventWhenFull => "drop-event",
         Fault::ReorderWhenFull => "reorder-when-full",
+        Fault::StallOnLaggingSubscription => "stall-on-lagging-sub",
     }
 }
 
@@ -209,6 +219,7 @@ pub fn parse_bug(s: &str) -> Option<Fault> {
         Fault::ReorderWrites,
         Fault::DropEventWhenFull,
         Fault::ReorderWhenFull,
+        Fault::StallOnLaggingSubscription,
     ]
     .into_iter()
     .find(|f| bug_name(*f) == s)

@@ -27,7 +27,7 @@ pub const NO_SILENT_STALL: &str = "A2 no silent stall";
 
 /// Faults that do not excuse a slow ack (they concern only the reading).
 fn excuses(kind: &str) -> bool {
-    !matches!(kind, "slow-reader" | "stop-reading")
+    !matches!(kind, "slow-reader" | "stop-reading" | "stop-reading-sub")
 }
 
 /// Checks both promises.

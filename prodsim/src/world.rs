@@ -22,9 +22,10 @@ use crate::record::{trace_hash, ApiAct, ApiEntry, Recorder};
 pub const SERVER_ADDR: &str = "server:3900";
 /// Cluster name.
 pub const CLUSTER: &str = "prodsim";
-/// Events queued per member stream at most (small, so that slow readers
-/// matter).
-pub const EVENTS_MAX: usize = 32;
+/// Events queued per member stream and subscription at most (small, so
+/// that slow readers matter and a subscription that is no longer read
+/// fills within a run).
+pub const EVENTS_MAX: usize = 12;
 
 /// The cluster secret.
 pub fn secret() -> Secret {
@@ -281,12 +282,20 @@ fn simulate(seed: u64, cfg: &ProdConfig, plan: &Plan) -> (Vec<ApiEntry>, Option<
                         sim.bounce("server");
                     }
                 }
-                (FaultKind::SlowReader | FaultKind::StopReading, true, _) => {
+                (
+                    FaultKind::SlowReader | FaultKind::StopReading | FaultKind::StopReadingSub,
+                    true,
+                    _,
+                ) => {
                     if let Some(slot) = f.slot {
                         sh.set_reading(slot, Some((f.stream, f.until)));
                     }
                 }
-                (FaultKind::SlowReader | FaultKind::StopReading, false, _) => {
+                (
+                    FaultKind::SlowReader | FaultKind::StopReading | FaultKind::StopReadingSub,
+                    false,
+                    _,
+                ) => {
                     if let Some(slot) = f.slot {
                         sh.set_reading(slot, None);
                     }

@@ -106,10 +106,24 @@ fn events_reordered_when_the_stream_is_full_are_caught() {
     assert!(seed.is_some(), "reordered events went unnoticed");
 }
 
-/// The watch-freeze class: an application stops reading one stream and its
-/// member stops acking, sending and being heard, with nothing said. Today's
-/// client stalls that way, so this fault kind is outside the default mix
-/// (a finding); this test shows the sweep catches it.
+/// The watch-freeze bug reintroduced: a full subscription stops its member
+/// reading the connection. The default mix stops reading subscriptions for
+/// good (`stop-reading-sub`), so the default sweep catches it as a silent
+/// stall.
+#[test]
+fn the_watch_freeze_reintroduced_is_caught_by_the_default_sweep() {
+    let seed = first_caught(
+        &with_bug(Fault::StallOnLaggingSubscription),
+        &[promises::NO_SILENT_STALL],
+    );
+    assert!(seed.is_some(), "the watch freeze went unnoticed");
+}
+
+/// The watch-freeze class on the main stream: an application stops reading
+/// its event stream and its member stops acking, sending and being heard.
+/// Messages are never dropped, so the client stalls that way by design
+/// until the server evicts it; this fault kind is outside the default mix,
+/// and this test shows the sweep catches it.
 #[test]
 fn a_member_frozen_by_an_unread_stream_is_caught() {
     let cfg = ProdConfig {

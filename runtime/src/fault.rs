@@ -17,6 +17,10 @@ pub enum Fault {
     /// The client driver, once its full event stream has room again,
     /// hands over the second waiting event before the first.
     ReorderWhenFull,
+    /// The client driver stops reading its connection while a
+    /// subscription is full, instead of dropping that subscription's
+    /// events (the "watch freeze": one unread stream stalls the member).
+    StallOnLaggingSubscription,
 }
 
 thread_local! {
