@@ -201,6 +201,16 @@ pub(crate) mod testkit {
             })
         }
         fn sent(self, p: Proc, seq: u64, to: Address, confirm: bool, request: bool) -> Self {
+            self.sent_sized(p, seq, to, (confirm, request), 16)
+        }
+        fn sent_sized(
+            self,
+            p: Proc,
+            seq: u64,
+            to: Address,
+            (confirm, request): (bool, bool),
+            bytes: u32,
+        ) -> Self {
             let id = id(p, seq);
             self.act(Act::Sent {
                 proc: p,
@@ -209,7 +219,7 @@ pub(crate) mod testkit {
                 tag: tag(id),
                 confirm,
                 request,
-                bytes: 16,
+                bytes,
             })
         }
         pub(crate) fn send(self, p: Proc, seq: u64, to: Address) -> Self {
@@ -217,16 +227,7 @@ pub(crate) mod testkit {
         }
         /// A confirmed message of `bytes` payload bytes.
         pub(crate) fn send_bytes(self, p: Proc, seq: u64, to: Address, bytes: u32) -> Self {
-            let id = id(p, seq);
-            self.act(Act::Sent {
-                proc: p,
-                id,
-                to,
-                tag: tag(id),
-                confirm: true,
-                request: false,
-                bytes,
-            })
+            self.sent_sized(p, seq, to, (true, false), bytes)
         }
         pub(crate) fn send_confirm(self, p: Proc, seq: u64, to: Address) -> Self {
             self.sent(p, seq, to, true, false)
