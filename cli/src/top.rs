@@ -52,12 +52,14 @@ pub(crate) async fn run(s: &Settings, interval_ms: u64) -> Result<(), CliError> 
     let stop = super::stop_signal();
     tokio::pin!(stop);
     loop {
-        let info: ServerInfo = serde_json::from_str(&http_get(&s.external, "/v1/server").await?)
-            .map_err(|e| CliError::Http {
-                addr: s.external.clone(),
-                detail: format!("bad JSON: {e}"),
+        let info: ServerInfo =
+            serde_json::from_str(&http_get(s, "/v1/server").await?).map_err(|e| {
+                CliError::Http {
+                    addr: s.external.clone(),
+                    detail: format!("bad JSON: {e}"),
+                }
             })?;
-        let list = parse_members(&s.external, &http_get(&s.external, "/v1/members").await?)?;
+        let list = parse_members(&s.external, &http_get(s, "/v1/members").await?)?;
         let secs = last.elapsed().as_secs_f64();
         last = Instant::now();
         let mut rows: Vec<(Rates, &MemberDetail)> = list

@@ -63,7 +63,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::config::{ConfigError, ServerOptions};
+use crate::config::{AuthMode, ConfigError, ServerOptions};
+use switchboard_runtime::tls;
 
 /// Messages queued to the core task at most; readers wait when it is full
 /// (backpressure onto the sockets).
@@ -78,6 +79,9 @@ pub enum ServerError {
     /// The settings are inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] switchboard_runtime::tls::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({which} port): {source}")]
     Bind {
@@ -174,9 +178,31 @@ impl ShutdownTrigger {
 }
 
 /// Binds both listeners and starts the server. Returns once it accepts
-/// connections.
-pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
+/// connections. With [`ServerOptions::tls`] the member port (and, unless
+/// turned off, the HTTP port) speaks TLS.
+pub async fn run(mut opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     opts.validate()?;
+    if opts.auth == AuthMode::Certificate {
+        opts.core.secret = switchboard_runtime::tls::certificate_auth_secret();
+        opts.core.extra_secrets.clear();
+    }
+    // Load the TLS files before binding: a bad file is a config error.
+    let tls = match &opts.tls {
+        Some(t) => {
+            let member = tls::server_config(&t.files)?;
+            let http = t
+                .http
+                .then(|| {
+                    tls::server_config(&tls::ServerTlsFiles {
+                        client_ca: None,
+                        ..t.files.clone()
+                    })
+                })
+                .transpose()?;
+            Some((member, http.map(tls::TlsAcceptor::from)))
+        }
+        None => None,
+    };
     let internal = TcpListener::bind(opts.internal)
         .await
         .map_err(|source| ServerError::Bind {
@@ -196,12 +222,39 @@ pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         addr: opts.external,
         source,
     })?;
-    start(
-        opts,
-        internal,
-        Some((external, external_addr)),
-        entropy_rng(),
-    )
+    match tls {
+        Some((member, http_tls)) => {
+            let timeout = Duration::from_millis(opts.core.handshake_timeout_ms);
+            let internal = tls::TlsListener::new(internal, member, timeout);
+            start(
+                opts,
+                internal,
+                Some(HttpPort {
+                    listener: external,
+                    addr: external_addr,
+                    tls: http_tls,
+                }),
+                entropy_rng(),
+            )
+        }
+        None => start(
+            opts,
+            internal,
+            Some(HttpPort {
+                listener: external,
+                addr: external_addr,
+                tls: None,
+            }),
+            entropy_rng(),
+        ),
+    }
+}
+
+/// The bound HTTP port and its TLS, if any.
+struct HttpPort {
+    listener: TcpListener,
+    addr: SocketAddr,
+    tls: Option<tls::TlsAcceptor>,
 }
 
 /// Starts the server's member port on `listener`, its state machine on
@@ -219,7 +272,7 @@ pub fn run_with<L: Listener>(
 fn start<L: Listener>(
     opts: ServerOptions,
     internal: L,
-    external: Option<(TcpListener, SocketAddr)>,
+    external: Option<HttpPort>,
     rng: Box<dyn RngCore + Send>,
 ) -> Result<ServerHandle, ServerError> {
     let internal_addr = internal.local_addr().map_err(|source| ServerError::Bind {
@@ -231,6 +284,7 @@ fn start<L: Listener>(
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_MAX);
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
     let cluster = opts.core.cluster.clone();
+    let opts_auth = opts.auth;
 
     // Reads waiting for the state machine take at most a sixteenth of the
     // memory budget (64 MiB of the default 1 GiB), and room for one read.
@@ -251,10 +305,13 @@ fn start<L: Listener>(
     ));
     let mut http_limits = opts.http;
     http_limits.connections_max = fd::reserve(opts.connections_max, http_limits.connections_max);
-    let external_addr = external.as_ref().map_or(opts.external, |(_, a)| *a);
-    let http = external.map(|(listener, _)| {
+    let external_addr = external.as_ref().map_or(opts.external, |p| p.addr);
+    let tls_on = opts.tls.is_some();
+    let http_tls = external.as_ref().is_some_and(|p| p.tls.is_some());
+    let http = external.map(|port| {
         tokio::spawn(http::serve(
-            listener,
+            port.listener,
+            port.tls,
             core_tx.clone(),
             shutdown_rx.clone(),
             http_limits,
@@ -274,6 +331,9 @@ fn start<L: Listener>(
         %cluster,
         internal = %internal_addr,
         external = %external_addr,
+        tls = tls_on,
+        http_tls,
+        auth = ?opts_auth,
         "switchboard server listening"
     );
     Ok(ServerHandle {
