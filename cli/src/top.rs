@@ -76,7 +76,7 @@ pub(crate) async fn run(s: &Settings, interval_ms: u64) -> Result<(), CliError> 
         out.push_str(&format!(
             "switchboard top — cluster {}  server {}  up {}s  {}\n",
             info.cluster,
-            &info.server_incarnation,
+            info.server_incarnation.as_deref().unwrap_or("(id hidden)"),
             info.uptime_ms / 1000,
             if info.ready { "ready" } else { "NOT READY" }
         ));
@@ -129,8 +129,8 @@ mod tests {
 
     fn m(incarnation: &str, messages_in: u64, messages_out: u64) -> MemberDetail {
         MemberDetail {
-            member_id: 1,
-            incarnation: incarnation.into(),
+            member_id: Some(1),
+            incarnation: Some(incarnation.into()),
             name: "i/p".into(),
             instance: "i".into(),
             process: "p".into(),

@@ -34,15 +34,19 @@ pub(crate) async fn serve(
     token: Option<String>,
 ) {
     let api_core = core.clone();
+    let api_token: Option<Arc<str>> = token.map(Arc::from);
     let state = ApiState {
         core,
-        token: token.map(Arc::from),
+        token: api_token.clone(),
     };
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/members", get(members))
         .with_state(state)
-        .merge(super::api::routes().with_state(api_core));
+        .merge(super::api::routes().with_state(super::api::ApiCtx {
+            core: api_core,
+            token: api_token,
+        }));
     accept_loop(listener, tls, app, shutdown, limits).await;
 }
 
@@ -212,7 +216,7 @@ struct ApiState {
 /// True when the request carries `Authorization: Bearer <token>` for the
 /// configured token (compared in constant time). Session material (member
 /// ids, incarnations, the server incarnation) is served only then.
-fn authorised(token: Option<&str>, headers: &HeaderMap) -> bool {
+pub(crate) fn authorised(token: Option<&str>, headers: &HeaderMap) -> bool {
     let Some(token) = token else {
         return false;
     };

@@ -56,8 +56,8 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
             let ms = s.member_stats(m.member_id).unwrap_or_default();
             let attached = s.is_attached(m.member_id);
             MemberDetail {
-                member_id: m.member_id,
-                incarnation: to_hex(&m.incarnation.to_be_bytes()),
+                member_id: Some(m.member_id),
+                incarnation: Some(to_hex(&m.incarnation.to_be_bytes())),
                 name: format!("{}/{}", m.instance, m.process),
                 instance: m.instance.clone(),
                 process: m.process.clone(),
@@ -92,7 +92,7 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster: c.cluster.clone(),
-        server_incarnation: to_hex(&s.incarnation().to_be_bytes()),
+        server_incarnation: Some(to_hex(&s.incarnation().to_be_bytes())),
         started_unix_ms: start.unix_ms(Tick::ZERO),
         uptime_ms: now.as_millis(),
         ready: !in_grace && !s.is_shutting_down(),
