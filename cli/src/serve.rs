@@ -95,13 +95,37 @@ pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliErr
     );
     let _ = out.flush();
     drop(out);
-    let stopped = stop_signal().await;
+    let stopped = serve_until_stopped(&handle).await;
     tracing::info!("stop requested");
     handle.shutdown().await;
     if let Err(e) = std::fs::remove_file(&marker) {
         tracing::warn!(path = %marker.display(), error = %e, "cannot remove the run marker");
     }
     stopped
+}
+
+/// Waits for a stop signal; on SIGHUP, reloads the access rules file.
+async fn serve_until_stopped(handle: &server::ServerHandle) -> Result<(), CliError> {
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(CliError::Signal)?;
+        loop {
+            tokio::select! {
+                r = &mut stop => return r,
+                _ = hup.recv() => match handle.reload_acl().await {
+                    Ok(n) => tracing::info!(disconnected = n, "SIGHUP: access rules reloaded"),
+                    Err(e) => tracing::warn!("SIGHUP: access rules not reloaded: {e}"),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        stop.await
+    }
 }
 
 /// The run marker's path: `server.running` next to the secret file.
@@ -120,6 +144,7 @@ fn options(
     let mut opts = ServerOptions::new(core);
     opts.http_token = s.file.http_token.clone();
     opts.auth = s.auth;
+    opts.acl_file = s.file.acl_file.clone();
     opts.tls = tls_options(s)?;
     opts.internal = parse_addr("internal", &s.internal)?;
     opts.external = parse_addr("external", &s.external)?;

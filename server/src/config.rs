@@ -13,6 +13,7 @@
 //! handshakes_per_source_max = 16  # pending handshakes per client address
 //! memory_max_bytes = 1073741824    # server-wide memory budget
 //! auth = "secret"                  # or "certificate" or "both" (needs [tls])
+//! acl_file = "/etc/switchboard/acl.toml"  # who may connect (reloaded on SIGHUP)
 //!
 //! [tls]                            # TLS on the member port (and HTTP)
 //! cert_file = "/etc/switchboard/server.pem"
@@ -143,6 +144,10 @@ pub struct FileConfig {
     /// TLS on the member port (and the HTTP port).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsFileConfig>,
+    /// Access rules of the member port (which source addresses may
+    /// connect); reloaded on SIGHUP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl_file: Option<PathBuf>,
     /// External (HTTP) port limits.
     #[serde(default)]
     pub http: HttpFileLimits,
@@ -394,6 +399,7 @@ impl FileConfig {
             handshakes_per_source_max: Some(opts.handshakes_per_source_max),
             memory_max_bytes: Some(opts.memory_max_bytes),
             auth: Some(opts.auth),
+            acl_file: opts.acl_file.clone(),
             tls: opts.tls.as_ref().map(|t| TlsFileConfig {
                 cert_file: Some(t.files.cert.clone()),
                 key_file: Some(t.files.key.clone()),
@@ -461,6 +467,11 @@ pub struct ServerOptions {
     pub auth: AuthMode,
     /// TLS on the member port (and the HTTP port); `None` is plain TCP.
     pub tls: Option<TlsOptions>,
+    /// The member port's access rules file: when set, only the source
+    /// addresses it permits may connect (first matching rule wins, no
+    /// match denies). [`ServerHandle::reload_acl`](crate::ServerHandle::reload_acl)
+    /// reads it again.
+    pub acl_file: Option<PathBuf>,
     /// The state machine's settings (cluster, secret, limits).
     pub core: ServerConfig,
 }
@@ -478,6 +489,7 @@ impl ServerOptions {
             http_token: None,
             auth: AuthMode::Secret,
             tls: None,
+            acl_file: None,
             core,
         }
     }

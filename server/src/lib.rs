@@ -37,6 +37,7 @@
 
 #![deny(missing_docs)]
 
+pub mod acl;
 mod api;
 pub mod api_view;
 pub mod config;
@@ -64,6 +65,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::{AuthMode, ConfigError, ServerOptions};
+use crate::core_task::CoreMsg;
 use switchboard_runtime::tls;
 
 /// Messages queued to the core task at most; readers wait when it is full
@@ -79,6 +81,9 @@ pub enum ServerError {
     /// The settings are inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The access rules file could not be loaded.
+    #[error(transparent)]
+    Acl(#[from] acl::AclError),
     /// The TLS files could not be loaded.
     #[error(transparent)]
     Tls(#[from] switchboard_runtime::tls::TlsError),
@@ -107,6 +112,10 @@ pub struct ServerHandle {
     accept: JoinHandle<()>,
     /// `None` when started by [`run_with`] (no HTTP port).
     http: Option<JoinHandle<()>>,
+    /// The way to the core task, for reloads.
+    core_tx: mpsc::Sender<CoreMsg>,
+    /// The access rules file, if configured.
+    acl_file: Option<std::path::PathBuf>,
 }
 
 impl ServerHandle {
@@ -159,11 +168,43 @@ impl ServerHandle {
         let _ = (&mut self.core).await;
     }
 
+    /// Reads the access rules file again and applies it: new connections
+    /// are judged by the new rules, and every open connection they no
+    /// longer permit is closed (a registered member is told why first).
+    /// Returns how many connections were closed. A file that cannot be
+    /// read or parsed changes nothing.
+    pub async fn reload_acl(&self) -> Result<usize, ReloadError> {
+        let Some(path) = &self.acl_file else {
+            return Err(ReloadError::NoAclFile);
+        };
+        let acl = acl::Acl::load(path)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.core_tx
+            .send(core_task::CoreMsg::Acl { acl, reply })
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        rx.await.map_err(|_| ReloadError::Stopped)
+    }
+
     /// A trigger for a graceful shutdown that can be moved elsewhere (a
     /// signal handler).
     pub fn shutdown_trigger(&self) -> ShutdownTrigger {
         ShutdownTrigger(self.shutdown.clone())
     }
+}
+
+/// Why the access rules were not reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The server runs without an access rules file.
+    #[error("no access rules file is configured (acl_file)")]
+    NoAclFile,
+    /// The file could not be read or parsed; the old rules stay.
+    #[error(transparent)]
+    Acl(#[from] acl::AclError),
+    /// The server stopped.
+    #[error("the server has stopped")]
+    Stopped,
 }
 
 /// Starts a graceful shutdown of the server it came from.
@@ -285,6 +326,9 @@ fn start<L: Listener>(
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
     let cluster = opts.core.cluster.clone();
     let opts_auth = opts.auth;
+    let acl = opts.acl_file.as_deref().map(acl::Acl::load).transpose()?;
+    let acl_rules = acl.as_ref().map(|a| a.rules().len());
+    let acl_file = opts.acl_file.clone();
 
     // Reads waiting for the state machine take at most a sixteenth of the
     // memory budget (64 MiB of the default 1 GiB), and room for one read.
@@ -295,6 +339,7 @@ fn start<L: Listener>(
         memory_max_bytes: opts.memory_max_bytes,
         input: input.clone(),
         input_bytes_max,
+        acl,
     };
     let accept = tokio::spawn(conn::accept_loop(
         internal,
@@ -318,6 +363,7 @@ fn start<L: Listener>(
             opts.http_token.clone(),
         ))
     });
+    let core_handle_tx = core_tx.clone();
     let core = tokio::spawn(core_task::run(
         opts.core,
         guard,
@@ -334,6 +380,7 @@ fn start<L: Listener>(
         tls = tls_on,
         http_tls,
         auth = ?opts_auth,
+        access_rules = ?acl_rules,
         "switchboard server listening"
     );
     Ok(ServerHandle {
@@ -343,5 +390,7 @@ fn start<L: Listener>(
         core,
         accept,
         http,
+        core_tx: core_handle_tx,
+        acl_file,
     })
 }

@@ -210,6 +210,16 @@ impl Collector for SnapshotCollector {
             "Connections accepted on the member port",
             Value::Counter(s.connections_accepted),
         )?;
+        by(
+            e,
+            "switchboard_access_refusals",
+            "Member-port connections refused by the access rules (denied: a new connection, Reject{NotPermitted}; revoked: an open one closed by a reload, Error{NotPermitted})",
+            "kind",
+            [
+                ("denied", Value::Counter(snap.access.denied)),
+                ("revoked", Value::Counter(snap.access.revoked)),
+            ],
+        )?;
         one(
             e,
             "switchboard_registrations",

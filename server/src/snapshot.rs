@@ -44,6 +44,18 @@ pub(crate) struct Snapshot {
     pub stats: ServerStats,
     /// Handshakes in progress.
     pub handshakes: usize,
+    /// What the access rules refused and closed.
+    pub access: AccessCounts,
+}
+
+/// Connections the member port's access rules refused or closed, since the
+/// start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AccessCounts {
+    /// New connections refused (`Reject{NotPermitted}`).
+    pub denied: u64,
+    /// Open connections closed by a reload (`Error{NotPermitted}`).
+    pub revoked: u64,
 }
 
 /// Builds the snapshot. Walks every member once.
@@ -131,6 +143,7 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
         members,
         stats,
         handshakes: s.handshakes(),
+        access: AccessCounts::default(),
     }
 }
 
