@@ -224,7 +224,37 @@ pub struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,
     handshake_timeout: Duration,
-    failures: Arc<std::sync::Mutex<FailureLog>>,
+    failures: TlsFailures,
+}
+
+/// Why server-side TLS handshakes fail, as counted by [`TlsFailures`].
+pub const FAILURE_KINDS: [&str; 8] = [
+    "certificate_expired",
+    "certificate_refused",
+    "no_certificate",
+    "not_tls",
+    "peer_refused",
+    "tls_error",
+    "timeout",
+    "closed",
+];
+
+/// Failed server-side TLS handshakes of a [`TlsListener`] since its
+/// start, by kind ([`FAILURE_KINDS`]); shared with whoever exports them.
+#[derive(Debug, Clone, Default)]
+pub struct TlsFailures(Arc<std::sync::Mutex<FailureLog>>);
+
+impl TlsFailures {
+    /// The count per kind, in [`FAILURE_KINDS`] order.
+    pub fn totals(&self) -> [u64; FAILURE_KINDS.len()] {
+        self.0.lock().map(|l| l.totals).unwrap_or_default()
+    }
+
+    fn record(&self, peer: SocketAddr, reason: &'static str, detail: String) {
+        if let Ok(mut log) = self.0.lock() {
+            log.record(peer, reason, detail);
+        }
+    }
 }
 
 /// How often failed server-side TLS handshakes are summarised in one log
@@ -234,6 +264,7 @@ const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// Failed TLS handshakes since the last summary line, by reason.
 #[derive(Debug, Default)]
 struct FailureLog {
+    totals: [u64; FAILURE_KINDS.len()],
     counts: std::collections::BTreeMap<&'static str, u64>,
     last: Option<(SocketAddr, String)>,
     logged: Option<tokio::time::Instant>,
@@ -244,6 +275,11 @@ impl FailureLog {
     /// every single one at DEBUG.
     fn record(&mut self, peer: SocketAddr, reason: &'static str, detail: String) {
         tracing::debug!(%peer, reason, detail = %detail, "TLS handshake failed");
+        let kind = FAILURE_KINDS.iter().position(|k| *k == reason);
+        debug_assert!(kind.is_some(), "unknown TLS failure kind {reason}");
+        if let Some(i) = kind {
+            self.totals[i] += 1;
+        }
         *self.counts.entry(reason).or_default() += 1;
         self.last = Some((peer, detail));
         let now = tokio::time::Instant::now();
@@ -303,8 +339,13 @@ impl TlsListener {
             tcp,
             acceptor: TlsAcceptor::from(config),
             handshake_timeout,
-            failures: Arc::default(),
+            failures: TlsFailures::default(),
         }
+    }
+
+    /// The counts of this listener's failed handshakes.
+    pub fn failures(&self) -> TlsFailures {
+        self.failures.clone()
     }
 }
 
@@ -320,7 +361,7 @@ async fn server_handshake(
     timeout: Duration,
     mut rd_tx: oneshot::Sender<io::Result<ReadHalf<ServerStream>>>,
     wr_tx: oneshot::Sender<WriteHalf<ServerStream>>,
-    failures: Arc<std::sync::Mutex<FailureLog>>,
+    failures: TlsFailures,
 ) {
     let hs = tokio::time::timeout(timeout, acceptor.accept(tcp));
     let result = tokio::select! {
@@ -334,15 +375,11 @@ async fn server_handshake(
             let _ = wr_tx.send(wr);
         }
         Ok(Err(e)) => {
-            if let Ok(mut log) = failures.lock() {
-                log.record(peer, failure_kind(&e), describe_failure(&e));
-            }
+            failures.record(peer, failure_kind(&e), describe_failure(&e));
             let _ = rd_tx.send(Err(e));
         }
         Err(_) => {
-            if let Ok(mut log) = failures.lock() {
-                log.record(peer, "timeout", "the TLS handshake took too long".into());
-            }
+            failures.record(peer, "timeout", "the TLS handshake took too long".into());
             let _ = rd_tx.send(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "TLS handshake timed out",

@@ -32,6 +32,8 @@ pub(crate) const API_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct ApiCtx {
     pub core: mpsc::Sender<CoreMsg>,
     pub token: Option<std::sync::Arc<str>>,
+    /// The member port's failed TLS handshakes (with TLS on).
+    pub tls_failures: Option<switchboard_runtime::tls::TlsFailures>,
 }
 
 impl axum::extract::FromRef<ApiCtx> for mpsc::Sender<CoreMsg> {

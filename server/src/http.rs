@@ -28,6 +28,7 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
+    tls_failures: Option<switchboard_runtime::tls::TlsFailures>,
     core: mpsc::Sender<CoreMsg>,
     shutdown: watch::Receiver<bool>,
     limits: HttpLimits,
@@ -46,6 +47,7 @@ pub(crate) async fn serve(
         .merge(super::api::routes().with_state(super::api::ApiCtx {
             core: api_core,
             token: api_token,
+            tls_failures,
         }));
     accept_loop(listener, tls, app, shutdown, limits).await;
 }

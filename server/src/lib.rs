@@ -267,6 +267,7 @@ pub async fn run(mut opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         Some((member, http_tls)) => {
             let timeout = Duration::from_millis(opts.core.handshake_timeout_ms);
             let internal = tls::TlsListener::new(internal, member, timeout);
+            let failures = internal.failures();
             start(
                 opts,
                 internal,
@@ -274,6 +275,7 @@ pub async fn run(mut opts: ServerOptions) -> Result<ServerHandle, ServerError> {
                     listener: external,
                     addr: external_addr,
                     tls: http_tls,
+                    tls_failures: Some(failures),
                 }),
                 entropy_rng(),
             )
@@ -285,6 +287,7 @@ pub async fn run(mut opts: ServerOptions) -> Result<ServerHandle, ServerError> {
                 listener: external,
                 addr: external_addr,
                 tls: None,
+                tls_failures: None,
             }),
             entropy_rng(),
         ),
@@ -296,6 +299,8 @@ struct HttpPort {
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<tls::TlsAcceptor>,
+    /// The member port's failed TLS handshakes, for `/metrics`.
+    tls_failures: Option<tls::TlsFailures>,
 }
 
 /// Starts the server's member port on `listener`, its state machine on
@@ -357,6 +362,7 @@ fn start<L: Listener>(
         tokio::spawn(http::serve(
             port.listener,
             port.tls,
+            port.tls_failures,
             core_tx.clone(),
             shutdown_rx.clone(),
             http_limits,

@@ -46,6 +46,9 @@ pub(crate) struct Snapshot {
     pub handshakes: usize,
     /// What the access rules refused and closed.
     pub access: AccessCounts,
+    /// Failed TLS handshakes on the member port by kind, with TLS on
+    /// (filled in by the metrics route).
+    pub tls_failures: Option<[u64; switchboard_runtime::tls::FAILURE_KINDS.len()]>,
 }
 
 /// Connections the member port's access rules refused or closed, since the
@@ -144,6 +147,7 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime) -> Snapshot {
         stats,
         handshakes: s.handshakes(),
         access: AccessCounts::default(),
+        tls_failures: None,
     }
 }
 

@@ -241,6 +241,17 @@ async fn mutual_tls_certificate_only_send_broadcast_resume() {
     t.cert_key = Some(pki.stranger_ca.issue("stranger", "app-x", false));
     let e = connect_fails(cert_member(&srv, "x", t)).await;
     assert!(tls_error(&e).contains("refused"), "{e}");
+    // The server counted both, by reason (over HTTPS).
+    let metrics = https_get(&pki, srv.external_addr(), "/metrics").await;
+    for reason in ["no_certificate", "certificate_refused"] {
+        let key = format!("switchboard_tls_handshake_failures_total{{reason=\"{reason}\"}} ");
+        let n: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {metrics}"));
+        assert!(n >= 1, "{key}{n}");
+    }
     srv.shutdown().await;
 }
 
