@@ -366,6 +366,23 @@ impl<C: Connector> Driver<C> {
         self.set_state(ConnectionState::TlsFailed { reason });
     }
 
+    /// A TLS connection closed before the server's first byte. With TLS
+    /// 1.3 the member's handshake is over before the server has judged
+    /// it, so a server that refuses the connection at once (its access
+    /// rules, its handshake limits, a cool-down) looks like this. Some of
+    /// those pass, so it is a disconnect with that reason, retried, not a
+    /// TLS failure.
+    fn closed_after_tls(&mut self, e: &std::io::Error) {
+        self.drain();
+        self.set_state(ConnectionState::Disconnected {
+            reason: format!(
+                "the server closed the connection right after the TLS handshake, before \
+                 answering ({e}): it may refuse this address (access rules) or be at its \
+                 handshake limits; see its log"
+            ),
+        });
+    }
+
     fn on_link(&mut self, ev: LinkEvent<C>) {
         let now = self.clock.now();
         match ev {
@@ -389,10 +406,13 @@ impl<C: Connector> Driver<C> {
                 }
             }
             LinkEvent::ReadFailed(e) => {
+                let first = std::mem::take(&mut self.first_read);
                 self.close_link(false);
                 self.client.handle_closed(now);
                 if let Some(f) = switchboard_runtime::tls::tls_failure(&e) {
                     self.tls_failed(f);
+                } else if first && self.config.tls.is_some() {
+                    self.closed_after_tls(&e);
                 }
             }
             LinkEvent::Data(n) => {
@@ -412,6 +432,11 @@ impl<C: Connector> Driver<C> {
                     return;
                 }
                 self.client.handle_bytes(now, &self.read_buf[..n]);
+            }
+            LinkEvent::Eof if std::mem::take(&mut self.first_read) && self.config.tls.is_some() => {
+                self.close_link(false);
+                self.client.handle_closed(now);
+                self.closed_after_tls(&std::io::ErrorKind::UnexpectedEof.into());
             }
             LinkEvent::Eof => {
                 self.close_link(false);

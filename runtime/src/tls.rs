@@ -210,8 +210,9 @@ pub fn describe_failure(e: &io::Error) -> String {
     }
     match e.kind() {
         io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => format!(
-            "the peer closed the connection during the TLS handshake ({e}); \
-             is TLS enabled on both sides of this port?"
+            "the peer closed the connection during the TLS handshake ({e}): TLS may be off \
+             on its side of this port, or it refused the connection (its access rules, its \
+             handshake limits)"
         ),
         io::ErrorKind::TimedOut => "the TLS handshake took too long".to_owned(),
         _ => e.to_string(),

@@ -510,3 +510,66 @@ async fn the_cli_member_verbs_take_the_tls_options() {
     assert!(out.contains("app/b") || out.contains("app"), "{out}");
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_address_the_access_rules_deny_is_closed_during_tls() {
+    let pki = Pki::new("acl");
+    let d = dir("acl-rules");
+    let rules = d.join("acl.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\naction = \"deny\"\nsource = \"127.0.0.1\"\n[[rule]]\naction = \"permit\"\nsource = \"*\"\n",
+    )
+    .unwrap();
+    let mut opts = options(Some(pki.tls(false, false)), AuthMode::Secret);
+    opts.acl_file = Some(rules.clone());
+    let srv = start(opts).await;
+    // The decision is taken at the TCP accept; the `Reject` goes out
+    // inside TLS when the TLS handshake finished first, else the TLS
+    // handshake is closed and the member's state says so (it retries:
+    // a cool-down or a full table pass, and so may a rule). Either way
+    // the member learns it at once.
+    let mut cfg = tls_member(&srv, "app", "a", pki.member_tls(None));
+    // A slow retry, so that the state stays long enough to be seen.
+    cfg.core.reconnect_min_ms = 2_000;
+    cfg.core.reconnect_max_ms = 4_000;
+    let (m, mut events) = Member::start(cfg);
+    let state = m.connection_state();
+    let told = bounded("refusal", async {
+        loop {
+            while let Some(ev) = events.try_next() {
+                if let Event::Rejected { reason, text, .. } = ev {
+                    return format!("{reason:?}: {text}");
+                }
+            }
+            if let switchboard_client::ConnectionState::Disconnected { reason } = &*state.borrow() {
+                if reason.contains("closed the connection right after the TLS handshake") {
+                    return reason.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    eprintln!("denied member told: {told}");
+    assert!(
+        told.starts_with("NotPermitted: 127.0.0.1 is not permitted")
+            || told.contains("closed the connection right after the TLS handshake"),
+        "{told}"
+    );
+    m.kill().await;
+    // Permitted after a reload, the same member gets in.
+    std::fs::write(
+        &rules,
+        "[[rule]]\naction = \"permit\"\nsource = \"127.0.0.0/8\"\n",
+    )
+    .unwrap();
+    assert_eq!(srv.reload_acl().await.unwrap(), 0);
+    bounded(
+        "permitted member",
+        Member::connect(tls_member(&srv, "app", "a", pki.member_tls(None))),
+    )
+    .await
+    .unwrap();
+    srv.shutdown().await;
+}
