@@ -573,3 +573,51 @@ async fn an_address_the_access_rules_deny_is_closed_during_tls() {
     .unwrap();
     srv.shutdown().await;
 }
+
+/// Throughput of one sender to one receiver, plain and over TLS, for the
+/// record (no bound asserted: speed is measured, not tested). Run with
+/// `cargo test -p switchboard-tests --test tls -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_plain_and_tls_throughput() {
+    const N: usize = 200_000;
+    let pki = Pki::new("measure");
+    for tls in [false, true] {
+        let srv = start(options(
+            tls.then(|| pki.tls(false, false)),
+            AuthMode::Secret,
+        ))
+        .await;
+        let cfg = |p: &str| {
+            let mut c = member_config(&srv, "app", p);
+            c.tls = tls.then(|| pki.member_tls(None));
+            c
+        };
+        let (a, _ea) = Member::connect(cfg("a")).await.unwrap();
+        let (_b, mut eb) = Member::connect(cfg("b")).await.unwrap();
+        let payload = bytes::Bytes::from(vec![7u8; 256]);
+        let t = Instant::now();
+        let recv = tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(ev) = eb.next().await {
+                if matches!(ev, Event::Message(_)) {
+                    n += 1;
+                    if n == N {
+                        return;
+                    }
+                }
+            }
+        });
+        for _ in 0..N {
+            a.post(member("app", "b"), payload.clone()).await.unwrap();
+        }
+        bounded("all received", recv).await.unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: {N} messages of 256 bytes in {secs:.2} s = {:.0} msg/s",
+            if tls { "TLS" } else { "plain" },
+            N as f64 / secs
+        );
+        srv.shutdown().await;
+    }
+}
