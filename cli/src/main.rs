@@ -17,10 +17,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use switchboard_client::{AddressError, MemberConfig};
+use switchboard_client::{AddressError, MemberConfig, MemberTls};
 use switchboard_core::auth::Secret;
 use switchboard_runtime::secret::{self, SecretError};
-use switchboard_server::config::{self, ConfigError, FileConfig};
+use switchboard_server::config::{self, AuthMode, ConfigError, FileConfig};
 use switchboard_server::ServerError;
 
 /// Switchboard: a cluster communication manager.
@@ -211,6 +211,21 @@ pub(crate) struct Common {
     /// Use a secret file that other users may read (refused otherwise).
     #[arg(long, env = "SWITCHBOARD_ALLOW_READABLE_SECRET")]
     pub allow_readable_secret: bool,
+    /// How members authenticate: secret, certificate or both [default: the file's `auth`, else secret].
+    #[arg(long, env = "SWITCHBOARD_AUTH")]
+    pub auth: Option<String>,
+    /// TLS certificate (PEM): the server's for `serve`, the member's own for member commands [default: the file's tls.cert_file for `serve`].
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM): what members' certificates must chain to for `serve`; what the server's must chain to for the other commands (turns TLS on for them).
+    #[arg(long, env = "SWITCHBOARD_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Name the server's certificate must carry [default: the host of --internal / --external].
+    #[arg(long, env = "SWITCHBOARD_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// Abuse limits of `serve` that flags and the environment may set (over
@@ -299,7 +314,9 @@ impl CliError {
             CliError::Member(Error::Request(RequestError::Nacked(_))) => 5,
             CliError::Member(Error::Request(_)) => 4,
             CliError::Member(Error::Nacked { .. }) => 5,
-            CliError::Member(Error::Rejected { .. } | Error::ConnectTimeout { .. }) => 6,
+            CliError::Member(
+                Error::Rejected { .. } | Error::ConnectTimeout { .. } | Error::Tls(_),
+            ) => 6,
             _ => 1,
         }
     }
@@ -314,6 +331,18 @@ pub(crate) struct Settings {
     pub external: String,
     pub secret_file: PathBuf,
     pub allow_readable_secret: bool,
+    pub auth: AuthMode,
+    /// The TLS flags as given (their meaning depends on the command).
+    pub tls: TlsFlags,
+}
+
+/// The TLS flags of [`Common`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsFlags {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub server_name: Option<String>,
 }
 
 impl Settings {
@@ -343,6 +372,10 @@ impl Settings {
             .clone()
             .or_else(|| file.secret_file.clone())
             .unwrap_or_else(secret::default_path);
+        let auth = match &c.auth {
+            Some(a) => AuthMode::parse(a)?,
+            None => file.auth.unwrap_or_default(),
+        };
         Ok(Settings {
             file,
             cluster,
@@ -350,6 +383,13 @@ impl Settings {
             external,
             secret_file,
             allow_readable_secret: c.allow_readable_secret,
+            auth,
+            tls: TlsFlags {
+                cert_file: c.tls_cert_file.clone(),
+                key_file: c.tls_key_file.clone(),
+                ca_file: c.tls_ca_file.clone(),
+                server_name: c.tls_server_name.clone(),
+            },
         })
     }
 
@@ -380,16 +420,70 @@ impl Settings {
             },
             None => ("cli".to_owned(), format!("{role}-{}", std::process::id())),
         };
-        let mut cfg = MemberConfig::new(
-            self.internal.clone(),
-            self.cluster.clone(),
-            self.member_secret()?,
-            instance,
-            process,
-        );
+        let tls = self.member_tls()?;
+        let mut cfg = match (self.auth, tls) {
+            (AuthMode::Certificate, Some(tls)) => MemberConfig::with_certificate(
+                self.internal.clone(),
+                self.cluster.clone(),
+                tls,
+                instance,
+                process,
+            ),
+            (AuthMode::Certificate, None) => {
+                return Err(CliError::Config(ConfigError::Invalid {
+                    name: "auth",
+                    detail: "certificate authentication needs --tls-ca-file, --tls-cert-file and --tls-key-file".into(),
+                }))
+            }
+            (_, tls) => {
+                let mut c = MemberConfig::new(
+                    self.internal.clone(),
+                    self.cluster.clone(),
+                    self.member_secret()?,
+                    instance,
+                    process,
+                );
+                c.tls = tls;
+                c
+            }
+        };
         cfg.connect_timeout = std::time::Duration::from_secs(5);
         Ok(cfg)
     }
+
+    /// A member's TLS settings from the flags: TLS when a CA is given.
+    pub fn member_tls(&self) -> Result<Option<MemberTls>, CliError> {
+        let t = &self.tls;
+        let Some(ca) = &t.ca_file else {
+            if t.cert_file.is_some() || t.key_file.is_some() {
+                return Err(tls_flags_error(
+                    "--tls-cert-file and --tls-key-file need --tls-ca-file (the CA the server's certificate chains to)",
+                ));
+            }
+            return Ok(None);
+        };
+        let cert_key = match (&t.cert_file, &t.key_file) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => {
+                return Err(tls_flags_error(
+                    "--tls-cert-file and --tls-key-file go together",
+                ))
+            }
+        };
+        Ok(Some(MemberTls {
+            ca_file: ca.clone(),
+            cert_key,
+            server_name: t.server_name.clone(),
+        }))
+    }
+}
+
+fn tls_flags_error(detail: &str) -> CliError {
+    CliError::Config(ConfigError::Invalid {
+        name: "tls",
+        detail: detail.to_owned(),
+    })
 }
 
 /// A listen address: `IP:PORT` or `HOST:PORT` (resolved once, the first

@@ -14,7 +14,7 @@ const RESPONSE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(s: &Settings, json: bool) -> Result<(), CliError> {
-    let body = http_get(&s.external, "/v1/members").await?;
+    let body = http_get(s, "/v1/members").await?;
     if json {
         println!("{body}");
         return Ok(());
@@ -51,27 +51,49 @@ pub(crate) fn parse_members(addr: &str, body: &str) -> Result<MemberList, CliErr
     })
 }
 
-/// A minimal HTTP/1.0 GET (no chunked encoding possible), bounded in time
-/// and size.
-pub(crate) async fn http_get(addr: &str, path: &str) -> Result<String, CliError> {
+/// A minimal HTTP/1.0 GET (no chunked encoding possible) on the external
+/// port, bounded in time and size; over TLS when `--tls-ca-file` is given.
+pub(crate) async fn http_get(s: &Settings, path: &str) -> Result<String, CliError> {
+    let addr = s.external.as_str();
     let fail = |detail: String| CliError::Http {
         addr: addr.to_owned(),
         detail,
     };
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+    let tls = s.member_tls()?;
     let fetch = async {
-        let mut s = TcpStream::connect(addr)
-            .await
-            .map_err(|e| fail(format!("{e} (is `switchboard serve` running?)")))?;
-        let req =
-            format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
-        s.write_all(req.as_bytes())
-            .await
-            .map_err(|e| fail(e.to_string()))?;
         let mut buf = Vec::new();
-        s.take(RESPONSE_BYTES_MAX)
-            .read_to_end(&mut buf)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+        match tls {
+            None => {
+                let mut s = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| fail(format!("{e} (is `switchboard serve` running?)")))?;
+                s.write_all(req.as_bytes())
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                s.take(RESPONSE_BYTES_MAX)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Some(t) => {
+                use switchboard_runtime::net::Connector;
+                let net = t.connector(addr)?;
+                let (rd, mut wr) = net.connect(addr.to_owned()).await.map_err(|e| {
+                    fail(
+                        switchboard_runtime::tls::tls_failure(&e)
+                            .unwrap_or_else(|| format!("{e} (is `switchboard serve` running?)")),
+                    )
+                })?;
+                wr.write_all(req.as_bytes())
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                rd.take(RESPONSE_BYTES_MAX)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+        }
         Ok::<_, CliError>(buf)
     };
     let buf = tokio::time::timeout(HTTP_TIMEOUT, fetch)

@@ -5,9 +5,12 @@ use std::io::Write;
 use switchboard_core::server::ServerConfig;
 use switchboard_runtime::secret;
 use switchboard_server as server;
-use switchboard_server::config::{ConfigError, FileConfig, ServerOptions};
+use switchboard_server::config::{
+    ConfigError, FileConfig, ServerOptions, TlsFileConfig, TlsOptions,
+};
 
 use super::{parse_addr, stop_signal, CliError, ServeLimits, Settings};
+use switchboard_server::config::AuthMode;
 
 pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliError> {
     // SWITCHBOARD_SECRET, when set, replaces the secret file.
@@ -38,6 +41,7 @@ pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliErr
         tracing::warn!(path = %marker.display(), error = %e, "cannot write the run marker");
     }
     let opts = options(s, limits, core)?;
+    let tls = opts.tls.clone();
     let handle = server::run(opts).await?;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -64,24 +68,64 @@ pub(crate) async fn run(s: &Settings, limits: &ServeLimits) -> Result<(), CliErr
     );
     let _ = writeln!(
         out,
-        "switchboard: listening internal={} external={}",
+        "switchboard: listening internal={} external={}{}",
         handle.internal_addr(),
-        handle.external_addr()
+        handle.external_addr(),
+        match (&tls, s.auth) {
+            (None, _) => String::new(),
+            (Some(_), AuthMode::Secret) =>
+                " (TLS; members authenticate with the secret)".to_owned(),
+            (Some(_), AuthMode::Certificate) => {
+                " (TLS; members authenticate with a client certificate)".to_owned()
+            }
+            (Some(_), AuthMode::Both) => {
+                " (TLS; members authenticate with a client certificate and the secret)".to_owned()
+            }
+        }
     );
+    let scheme = if tls.as_ref().is_some_and(|t| t.http) {
+        "https"
+    } else {
+        "http"
+    };
     let _ = writeln!(
         out,
-        "switchboard: monitor page at http://{0}/, API at http://{0}/v1/server; stop with Ctrl-C",
+        "switchboard: monitor page at {scheme}://{0}/, API at {scheme}://{0}/v1/server; stop with Ctrl-C",
         handle.external_addr()
     );
     let _ = out.flush();
     drop(out);
-    let stopped = stop_signal().await;
+    let stopped = serve_until_stopped(&handle).await;
     tracing::info!("stop requested");
     handle.shutdown().await;
     if let Err(e) = std::fs::remove_file(&marker) {
         tracing::warn!(path = %marker.display(), error = %e, "cannot remove the run marker");
     }
     stopped
+}
+
+/// Waits for a stop signal; on SIGHUP, reloads the access rules file.
+async fn serve_until_stopped(handle: &server::ServerHandle) -> Result<(), CliError> {
+    let stop = stop_signal();
+    tokio::pin!(stop);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(CliError::Signal)?;
+        loop {
+            tokio::select! {
+                r = &mut stop => return r,
+                _ = hup.recv() => match handle.reload_acl().await {
+                    Ok(n) => tracing::info!(disconnected = n, "SIGHUP: access rules reloaded"),
+                    Err(e) => tracing::warn!("SIGHUP: access rules not reloaded: {e}"),
+                },
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        stop.await
+    }
 }
 
 /// The run marker's path: `server.running` next to the secret file.
@@ -99,6 +143,9 @@ fn options(
 ) -> Result<ServerOptions, CliError> {
     let mut opts = ServerOptions::new(core);
     opts.http_token = s.file.http_token.clone();
+    opts.auth = s.auth;
+    opts.acl_file = s.file.acl_file.clone();
+    opts.tls = tls_options(s)?;
     opts.internal = parse_addr("internal", &s.internal)?;
     opts.external = parse_addr("external", &s.external)?;
     if let Some(n) = s.file.connections_max {
@@ -135,6 +182,25 @@ fn options(
         h.idle_timeout_ms = n;
     }
     Ok(opts)
+}
+
+/// TLS from the file's `[tls]` table with the flags over it; `None` when
+/// neither names a certificate.
+fn tls_options(s: &Settings) -> Result<Option<TlsOptions>, CliError> {
+    let mut t = s.file.tls.clone().unwrap_or_default();
+    if let Some(c) = &s.tls.cert_file {
+        t.cert_file = Some(c.clone());
+    }
+    if let Some(k) = &s.tls.key_file {
+        t.key_file = Some(k.clone());
+    }
+    if let Some(ca) = &s.tls.ca_file {
+        t.client_ca_file = Some(ca.clone());
+    }
+    if t == TlsFileConfig::default() {
+        return Ok(None);
+    }
+    Ok(Some(t.resolve()?))
 }
 
 /// The effective settings as TOML: what `serve` would run with (the file,

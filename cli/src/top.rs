@@ -52,12 +52,14 @@ pub(crate) async fn run(s: &Settings, interval_ms: u64) -> Result<(), CliError> 
     let stop = super::stop_signal();
     tokio::pin!(stop);
     loop {
-        let info: ServerInfo = serde_json::from_str(&http_get(&s.external, "/v1/server").await?)
-            .map_err(|e| CliError::Http {
-                addr: s.external.clone(),
-                detail: format!("bad JSON: {e}"),
+        let info: ServerInfo =
+            serde_json::from_str(&http_get(s, "/v1/server").await?).map_err(|e| {
+                CliError::Http {
+                    addr: s.external.clone(),
+                    detail: format!("bad JSON: {e}"),
+                }
             })?;
-        let list = parse_members(&s.external, &http_get(&s.external, "/v1/members").await?)?;
+        let list = parse_members(&s.external, &http_get(s, "/v1/members").await?)?;
         let secs = last.elapsed().as_secs_f64();
         last = Instant::now();
         let mut rows: Vec<(Rates, &MemberDetail)> = list
@@ -74,7 +76,7 @@ pub(crate) async fn run(s: &Settings, interval_ms: u64) -> Result<(), CliError> 
         out.push_str(&format!(
             "switchboard top — cluster {}  server {}  up {}s  {}\n",
             info.cluster,
-            &info.server_incarnation,
+            info.server_incarnation.as_deref().unwrap_or("(id hidden)"),
             info.uptime_ms / 1000,
             if info.ready { "ready" } else { "NOT READY" }
         ));
@@ -127,8 +129,8 @@ mod tests {
 
     fn m(incarnation: &str, messages_in: u64, messages_out: u64) -> MemberDetail {
         MemberDetail {
-            member_id: 1,
-            incarnation: incarnation.into(),
+            member_id: Some(1),
+            incarnation: Some(incarnation.into()),
             name: "i/p".into(),
             instance: "i".into(),
             process: "p".into(),

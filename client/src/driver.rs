@@ -67,6 +67,8 @@ enum Link<C: Connector> {
 enum LinkEvent<C: Connector> {
     Connected(C::Read, C::Write),
     ConnectFailed(std::io::Error),
+    /// A read failed; a TLS alert is one way.
+    ReadFailed(std::io::Error),
     Data(usize),
     Eof,
 }
@@ -158,6 +160,8 @@ struct Driver<C: Connector> {
     closed: Option<String>,
     commands_open: bool,
     control_open: bool,
+    /// The next read is the first on the current connection.
+    first_read: bool,
 }
 
 pub(crate) async fn run<C: Connector>(config: MemberConfig, ch: Channels, net: C) {
@@ -193,6 +197,7 @@ pub(crate) async fn run<C: Connector>(config: MemberConfig, ch: Channels, net: C
         closed: None,
         commands_open: true,
         control_open: true,
+        first_read: false,
     };
     d.after_input();
     d.run().await;
@@ -211,7 +216,8 @@ async fn next_link_event<C: Connector>(
         },
         Link::Up { .. } if paused => std::future::pending().await,
         Link::Up { rd, .. } => match rd.read(buf).await {
-            Ok(0) | Err(_) => LinkEvent::Eof,
+            Ok(0) => LinkEvent::Eof,
+            Err(e) => LinkEvent::ReadFailed(e),
             Ok(n) => LinkEvent::Data(n),
         },
     }
@@ -353,6 +359,31 @@ impl<C: Connector> Driver<C> {
         }
     }
 
+    /// A TLS handshake failed or the server refused the member's
+    /// certificate: the member's state says why (it retries).
+    fn tls_failed(&mut self, reason: String) {
+        tracing::warn!(server = %self.config.server, "TLS failed: {reason}");
+        self.drain();
+        self.set_state(ConnectionState::TlsFailed { reason });
+    }
+
+    /// A TLS connection closed before the server's first byte. With TLS
+    /// 1.3 the member's handshake is over before the server has judged
+    /// it, so a server that refuses the connection at once (its access
+    /// rules, its handshake limits, a cool-down) looks like this. Some of
+    /// those pass, so it is a disconnect with that reason, retried, not a
+    /// TLS failure.
+    fn closed_after_tls(&mut self, e: &std::io::Error) {
+        self.drain();
+        self.set_state(ConnectionState::Disconnected {
+            reason: format!(
+                "the server closed the connection right after the TLS handshake, before \
+                 answering ({e}): it may refuse this address (access rules) or be at its \
+                 handshake limits; see its log"
+            ),
+        });
+    }
+
     fn on_link(&mut self, ev: LinkEvent<C>) {
         let now = self.clock.now();
         match ev {
@@ -364,16 +395,49 @@ impl<C: Connector> Driver<C> {
                     }
                 });
                 self.link = Link::Up { rd, wr, writer };
+                self.first_read = true;
                 self.client.handle_connected(now);
             }
             LinkEvent::ConnectFailed(e) => {
                 tracing::debug!(server = %self.config.server, error = %e, "connect failed");
                 self.link = Link::Down;
                 self.client.handle_closed(now);
+                if let Some(f) = switchboard_runtime::tls::tls_failure(&e) {
+                    self.tls_failed(f);
+                }
+            }
+            LinkEvent::ReadFailed(e) => {
+                let first = std::mem::take(&mut self.first_read);
+                self.close_link(false);
+                self.client.handle_closed(now);
+                if let Some(f) = switchboard_runtime::tls::tls_failure(&e) {
+                    self.tls_failed(f);
+                } else if first && self.config.tls.is_some() {
+                    self.closed_after_tls(&e);
+                }
             }
             LinkEvent::Data(n) => {
                 let n = n.min(self.read_buf.len());
+                if std::mem::take(&mut self.first_read)
+                    && self.config.tls.is_none()
+                    && switchboard_runtime::tls::looks_like_tls(&self.read_buf[..n])
+                {
+                    // A TLS record where a frame should be: this port
+                    // speaks TLS and the member does not.
+                    self.close_link(true);
+                    self.client.handle_closed(now);
+                    self.tls_failed(
+                        "the server answered with TLS: this port needs a member with TLS settings"
+                            .to_owned(),
+                    );
+                    return;
+                }
                 self.client.handle_bytes(now, &self.read_buf[..n]);
+            }
+            LinkEvent::Eof if std::mem::take(&mut self.first_read) && self.config.tls.is_some() => {
+                self.close_link(false);
+                self.client.handle_closed(now);
+                self.closed_after_tls(&std::io::ErrorKind::UnexpectedEof.into());
             }
             LinkEvent::Eof => {
                 self.close_link(false);

@@ -106,6 +106,13 @@ pub enum ConnectionState {
         /// Why.
         reason: String,
     },
+    /// The last TLS handshake with the server failed (an untrusted
+    /// certificate, a server that does not speak TLS, a refused client
+    /// certificate); retrying with backoff.
+    TlsFailed {
+        /// Why, in words.
+        reason: String,
+    },
     /// Closed for good.
     Closed {
         /// Why.

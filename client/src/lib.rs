@@ -70,6 +70,7 @@ use bytes::Bytes;
 use switchboard_core::auth::Secret;
 use switchboard_core::client::{ClientConfig, CommandError};
 use switchboard_runtime::net::{Connector, TokioNet};
+use switchboard_runtime::tls::{self, TlsNet};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Settings of a member.
@@ -90,6 +91,49 @@ pub struct MemberConfig {
     /// How long [`Member::goodbye`] waits for a connection to send its
     /// pending messages before saying goodbye anyway.
     pub goodbye_timeout: Duration,
+    /// TLS to the server's member port; `None` is plain TCP.
+    pub tls: Option<MemberTls>,
+}
+
+/// A member's TLS settings: the CA the server's certificate must chain to,
+/// the name it must carry, and the member's own certificate for a server
+/// that authenticates members by certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberTls {
+    /// CA certificates (PEM) the server's certificate must chain to.
+    pub ca_file: std::path::PathBuf,
+    /// The member's certificate chain and private key (PEM), presented
+    /// when the server asks for one.
+    pub cert_key: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The name the server's certificate must carry (DNS name or IP
+    /// address); by default the host part of [`MemberConfig::server`].
+    pub server_name: Option<String>,
+}
+
+impl MemberTls {
+    /// Trusts the CA in `ca_file`, presents no certificate.
+    pub fn new(ca_file: impl Into<std::path::PathBuf>) -> MemberTls {
+        MemberTls {
+            ca_file: ca_file.into(),
+            cert_key: None,
+            server_name: None,
+        }
+    }
+
+    /// The connector these settings make, for connections to `server`.
+    pub fn connector(&self, server: &str) -> Result<TlsNet, Error> {
+        let config = tls::client_config(&tls::ClientTlsFiles {
+            ca: self.ca_file.clone(),
+            cert_key: self.cert_key.clone(),
+        })
+        .map_err(|e| Error::Tls(e.to_string()))?;
+        let name = self
+            .server_name
+            .as_deref()
+            .unwrap_or_else(|| tls::host_of(server));
+        let name = tls::server_name(name).map_err(|e| Error::Tls(e.to_string()))?;
+        Ok(TlsNet::new(config, name))
+    }
 }
 
 impl MemberConfig {
@@ -109,7 +153,29 @@ impl MemberConfig {
             events_max: 4096,
             connect_timeout: Duration::from_secs(10),
             goodbye_timeout: Duration::from_secs(5),
+            tls: None,
         }
+    }
+
+    /// Defaults for an identity on a member port that authenticates
+    /// members by client certificate alone (`auth = "certificate"`): no
+    /// secret, and TLS with the member's certificate.
+    pub fn with_certificate(
+        server: impl Into<String>,
+        cluster: impl Into<String>,
+        tls: MemberTls,
+        instance: impl Into<String>,
+        process: impl Into<String>,
+    ) -> MemberConfig {
+        let mut c = MemberConfig::new(
+            server,
+            cluster,
+            tls::certificate_auth_secret(),
+            instance,
+            process,
+        );
+        c.tls = Some(tls);
+        c
     }
 
     /// Defaults for an identity, with the cluster secret read from a file
@@ -138,6 +204,29 @@ impl MemberConfig {
     }
 }
 
+/// The connector of a member whose TLS settings could not be loaded:
+/// every connect fails with that reason.
+#[derive(Debug, Clone)]
+struct FailedNet(String);
+
+impl Connector for FailedNet {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+
+    #[allow(clippy::manual_async_fn)]
+    fn connect(
+        &self,
+        _addr: String,
+    ) -> impl Future<Output = std::io::Result<(Self::Read, Self::Write)>> + Send + 'static {
+        let reason = self.0.clone();
+        async move { Err(std::io::Error::other(tls::TlsFailure(reason))) }
+    }
+
+    fn rng(&self) -> Box<dyn rand::RngCore + Send> {
+        switchboard_runtime::net::entropy_rng()
+    }
+}
+
 /// Why a call failed. `Display` reads as a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -150,6 +239,11 @@ pub enum Error {
     /// The secret file could not be loaded.
     #[error("{0}")]
     Secret(String),
+    /// The TLS settings could not be loaded, or the TLS handshake with the
+    /// server failed (an untrusted certificate, a server that does not
+    /// speak TLS, a refused client certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The core refused the command locally.
     #[error(transparent)]
     Command(#[from] CommandError),
@@ -331,8 +425,16 @@ impl Member {
     /// Starts a member and waits until it is registered (at most
     /// [`MemberConfig::connect_timeout`]). Returns the handle and the
     /// member's event stream, which starts with [`Event::Registered`].
+    /// With [`MemberConfig::tls`] the connection is TLS, and a failed TLS
+    /// handshake ends the wait at once with [`Error::Tls`].
     pub async fn connect(config: MemberConfig) -> Result<(Member, EventStream), Error> {
-        Self::connect_with(config, TokioNet).await
+        match &config.tls {
+            Some(t) => {
+                let net = t.connector(&config.server)?;
+                Self::connect_with(config, net).await
+            }
+            None => Self::connect_with(config, TokioNet).await,
+        }
     }
 
     /// [`connect`](Member::connect) on another network: the driver opens
@@ -350,18 +452,25 @@ impl Member {
                 match &*state.borrow_and_update() {
                     ConnectionState::Connected { .. } => return Ok(()),
                     ConnectionState::Closed { reason } => {
-                        return Err(reason.clone());
+                        return Err(Err(reason.clone()));
+                    }
+                    ConnectionState::TlsFailed { reason } => {
+                        return Err(Ok(Error::Tls(reason.clone())));
                     }
                     _ => {}
                 }
                 if state.changed().await.is_err() {
-                    return Err("driver stopped".to_owned());
+                    return Err(Err("driver stopped".to_owned()));
                 }
             }
         };
         match tokio::time::timeout(timeout, wait).await {
             Ok(Ok(())) => Ok((member, events)),
-            Ok(Err(_)) => {
+            Ok(Err(Ok(e))) => {
+                member.kill().await;
+                Err(e)
+            }
+            Ok(Err(Err(_))) => {
                 // The driver ended (a fatal reject): report why.
                 let mut events = events;
                 while let Some(ev) = events.try_next() {
@@ -373,7 +482,8 @@ impl Member {
             }
             Err(_) => {
                 let last = match &*member.state.borrow() {
-                    ConnectionState::Disconnected { reason } => reason.clone(),
+                    ConnectionState::Disconnected { reason }
+                    | ConnectionState::TlsFailed { reason } => reason.clone(),
                     _ => "no answer (is the server at this address running?)".to_owned(),
                 };
                 let last = if last.contains("secret") {
@@ -394,8 +504,21 @@ impl Member {
 
     /// Starts a member without waiting for it to register; it connects and
     /// reconnects by itself.
+    ///
+    /// With [`MemberConfig::tls`] the connection is TLS; with TLS settings
+    /// that cannot be loaded every connection attempt fails, and the
+    /// member's state ([`ConnectionState::TlsFailed`]) says why.
     pub fn start(config: MemberConfig) -> (Member, EventStream) {
-        Self::start_with(config, TokioNet)
+        match config.tls.as_ref().map(|t| t.connector(&config.server)) {
+            Some(Ok(net)) => Self::start_with(config, net),
+            Some(Err(e)) => {
+                let mut config = config;
+                config.tls = None;
+                let (member, events) = Self::start_with(config, FailedNet(e.to_string()));
+                (member, events)
+            }
+            None => Self::start_with(config, TokioNet),
+        }
     }
 
     /// [`start`](Member::start) on another network (see

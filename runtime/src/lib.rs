@@ -12,6 +12,8 @@
 //!   owner-only permissions).
 //! * [`net`]: the network seam (listener, connector, randomness) with the
 //!   tokio implementation; a simulation supplies its own.
+//! * [`tls`]: TLS on that seam (rustls): a listener, a connector, and the
+//!   configurations from PEM files.
 #![deny(missing_docs)]
 
 pub mod clock;
@@ -20,3 +22,4 @@ pub mod fault;
 pub mod io;
 pub mod net;
 pub mod secret;
+pub mod tls;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api_view::{
     GroupEntry, GroupList, InstanceEntry, InstanceList, MemberDetail, MemberList, ProcessEntry,
-    Route,
+    Redact, Route,
 };
 use crate::core_task::CoreMsg;
 use crate::snapshot::Snapshot;
@@ -26,8 +26,39 @@ use crate::snapshot::Snapshot;
 /// A query the core task does not answer within this time gets a 503.
 pub(crate) const API_QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// What the routes share: the way to the core task and the HTTP token
+/// that unlocks session material.
+#[derive(Clone)]
+pub(crate) struct ApiCtx {
+    pub core: mpsc::Sender<CoreMsg>,
+    pub token: Option<std::sync::Arc<str>>,
+    /// The member port's failed TLS handshakes (with TLS on).
+    pub tls_failures: Option<switchboard_runtime::tls::TlsFailures>,
+}
+
+impl axum::extract::FromRef<ApiCtx> for mpsc::Sender<CoreMsg> {
+    fn from_ref(ctx: &ApiCtx) -> Self {
+        ctx.core.clone()
+    }
+}
+
+impl ApiCtx {
+    /// True when the request may see session material.
+    pub(crate) fn authorised(&self, headers: &HeaderMap) -> bool {
+        crate::http::authorised(self.token.as_deref(), headers)
+    }
+}
+
+/// `doc` as JSON, without session material unless `full`.
+pub(crate) fn doc<T: Redact + serde::Serialize>(mut doc: T, full: bool) -> Response {
+    if !full {
+        doc.redact();
+    }
+    Json(doc).into_response()
+}
+
 /// The routes of this module, the metrics, the event stream and the page.
-pub(crate) fn routes() -> Router<mpsc::Sender<CoreMsg>> {
+pub(crate) fn routes() -> Router<ApiCtx> {
     Router::new()
         .route("/", get(crate::page::page))
         .route("/readyz", get(readyz))
@@ -105,35 +136,38 @@ async fn readyz(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
     }
 }
 
-async fn server(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
-    match snapshot(&core).await {
-        Ok(s) => Json(s.info).into_response(),
+async fn server(State(ctx): State<ApiCtx>, headers: HeaderMap) -> Response {
+    match snapshot(&ctx.core).await {
+        Ok(s) => doc(s.info, ctx.authorised(&headers)),
         Err(r) => r,
     }
 }
 
-async fn members(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
-    match snapshot(&core).await {
-        Ok(s) => Json(MemberList {
-            epoch: s.info.epoch,
-            members: s.members,
-        })
-        .into_response(),
+async fn members(State(ctx): State<ApiCtx>, headers: HeaderMap) -> Response {
+    match snapshot(&ctx.core).await {
+        Ok(s) => doc(
+            MemberList {
+                epoch: s.info.epoch,
+                members: s.members,
+            },
+            ctx.authorised(&headers),
+        ),
         Err(r) => r,
     }
 }
 
 async fn member(
-    State(core): State<mpsc::Sender<CoreMsg>>,
+    State(ctx): State<ApiCtx>,
     Path((instance, process)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
-    match snapshot(&core).await {
+    match snapshot(&ctx.core).await {
         Ok(s) => match s
             .members
             .into_iter()
             .find(|m| m.instance == instance && m.process == process)
         {
-            Some(m) => Json(m).into_response(),
+            Some(m) => doc(m, ctx.authorised(&headers)),
             None => (
                 StatusCode::NOT_FOUND,
                 format!("no member {instance}/{process}\n"),
@@ -144,9 +178,9 @@ async fn member(
     }
 }
 
-async fn instances(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
-    match snapshot(&core).await {
-        Ok(s) => Json(instance_list(&s.members)).into_response(),
+async fn instances(State(ctx): State<ApiCtx>, headers: HeaderMap) -> Response {
+    match snapshot(&ctx.core).await {
+        Ok(s) => doc(instance_list(&s.members), ctx.authorised(&headers)),
         Err(r) => r,
     }
 }
@@ -208,7 +242,11 @@ struct RouteQuery {
     service: Option<String>,
 }
 
-async fn route(State(core): State<mpsc::Sender<CoreMsg>>, Query(q): Query<RouteQuery>) -> Response {
+async fn route(
+    State(ctx): State<ApiCtx>,
+    Query(q): Query<RouteQuery>,
+    headers: HeaderMap,
+) -> Response {
     let (by, name) = match (q.group, q.service) {
         (Some(g), None) => (RouteBy::Group, g),
         (None, Some(s)) => (RouteBy::Service, s),
@@ -220,9 +258,9 @@ async fn route(State(core): State<mpsc::Sender<CoreMsg>>, Query(q): Query<RouteQ
                 .into_response()
         }
     };
-    match snapshot(&core).await {
+    match snapshot(&ctx.core).await {
         Ok(s) => match pick_route(&s.members, by, &name) {
-            Some(r) => Json(r).into_response(),
+            Some(r) => doc(r, ctx.authorised(&headers)),
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("no attached member offers {} {name:?}\n", by.name()),
@@ -291,8 +329,8 @@ mod tests {
     fn m(name: &str, state: &str, load: u32, queue: u64, groups: &[&str]) -> MemberDetail {
         let (instance, process) = name.split_once('/').unwrap_or((name, "p"));
         MemberDetail {
-            member_id: load.into(),
-            incarnation: "1".into(),
+            member_id: Some(load.into()),
+            incarnation: Some("1".into()),
             name: name.into(),
             instance: instance.into(),
             process: process.into(),

@@ -12,7 +12,9 @@ pub struct ServerInfo {
     /// Cluster name.
     pub cluster: String,
     /// This server run's incarnation, hex (changes on every start).
-    pub server_incarnation: String,
+    /// Session material: only for a reader with the HTTP token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_incarnation: Option<String>,
     /// When this server run started, Unix milliseconds.
     pub started_unix_ms: u64,
     /// Time since the start, milliseconds.
@@ -113,10 +115,13 @@ pub struct Totals {
 /// One member, `GET /v1/members` and `/v1/members/{instance}/{process}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MemberDetail {
-    /// Id the server gave this process.
-    pub member_id: u64,
-    /// Process incarnation, hex.
-    pub incarnation: String,
+    /// Id the server gave this process. Session material: only for a
+    /// reader with the HTTP token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
+    /// Process incarnation, hex. Session material, as `member_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
     /// `instance/process`.
     pub name: String,
     /// Instance name.
@@ -169,8 +174,9 @@ pub struct MemberList {
 pub struct ProcessEntry {
     /// Process name.
     pub process: String,
-    /// Member id.
-    pub member_id: u64,
+    /// Member id. Session material: only for a reader with the HTTP token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
     /// `attached` or `detached`.
     pub state: String,
     /// Last published load.
@@ -224,8 +230,10 @@ pub struct Route {
     pub instance: String,
     /// The chosen process on it.
     pub process: String,
-    /// Its member id.
-    pub member_id: u64,
+    /// Its member id. Session material: only for a reader with the HTTP
+    /// token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
     /// Its published load.
     pub load: u32,
     /// Its queued stream items.
@@ -248,7 +256,8 @@ pub struct EventRecord {
     /// `instance_down`, `group_joined`, `group_left`, `service_state`,
     /// `load`, `custom`.
     pub kind: String,
-    /// The member concerned, if any.
+    /// The member concerned, if any. Session material: only for a reader
+    /// with the HTTP token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_id: Option<u64>,
     /// Its name (`instance/process`), when known.
@@ -278,4 +287,53 @@ pub struct EventRecord {
     /// Payload size (custom events).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_bytes: Option<usize>,
+}
+
+/// Leaves out session material (member ids, incarnations, the server
+/// incarnation): what a `Resume` names. The HTTP port serves a document
+/// unredacted only to a reader that presents the configured token.
+pub trait Redact {
+    /// Removes every field that names a session.
+    fn redact(&mut self);
+}
+
+impl Redact for ServerInfo {
+    fn redact(&mut self) {
+        self.server_incarnation = None;
+    }
+}
+
+impl Redact for MemberDetail {
+    fn redact(&mut self) {
+        self.member_id = None;
+        self.incarnation = None;
+    }
+}
+
+impl Redact for MemberList {
+    fn redact(&mut self) {
+        self.members.iter_mut().for_each(Redact::redact);
+    }
+}
+
+impl Redact for InstanceList {
+    fn redact(&mut self) {
+        for i in &mut self.instances {
+            for p in &mut i.processes {
+                p.member_id = None;
+            }
+        }
+    }
+}
+
+impl Redact for Route {
+    fn redact(&mut self) {
+        self.member_id = None;
+    }
+}
+
+impl Redact for EventRecord {
+    fn redact(&mut self) {
+        self.member_id = None;
+    }
 }

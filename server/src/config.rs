@@ -12,6 +12,14 @@
 //! connections_max = 1024
 //! handshakes_per_source_max = 16  # pending handshakes per client address
 //! memory_max_bytes = 1073741824    # server-wide memory budget
+//! auth = "secret"                  # or "certificate" or "both" (needs [tls])
+//! acl_file = "/etc/switchboard/acl.toml"  # who may connect (reloaded on SIGHUP)
+//!
+//! [tls]                            # TLS on the member port (and HTTP)
+//! cert_file = "/etc/switchboard/server.pem"
+//! key_file = "/etc/switchboard/server.key"
+//! client_ca_file = "/etc/switchboard/members-ca.pem"  # auth with certificates
+//! http = true                      # the HTTP port too (default)
 //!
 //! [http]                           # the external port (all optional)
 //! connections_max = 256
@@ -130,12 +138,107 @@ pub struct FileConfig {
     /// Server-wide memory budget, bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_max_bytes: Option<usize>,
+    /// How members authenticate on the member port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthMode>,
+    /// TLS on the member port (and the HTTP port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFileConfig>,
+    /// Access rules of the member port (which source addresses may
+    /// connect); reloaded on SIGHUP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl_file: Option<PathBuf>,
     /// External (HTTP) port limits.
     #[serde(default)]
     pub http: HttpFileLimits,
     /// State machine limits.
     #[serde(default)]
     pub server: CoreLimits,
+}
+
+/// How a member proves it may join, on the member port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The cluster secret (challenge-response); TLS, when on, only
+    /// encrypts and authenticates the server.
+    #[default]
+    Secret,
+    /// A client certificate that chains to `tls.client_ca_file`, checked
+    /// during the TLS handshake; no secret is needed.
+    Certificate,
+    /// Both: a valid client certificate and the secret.
+    Both,
+}
+
+impl AuthMode {
+    /// True when the member port requires client certificates.
+    pub fn needs_certificate(self) -> bool {
+        matches!(self, AuthMode::Certificate | AuthMode::Both)
+    }
+
+    /// Parses `secret`, `certificate` or `both`.
+    pub fn parse(s: &str) -> Result<AuthMode, ConfigError> {
+        match s {
+            "secret" => Ok(AuthMode::Secret),
+            "certificate" => Ok(AuthMode::Certificate),
+            "both" => Ok(AuthMode::Both),
+            _ => Err(invalid(
+                "auth",
+                format!("expected secret, certificate or both, got {s:?}"),
+            )),
+        }
+    }
+}
+
+/// The `[tls]` table: the server's certificate and key (PEM), the CA that
+/// client certificates must chain to, and whether the HTTP port uses TLS
+/// too.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFileConfig {
+    /// The server's certificate chain, PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The server's private key, PEM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// CA certificates, PEM, that members' certificates must chain to
+    /// (with `auth = "certificate"` or `"both"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Serve the HTTP port with TLS too (default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<bool>,
+}
+
+/// TLS of a running server, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The server's certificate and key, and the client CA.
+    pub files: switchboard_runtime::tls::ServerTlsFiles,
+    /// The HTTP port uses TLS too.
+    pub http: bool,
+}
+
+impl TlsFileConfig {
+    /// The resolved settings: `cert_file` and `key_file` are required.
+    pub fn resolve(&self) -> Result<TlsOptions, ConfigError> {
+        let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) else {
+            return Err(invalid(
+                "tls",
+                "both tls.cert_file and tls.key_file are required",
+            ));
+        };
+        Ok(TlsOptions {
+            files: switchboard_runtime::tls::ServerTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.client_ca_file.clone(),
+            },
+            http: self.http.unwrap_or(true),
+        })
+    }
 }
 
 /// State machine settings that may be overridden (see
@@ -301,6 +404,14 @@ impl FileConfig {
             connections_max: Some(opts.connections_max),
             handshakes_per_source_max: Some(opts.handshakes_per_source_max),
             memory_max_bytes: Some(opts.memory_max_bytes),
+            auth: Some(opts.auth),
+            acl_file: opts.acl_file.clone(),
+            tls: opts.tls.as_ref().map(|t| TlsFileConfig {
+                cert_file: Some(t.files.cert.clone()),
+                key_file: Some(t.files.key.clone()),
+                client_ca_file: t.files.client_ca.clone(),
+                http: Some(t.http),
+            }),
             http: HttpFileLimits {
                 connections_max: Some(opts.http.connections_max),
                 header_timeout_ms: Some(opts.http.header_timeout_ms),
@@ -358,6 +469,17 @@ pub struct ServerOptions {
     /// incarnations; without it, or with no token configured, they are
     /// omitted.
     pub http_token: Option<String>,
+    /// How members authenticate. With [`AuthMode::Certificate`] the
+    /// state machine's secret is replaced by the public
+    /// [`certificate_auth_secret`](switchboard_runtime::tls::certificate_auth_secret).
+    pub auth: AuthMode,
+    /// TLS on the member port (and the HTTP port); `None` is plain TCP.
+    pub tls: Option<TlsOptions>,
+    /// The member port's access rules file: when set, only the source
+    /// addresses it permits may connect (first matching rule wins, no
+    /// match denies). [`ServerHandle::reload_acl`](crate::ServerHandle::reload_acl)
+    /// reads it again.
+    pub acl_file: Option<PathBuf>,
     /// The state machine's settings (cluster, secret, limits).
     pub core: ServerConfig,
 }
@@ -373,6 +495,9 @@ impl ServerOptions {
             memory_max_bytes: MEMORY_MAX_BYTES_DEFAULT,
             http: HttpLimits::default(),
             http_token: None,
+            auth: AuthMode::Secret,
+            tls: None,
+            acl_file: None,
             core,
         }
     }
@@ -440,6 +565,27 @@ impl ServerOptions {
                     c.heartbeat_timeout_ms, c.heartbeat_interval_ms
                 ),
             ));
+        }
+        match (&self.tls, self.auth.needs_certificate()) {
+            (None, true) => {
+                return Err(invalid(
+                    "auth",
+                    "certificate authentication needs TLS ([tls] with cert_file, key_file and client_ca_file)",
+                ))
+            }
+            (Some(t), true) if t.files.client_ca.is_none() => {
+                return Err(invalid(
+                    "tls.client_ca_file",
+                    "required with auth = \"certificate\" or \"both\" (the CA members' certificates chain to)",
+                ))
+            }
+            (Some(t), false) if t.files.client_ca.is_some() => {
+                return Err(invalid(
+                    "tls.client_ca_file",
+                    "set, but auth = \"secret\" does not ask for client certificates; set auth = \"certificate\" or \"both\"",
+                ))
+            }
+            _ => {}
         }
         if self.internal == self.external && self.internal.port() != 0 {
             return Err(invalid(

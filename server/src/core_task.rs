@@ -17,12 +17,14 @@ use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use rand::RngCore;
-use switchboard_core::frame::{FailReason, Frame, Reject, RejectReason};
+use switchboard_core::frame::{ErrorCode, ErrorFrame, FailReason, Frame, Reject, RejectReason};
 use switchboard_core::server::{ConnId, Output, Server, ServerConfig, ServerEvent};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use super::acl::Acl;
 use super::event_log::{EventLog, Subscription};
+use super::snapshot::AccessCounts;
 use super::snapshot::{event_record, Snapshot, StartTime};
 use super::view::{MemberView, MembersView};
 use super::SHUTDOWN_FLUSH_TIMEOUT;
@@ -57,6 +59,13 @@ pub(crate) enum CoreMsg {
         from: u64,
         reply: oneshot::Sender<Subscription>,
     },
+    /// New access rules (reloaded): applied to new connections, and every
+    /// open connection they no longer permit is closed; the reply is how
+    /// many were.
+    Acl {
+        acl: Acl,
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// What the core task keeps per open connection.
@@ -83,6 +92,8 @@ pub(crate) struct Guard {
     /// dropped with a failed connection): raised here before each transmit,
     /// lowered by the writers.
     pub queued: Arc<AtomicUsize>,
+    /// The member port's access rules, if configured.
+    pub acl: Option<Acl>,
 }
 
 /// How often refused connections are summarised in one log line.
@@ -104,6 +115,8 @@ const BUDGET_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 struct Core {
     server: Server,
     guard: Guard,
+    /// Connections refused and closed by the access rules.
+    access: AccessCounts,
     /// Refusals of unauthenticated connections since the last summary, by
     /// reason.
     refusals: BTreeMap<&'static str, u64>,
@@ -150,6 +163,7 @@ pub(crate) async fn run(
     let mut core = Core {
         server,
         guard,
+        access: AccessCounts::default(),
         refusals: BTreeMap::new(),
         cooldown: HashMap::new(),
         budget_evictions: 0,
@@ -259,6 +273,25 @@ impl Core {
                 gate,
             } => {
                 tracing::debug!(conn = conn.0, %peer, "connection accepted");
+                if let Some(d) = self.guard.acl.as_ref().map(|a| a.decide(peer.ip())) {
+                    if !d.permitted() {
+                        // Refused like the per-address limit below, with
+                        // its own reason.
+                        let reject = Frame::Reject(Reject {
+                            reason: RejectReason::NotPermitted,
+                            text: format!("{} is not permitted: {}", peer.ip(), d.explain()),
+                        });
+                        let mut b = BytesMut::new();
+                        if reject.encode(&mut b, &self.server.config().limits).is_ok() {
+                            let _ = writer.try_send(b.freeze());
+                        }
+                        tracing::debug!(%peer, rule = ?d.rule, "connection denied by the access rules");
+                        self.access.denied += 1;
+                        self.refused("acl_denied");
+                        drop(gate);
+                        return None;
+                    }
+                }
                 let cooling = self
                     .cooldown
                     .get(&peer.ip())
@@ -339,12 +372,19 @@ impl Core {
             }
             CoreMsg::Snapshot(reply) => {
                 self.drain_outputs();
-                let _ = reply.send(super::snapshot::build(
+                let mut snap = super::snapshot::build(
                     &self.server,
                     now,
                     self.start,
                     self.guard.queued.load(Ordering::Relaxed),
-                ));
+                );
+                snap.access = self.access;
+                let _ = reply.send(snap);
+                None
+            }
+            CoreMsg::Acl { acl, reply } => {
+                let closed = self.apply_acl(acl);
+                let _ = reply.send(closed);
                 None
             }
             CoreMsg::Watch { from, reply } => {
@@ -354,6 +394,58 @@ impl Core {
                 None
             }
         }
+    }
+
+    /// Takes new access rules and closes every open connection they no
+    /// longer permit: a registered member is told why (`Error{NotPermitted}`
+    /// naming the rule) before its connection closes; its session then
+    /// ends like any lost connection (its resumes are refused by the same
+    /// rules). Returns how many connections were closed.
+    fn apply_acl(&mut self, acl: Acl) -> usize {
+        self.drain_outputs();
+        let now = self.clock.now();
+        let mut revoked: Vec<(ConnId, String)> = self
+            .conns
+            .iter()
+            .filter_map(|(conn, e)| {
+                let d = acl.decide(e.peer.ip());
+                (!d.permitted()).then(|| (*conn, d.explain()))
+            })
+            .collect();
+        revoked.sort_by_key(|(c, _)| *c);
+        for (conn, why) in &revoked {
+            let Some(e) = self.conns.remove(conn) else {
+                continue;
+            };
+            let member = self.server.is_authenticated(*conn);
+            let text = format!(
+                "{} is no longer permitted by the reloaded access rules: {why}",
+                e.peer.ip()
+            );
+            let frame = Frame::Error(ErrorFrame {
+                code: ErrorCode::NotPermitted,
+                text: text.clone(),
+            });
+            let mut b = BytesMut::new();
+            if frame.encode(&mut b, &self.server.config().limits).is_ok() {
+                let _ = e.writer.try_send(b.freeze());
+            }
+            tracing::warn!(conn = conn.0, peer = %e.peer, member, "{text}; disconnected");
+            self.access.revoked += 1;
+            self.gated.remove(conn);
+            // Dropping the entry closes the socket once the writer has
+            // flushed the error; the state machine sees a lost connection.
+            drop(e);
+            self.server.handle_closed(now, *conn);
+        }
+        tracing::info!(
+            rules = acl.rules().len(),
+            disconnected = revoked.len(),
+            "access rules reloaded"
+        );
+        self.guard.acl = Some(acl);
+        self.after_input(None);
+        revoked.len()
     }
 
     /// Drains every output, then updates the read gates.

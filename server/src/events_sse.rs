@@ -32,9 +32,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio::sync::mpsc;
 
-use crate::api_view::EventRecord;
+use crate::api_view::{EventRecord, Redact};
 use crate::core_task::CoreMsg;
 
 /// A comment line this often keeps proxies from closing an idle stream.
@@ -54,10 +53,12 @@ pub(crate) struct EventsQuery {
 }
 
 pub(crate) async fn events(
-    State(core): State<mpsc::Sender<CoreMsg>>,
+    State(ctx): State<crate::api::ApiCtx>,
     Query(q): Query<EventsQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let full = ctx.authorised(&headers);
+    let core = ctx.core;
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -88,6 +89,7 @@ pub(crate) async fn events(
         live: sub.live,
         deadline,
         done: false,
+        full,
     };
     Sse::new(watch_stream(state))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
@@ -103,10 +105,19 @@ struct Watcher {
     /// When the stream ends (`max_ms`).
     deadline: Option<tokio::time::Instant>,
     done: bool,
+    /// The reader presented the HTTP token: member ids stay in.
+    full: bool,
 }
 
-fn cluster_event(e: &EventRecord) -> Event {
-    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".to_owned());
+fn cluster_event(e: &EventRecord, full: bool) -> Event {
+    let data = if full {
+        serde_json::to_string(e)
+    } else {
+        let mut e = e.clone();
+        e.redact();
+        serde_json::to_string(&e)
+    }
+    .unwrap_or_else(|_| "{}".to_owned());
     Event::default()
         .id(e.gseq.to_string())
         .event("cluster")
@@ -122,7 +133,7 @@ fn watch_stream(w: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
             return Some((Ok(ev), w));
         }
         if let Some(e) = w.backlog.pop_front() {
-            return Some((Ok(cluster_event(&e)), w));
+            return Some((Ok(cluster_event(&e, w.full)), w));
         }
         let next = match w.deadline {
             Some(d) => match tokio::time::timeout_at(d, w.live.recv()).await {
@@ -132,7 +143,7 @@ fn watch_stream(w: Watcher) -> impl Stream<Item = Result<Event, Infallible>> {
             None => w.live.recv().await,
         };
         match next {
-            Ok(e) => Some((Ok(cluster_event(&e)), w)),
+            Ok(e) => Some((Ok(cluster_event(&e, w.full)), w)),
             Err(RecvError::Lagged(missed)) => {
                 w.done = true;
                 let ev = Event::default()

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use switchboard_runtime::tls::TlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
@@ -26,22 +27,29 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    tls_failures: Option<switchboard_runtime::tls::TlsFailures>,
     core: mpsc::Sender<CoreMsg>,
     shutdown: watch::Receiver<bool>,
     limits: HttpLimits,
     token: Option<String>,
 ) {
     let api_core = core.clone();
+    let api_token: Option<Arc<str>> = token.map(Arc::from);
     let state = ApiState {
         core,
-        token: token.map(Arc::from),
+        token: api_token.clone(),
     };
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/members", get(members))
         .with_state(state)
-        .merge(super::api::routes().with_state(api_core));
-    accept_loop(listener, app, shutdown, limits).await;
+        .merge(super::api::routes().with_state(super::api::ApiCtx {
+            core: api_core,
+            token: api_token,
+            tls_failures,
+        }));
+    accept_loop(listener, tls, app, shutdown, limits).await;
 }
 
 /// Largest request head (request line and headers) buffered, bytes.
@@ -58,6 +66,7 @@ const IDLE_CHECK: Duration = Duration::from_millis(250);
 /// for `idle_timeout_ms` is closed. No route reads a body.
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     app: Router,
     mut shutdown: watch::Receiver<bool>,
     limits: HttpLimits,
@@ -96,13 +105,28 @@ async fn accept_loop(
             drop(stream);
             continue;
         };
-        tokio::spawn(connection(
-            stream,
-            app.clone(),
-            shutdown.clone(),
-            limits,
-            permit,
-        ));
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        match &tls {
+            None => drop(tokio::spawn(connection(
+                stream, app, shutdown, limits, permit,
+            ))),
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                // The handshake counts against the header timeout and
+                // holds its connection slot meanwhile.
+                let timeout = Duration::from_millis(limits.header_timeout_ms);
+                tokio::spawn(async move {
+                    match switchboard_runtime::tls::accept_stream(&acceptor, stream, timeout).await
+                    {
+                        Ok(s) => connection(s, app, shutdown, limits, permit).await,
+                        Err(e) => tracing::debug!(
+                            error = %switchboard_runtime::tls::describe_failure(&e),
+                            "HTTP TLS handshake failed"
+                        ),
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -113,13 +137,15 @@ struct Activity {
     last: tokio::time::Instant,
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
+async fn connection<S>(
+    stream: S,
     app: Router,
     mut shutdown: watch::Receiver<bool>,
     limits: HttpLimits,
     _slot: OwnedSemaphorePermit,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Mutex::new(Activity {
         in_flight: 0,
         last: tokio::time::Instant::now(),
@@ -192,7 +218,7 @@ struct ApiState {
 /// True when the request carries `Authorization: Bearer <token>` for the
 /// configured token (compared in constant time). Session material (member
 /// ids, incarnations, the server incarnation) is served only then.
-fn authorised(token: Option<&str>, headers: &HeaderMap) -> bool {
+pub(crate) fn authorised(token: Option<&str>, headers: &HeaderMap) -> bool {
     let Some(token) = token else {
         return false;
     };

@@ -37,6 +37,7 @@
 
 #![deny(missing_docs)]
 
+pub mod acl;
 mod api;
 pub mod api_view;
 pub mod config;
@@ -63,7 +64,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::config::{ConfigError, ServerOptions};
+use crate::config::{AuthMode, ConfigError, ServerOptions};
+use crate::core_task::CoreMsg;
+use switchboard_runtime::tls;
 
 /// Messages queued to the core task at most; readers wait when it is full
 /// (backpressure onto the sockets).
@@ -78,6 +81,12 @@ pub enum ServerError {
     /// The settings are inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The access rules file could not be loaded.
+    #[error(transparent)]
+    Acl(#[from] acl::AclError),
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] switchboard_runtime::tls::TlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr} ({which} port): {source}")]
     Bind {
@@ -103,6 +112,10 @@ pub struct ServerHandle {
     accept: JoinHandle<()>,
     /// `None` when started by [`run_with`] (no HTTP port).
     http: Option<JoinHandle<()>>,
+    /// The way to the core task, for reloads.
+    core_tx: mpsc::Sender<CoreMsg>,
+    /// The access rules file, if configured.
+    acl_file: Option<std::path::PathBuf>,
 }
 
 impl ServerHandle {
@@ -155,11 +168,43 @@ impl ServerHandle {
         let _ = (&mut self.core).await;
     }
 
+    /// Reads the access rules file again and applies it: new connections
+    /// are judged by the new rules, and every open connection they no
+    /// longer permit is closed (a registered member is told why first).
+    /// Returns how many connections were closed. A file that cannot be
+    /// read or parsed changes nothing.
+    pub async fn reload_acl(&self) -> Result<usize, ReloadError> {
+        let Some(path) = &self.acl_file else {
+            return Err(ReloadError::NoAclFile);
+        };
+        let acl = acl::Acl::load(path)?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.core_tx
+            .send(core_task::CoreMsg::Acl { acl, reply })
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        rx.await.map_err(|_| ReloadError::Stopped)
+    }
+
     /// A trigger for a graceful shutdown that can be moved elsewhere (a
     /// signal handler).
     pub fn shutdown_trigger(&self) -> ShutdownTrigger {
         ShutdownTrigger(self.shutdown.clone())
     }
+}
+
+/// Why the access rules were not reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The server runs without an access rules file.
+    #[error("no access rules file is configured (acl_file)")]
+    NoAclFile,
+    /// The file could not be read or parsed; the old rules stay.
+    #[error(transparent)]
+    Acl(#[from] acl::AclError),
+    /// The server stopped.
+    #[error("the server has stopped")]
+    Stopped,
 }
 
 /// Starts a graceful shutdown of the server it came from.
@@ -174,9 +219,31 @@ impl ShutdownTrigger {
 }
 
 /// Binds both listeners and starts the server. Returns once it accepts
-/// connections.
-pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
+/// connections. With [`ServerOptions::tls`] the member port (and, unless
+/// turned off, the HTTP port) speaks TLS.
+pub async fn run(mut opts: ServerOptions) -> Result<ServerHandle, ServerError> {
     opts.validate()?;
+    if opts.auth == AuthMode::Certificate {
+        opts.core.secret = switchboard_runtime::tls::certificate_auth_secret();
+        opts.core.extra_secrets.clear();
+    }
+    // Load the TLS files before binding: a bad file is a config error.
+    let tls = match &opts.tls {
+        Some(t) => {
+            let member = tls::server_config(&t.files)?;
+            let http = t
+                .http
+                .then(|| {
+                    tls::server_config(&tls::ServerTlsFiles {
+                        client_ca: None,
+                        ..t.files.clone()
+                    })
+                })
+                .transpose()?;
+            Some((member, http.map(tls::TlsAcceptor::from)))
+        }
+        None => None,
+    };
     let internal = TcpListener::bind(opts.internal)
         .await
         .map_err(|source| ServerError::Bind {
@@ -196,12 +263,44 @@ pub async fn run(opts: ServerOptions) -> Result<ServerHandle, ServerError> {
         addr: opts.external,
         source,
     })?;
-    start(
-        opts,
-        internal,
-        Some((external, external_addr)),
-        entropy_rng(),
-    )
+    match tls {
+        Some((member, http_tls)) => {
+            let timeout = Duration::from_millis(opts.core.handshake_timeout_ms);
+            let internal = tls::TlsListener::new(internal, member, timeout);
+            let failures = internal.failures();
+            start(
+                opts,
+                internal,
+                Some(HttpPort {
+                    listener: external,
+                    addr: external_addr,
+                    tls: http_tls,
+                    tls_failures: Some(failures),
+                }),
+                entropy_rng(),
+            )
+        }
+        None => start(
+            opts,
+            internal,
+            Some(HttpPort {
+                listener: external,
+                addr: external_addr,
+                tls: None,
+                tls_failures: None,
+            }),
+            entropy_rng(),
+        ),
+    }
+}
+
+/// The bound HTTP port and its TLS, if any.
+struct HttpPort {
+    listener: TcpListener,
+    addr: SocketAddr,
+    tls: Option<tls::TlsAcceptor>,
+    /// The member port's failed TLS handshakes, for `/metrics`.
+    tls_failures: Option<tls::TlsFailures>,
 }
 
 /// Starts the server's member port on `listener`, its state machine on
@@ -219,7 +318,7 @@ pub fn run_with<L: Listener>(
 fn start<L: Listener>(
     opts: ServerOptions,
     internal: L,
-    external: Option<(TcpListener, SocketAddr)>,
+    external: Option<HttpPort>,
     rng: Box<dyn RngCore + Send>,
 ) -> Result<ServerHandle, ServerError> {
     let internal_addr = internal.local_addr().map_err(|source| ServerError::Bind {
@@ -231,6 +330,10 @@ fn start<L: Listener>(
     let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE_MAX);
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
     let cluster = opts.core.cluster.clone();
+    let opts_auth = opts.auth;
+    let acl = opts.acl_file.as_deref().map(acl::Acl::load).transpose()?;
+    let acl_rules = acl.as_ref().map(|a| a.rules().len());
+    let acl_file = opts.acl_file.clone();
 
     // Reads waiting for the state machine take at most a sixteenth of the
     // memory budget (64 MiB of the default 1 GiB), and room for one read.
@@ -243,6 +346,7 @@ fn start<L: Listener>(
         input: input.clone(),
         input_bytes_max,
         queued: queued.clone(),
+        acl,
     };
     let accept = tokio::spawn(conn::accept_loop(
         internal,
@@ -254,16 +358,21 @@ fn start<L: Listener>(
     ));
     let mut http_limits = opts.http;
     http_limits.connections_max = fd::reserve(opts.connections_max, http_limits.connections_max);
-    let external_addr = external.as_ref().map_or(opts.external, |(_, a)| *a);
-    let http = external.map(|(listener, _)| {
+    let external_addr = external.as_ref().map_or(opts.external, |p| p.addr);
+    let tls_on = opts.tls.is_some();
+    let http_tls = external.as_ref().is_some_and(|p| p.tls.is_some());
+    let http = external.map(|port| {
         tokio::spawn(http::serve(
-            listener,
+            port.listener,
+            port.tls,
+            port.tls_failures,
             core_tx.clone(),
             shutdown_rx.clone(),
             http_limits,
             opts.http_token.clone(),
         ))
     });
+    let core_handle_tx = core_tx.clone();
     let core = tokio::spawn(core_task::run(
         opts.core,
         guard,
@@ -277,6 +386,10 @@ fn start<L: Listener>(
         %cluster,
         internal = %internal_addr,
         external = %external_addr,
+        tls = tls_on,
+        http_tls,
+        auth = ?opts_auth,
+        access_rules = ?acl_rules,
         "switchboard server listening"
     );
     Ok(ServerHandle {
@@ -286,5 +399,7 @@ fn start<L: Listener>(
         core,
         accept,
         http,
+        core_tx: core_handle_tx,
+        acl_file,
     })
 }

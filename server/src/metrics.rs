@@ -16,9 +16,7 @@ use prometheus_client::registry::Registry;
 use switchboard_core::server::stats::{
     LatencyHistogram, ADDRESS_KINDS, FAIL_REASONS, HISTOGRAM_BUCKETS, NACK_REASONS, REJECT_REASONS,
 };
-use tokio::sync::mpsc;
 
-use crate::core_task::CoreMsg;
 use crate::snapshot::Snapshot;
 
 /// Upper bounds of the per-member queue depth histogram, items.
@@ -27,11 +25,12 @@ const QUEUE_DEPTH_BUCKETS: [u64; 9] = [0, 1, 4, 16, 64, 256, 1024, 4096, 16384];
 /// The OpenMetrics content type.
 const CONTENT_TYPE_OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub(crate) async fn metrics(State(core): State<mpsc::Sender<CoreMsg>>) -> Response {
-    let snap = match crate::api::snapshot(&core).await {
+pub(crate) async fn metrics(State(ctx): State<crate::api::ApiCtx>) -> Response {
+    let mut snap = match crate::api::snapshot(&ctx.core).await {
         Ok(s) => s,
         Err(r) => return r,
     };
+    snap.tls_failures = ctx.tls_failures.as_ref().map(|f| f.totals());
     match encode(snap) {
         Ok(text) => ([(CONTENT_TYPE, CONTENT_TYPE_OPENMETRICS)], text).into_response(),
         Err(_) => crate::api::busy(),
@@ -209,6 +208,25 @@ impl Collector for SnapshotCollector {
             "switchboard_connections_accepted",
             "Connections accepted on the member port",
             Value::Counter(s.connections_accepted),
+        )?;
+        if let Some(t) = &snap.tls_failures {
+            by(
+                e,
+                "switchboard_tls_handshake_failures",
+                "Failed TLS handshakes on the member port, by reason (exported with TLS on)",
+                "reason",
+                counters(&switchboard_runtime::tls::FAILURE_KINDS, t),
+            )?;
+        }
+        by(
+            e,
+            "switchboard_access_refusals",
+            "Member-port connections refused by the access rules (denied: a new connection, Reject{NotPermitted}; revoked: an open one closed by a reload, Error{NotPermitted})",
+            "kind",
+            [
+                ("denied", Value::Counter(snap.access.denied)),
+                ("revoked", Value::Counter(snap.access.revoked)),
+            ],
         )?;
         one(
             e,

@@ -44,6 +44,21 @@ pub(crate) struct Snapshot {
     pub stats: ServerStats,
     /// Handshakes in progress.
     pub handshakes: usize,
+    /// What the access rules refused and closed.
+    pub access: AccessCounts,
+    /// Failed TLS handshakes on the member port by kind, with TLS on
+    /// (filled in by the metrics route).
+    pub tls_failures: Option<[u64; switchboard_runtime::tls::FAILURE_KINDS.len()]>,
+}
+
+/// Connections the member port's access rules refused or closed, since the
+/// start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AccessCounts {
+    /// New connections refused (`Reject{NotPermitted}`).
+    pub denied: u64,
+    /// Open connections closed by a reload (`Error{NotPermitted}`).
+    pub revoked: u64,
 }
 
 /// Builds the snapshot. Walks every member once.
@@ -56,8 +71,8 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime, write_queue_bytes: 
             let ms = s.member_stats(m.member_id).unwrap_or_default();
             let attached = s.is_attached(m.member_id);
             MemberDetail {
-                member_id: m.member_id,
-                incarnation: to_hex(&m.incarnation.to_be_bytes()),
+                member_id: Some(m.member_id),
+                incarnation: Some(to_hex(&m.incarnation.to_be_bytes())),
                 name: format!("{}/{}", m.instance, m.process),
                 instance: m.instance.clone(),
                 process: m.process.clone(),
@@ -92,7 +107,7 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime, write_queue_bytes: 
     let info = ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster: c.cluster.clone(),
-        server_incarnation: to_hex(&s.incarnation().to_be_bytes()),
+        server_incarnation: Some(to_hex(&s.incarnation().to_be_bytes())),
         started_unix_ms: start.unix_ms(Tick::ZERO),
         uptime_ms: now.as_millis(),
         ready: !in_grace && !s.is_shutting_down(),
@@ -135,6 +150,8 @@ pub(crate) fn build(s: &Server, now: Tick, start: StartTime, write_queue_bytes: 
         members,
         stats,
         handshakes: s.handshakes(),
+        access: AccessCounts::default(),
+        tls_failures: None,
     }
 }
 

@@ -96,8 +96,14 @@ impl Client {
             }
             Frame::Ping(n) => self.write_control(&Frame::Pong(n)),
             Frame::Pong(_) => {}
-            Frame::Goodbye(_) | Frame::Error(_) => {
+            Frame::Goodbye(_) => {
                 self.drop_connection("server closed the session".into(), true);
+                return false;
+            }
+            Frame::Error(e) => {
+                // The server's words say why (an eviction, revoked access).
+                let reason = format!("server closed the session: {}", e.text);
+                self.drop_connection(reason, true);
                 return false;
             }
             other => {

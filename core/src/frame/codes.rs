@@ -66,6 +66,7 @@ wire_codes!(ErrorCode {
     ShuttingDown = 4,
     Internal = 5,
     DeclaredFailed = 6,
+    NotPermitted = 7,
 });
 
 #[cfg(test)]

@@ -160,6 +160,9 @@ pub enum ErrorCode {
     /// The server declared this member failed (heartbeat timeout, session
     /// superseded, ...): register again.
     DeclaredFailed,
+    /// The server's access rules no longer permit this connection (they
+    /// were reloaded); the text says which rule.
+    NotPermitted,
 }
 
 /// An event a member publishes.
