@@ -290,6 +290,37 @@ async fn raw_register(srv: &Srv, src: Ipv4Addr, process: &str) -> RawMember {
     }
 }
 
+/// Registers a raw member from `src` and sends `pieces` pieces of `piece`
+/// bytes (its first frame included) of a chunked message of `total` bytes
+/// to itself, never the rest; `None` if the server closed it meanwhile.
+async fn start_chunked(
+    srv: &Srv,
+    src: Ipv4Addr,
+    process: &str,
+    (total, piece, pieces): (u32, usize, u32),
+) -> Option<RawMember> {
+    let mut m = raw_register(srv, src, process).await;
+    let head = encode(&Frame::Send(Send {
+        seq: 1,
+        flags: flags::MORE,
+        to: Address::MemberId(m.member_id),
+        correlation: 0,
+        timeout_ms: 0,
+        total_len: total,
+        payload: Bytes::from(vec![1u8; piece]),
+    }));
+    m.s.write_all(&head).await.ok()?;
+    for k in 1..pieces {
+        let c = encode(&Frame::Chunk(Chunk {
+            id: 1,
+            offset: k * piece as u32,
+            payload: Bytes::from(vec![2u8; piece]),
+        }));
+        m.s.write_all(&c).await.ok()?;
+    }
+    Some(m)
+}
+
 // ---------------------------------------------------------------------------
 // The honest side and the scenario frame
 // ---------------------------------------------------------------------------
@@ -913,40 +944,20 @@ async fn unfinished_chunked_messages_are_bounded_by_the_budget() {
         for i in 0..20 {
             let srv = srv.clone();
             tasks.push(tokio::spawn(async move {
-                let mut m = raw_register(
+                // Everything but the last piece, then silence (pings
+                // keep the member alive).
+                let total: u32 = 14 * 1024 * 1024;
+                let piece = 512 * 1024;
+                let Some(mut m) = start_chunked(
                     &srv,
                     Ipv4Addr::new(127, 0, 5, 1 + i),
                     &format!("chunker{i}"),
+                    (total, piece, total / piece as u32 - 1),
                 )
-                .await;
-                let total: u32 = 14 * 1024 * 1024;
-                let piece = 512 * 1024;
-                let head = encode(&Frame::Send(Send {
-                    seq: 1,
-                    flags: flags::MORE,
-                    to: Address::MemberId(m.member_id),
-                    correlation: 0,
-                    timeout_ms: 0,
-                    total_len: total,
-                    payload: Bytes::from(vec![1u8; piece]),
-                }));
-                if m.s.write_all(&head).await.is_err() {
+                .await
+                else {
                     return "closed".to_owned();
-                }
-                let mut offset = piece as u32;
-                // Everything but the last piece, then silence (pings
-                // keep the member alive).
-                while offset + (piece as u32) < total {
-                    let c = encode(&Frame::Chunk(Chunk {
-                        id: 1,
-                        offset,
-                        payload: Bytes::from(vec![2u8; piece]),
-                    }));
-                    if m.s.write_all(&c).await.is_err() {
-                        break;
-                    }
-                    offset += piece as u32;
-                }
+                };
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
                 while tokio::time::Instant::now() < deadline {
                     let ping = encode(&Frame::Ping(7));
@@ -983,35 +994,16 @@ async fn unfinished_chunked_messages_are_dropped_and_nacked() {
         for i in 0..10 {
             let srv = srv.clone();
             tasks.push(tokio::spawn(async move {
-                let mut m = raw_register(
+                let Some(mut m) = start_chunked(
                     &srv,
                     Ipv4Addr::new(127, 0, 8, 1 + i),
                     &format!("staller{i}"),
+                    (6 * 1024 * 1024, 512 * 1024, 8),
                 )
-                .await;
-                let total: u32 = 6 * 1024 * 1024;
-                let piece = 512 * 1024;
-                let mut frames = vec![encode(&Frame::Send(Send {
-                    seq: 1,
-                    flags: flags::MORE,
-                    to: Address::MemberId(m.member_id),
-                    correlation: 0,
-                    timeout_ms: 0,
-                    total_len: total,
-                    payload: Bytes::from(vec![1u8; piece]),
-                }))];
-                for k in 1..8u32 {
-                    frames.push(encode(&Frame::Chunk(Chunk {
-                        id: 1,
-                        offset: k * piece as u32,
-                        payload: Bytes::from(vec![2u8; piece]),
-                    })));
-                }
-                for f in frames {
-                    if m.s.write_all(&f).await.is_err() {
-                        return "closed".to_owned();
-                    }
-                }
+                .await
+                else {
+                    return "closed".to_owned();
+                };
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
                 while tokio::time::Instant::now() < deadline {
                     let ping = encode(&Frame::Ping(7));
