@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::types::ConnId;
 use crate::frame::{Filter, MemberInfo, Send};
+use crate::seq_queue::SeqQueue;
 use crate::time::Tick;
 
 /// The encoded frames of one stream item, shared by every recipient of a
@@ -88,7 +89,7 @@ pub(crate) struct Partial {
 pub(crate) struct Departed {
     pub incarnation: u64,
     pub received_through: u64,
-    pub pending: BTreeSet<u64>,
+    pub pending: SeqQueue<()>,
     pub session: u64,
     /// Final statuses not yet received by the member.
     pub notices: Vec<Notice>,
@@ -120,8 +121,10 @@ pub(crate) struct Member {
     pub sent_parts: usize,
     /// Control frames waiting for transmission (Pong, Ping, Welcome, ...).
     pub control: BytesMut,
-    /// This member's messages not yet final everywhere, by sequence.
-    pub pending: BTreeSet<u64>,
+    /// This member's messages not yet final everywhere, by sequence
+    /// (tracked in increasing order: a sender's messages are sequenced in
+    /// its order, parked ones included).
+    pub pending: SeqQueue<()>,
     /// Sequences of NACK items not yet transmitted.
     pub unsent_nacks: BTreeSet<u64>,
     /// The last (through, stable_through) sent in an `Ack`.
@@ -168,7 +171,7 @@ impl Member {
             sent_bytes: 0,
             sent_parts: 0,
             control: BytesMut::new(),
-            pending: BTreeSet::new(),
+            pending: SeqQueue::default(),
             unsent_nacks: BTreeSet::new(),
             ack_sent: (0, 0),
             subscriptions: BTreeMap::new(),
@@ -232,8 +235,8 @@ impl Member {
     /// Highest sequence final at every addressee, capped by `ack_through`.
     pub(crate) fn stable_through(&self) -> u64 {
         let through = self.ack_through();
-        match self.pending.first() {
-            Some(&p) => through.min(p - 1),
+        match self.pending.first_key() {
+            Some(p) => through.min(p - 1),
             None => through,
         }
     }

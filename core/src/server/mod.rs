@@ -28,6 +28,7 @@ mod config;
 mod events;
 mod handshake;
 mod member;
+mod names;
 mod ready;
 mod routing;
 mod settle;
@@ -83,7 +84,7 @@ pub struct Server {
     conns: BTreeMap<ConnId, Conn>,
     handshakes: usize,
     members: BTreeMap<u64, Member>,
-    by_name: BTreeMap<(String, String), u64>,
+    by_name: names::Names,
     instances: BTreeMap<String, BTreeSet<u64>>,
     groups: BTreeMap<String, BTreeSet<u64>>,
     anycast_cursor: BTreeMap<String, u64>,
@@ -144,7 +145,7 @@ impl Server {
             conns: BTreeMap::new(),
             handshakes: 0,
             members: BTreeMap::new(),
-            by_name: BTreeMap::new(),
+            by_name: names::Names::default(),
             instances: BTreeMap::new(),
             groups: BTreeMap::new(),
             anycast_cursor: BTreeMap::new(),

@@ -391,7 +391,8 @@ impl Server {
     pub(super) fn track(&mut self, sender: u64, seq: u64, gseq: u64, count: u32, confirm: bool) {
         let mut session = 0;
         if let Some(m) = self.members.get_mut(&sender) {
-            m.pending.insert(seq);
+            let pushed = m.pending.push(seq, ());
+            debug_assert!(pushed.is_ok(), "a sender's messages are tracked in order");
             session = m.session;
         }
         let pushed = self.inflight.push(
@@ -569,15 +570,13 @@ impl Server {
                     return Err(NackReason::UnknownDestination);
                 }
             }
-            Address::Member { instance, process } => {
-                match self.by_name.get(&(instance.clone(), process.clone())) {
-                    Some(id) => out.push(*id),
-                    None if self.instances.contains_key(instance) => {
-                        return Err(NackReason::DestinationGone)
-                    }
-                    None => return Err(NackReason::UnknownDestination),
+            Address::Member { instance, process } => match self.by_name.get(instance, process) {
+                Some(id) => out.push(id),
+                None if self.instances.contains_key(instance) => {
+                    return Err(NackReason::DestinationGone)
                 }
-            }
+                None => return Err(NackReason::UnknownDestination),
+            },
             Address::Instance(name) => {
                 let Some(set) = self.instances.get(name) else {
                     return Err(NackReason::UnknownDestination);
@@ -774,13 +773,13 @@ impl Server {
             .get_mut(&f.sender)
             .filter(|m| m.session == f.session)
         {
-            m.pending.remove(&f.seq);
+            m.pending.remove(f.seq);
         } else if let Some(d) = self
             .departed
             .get_mut(&f.sender)
             .filter(|d| d.session == f.session)
         {
-            d.pending.remove(&f.seq);
+            d.pending.remove(f.seq);
         } else {
             return;
         }
