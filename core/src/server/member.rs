@@ -121,6 +121,12 @@ pub(crate) struct Member {
     pub sent_parts: usize,
     /// Control frames waiting for transmission (Pong, Ping, Welcome, ...).
     pub control: BytesMut,
+    /// Room the deliveries addressed to this member alone are encoded
+    /// into, [`ARENA_BYTES`](super::routing::ARENA_BYTES) at a time, so
+    /// that a unicast message costs no allocation of its own. Its frames
+    /// are acknowledged in order, so a block is freed soon after its last
+    /// frame; released when the queue empties.
+    pub arena: BytesMut,
     /// This member's messages not yet final everywhere, by sequence
     /// (tracked in increasing order: a sender's messages are sequenced in
     /// its order, parked ones included).
@@ -171,6 +177,7 @@ impl Member {
             sent_bytes: 0,
             sent_parts: 0,
             control: BytesMut::new(),
+            arena: BytesMut::new(),
             pending: SeqQueue::default(),
             unsent_nacks: BTreeSet::new(),
             ack_sent: (0, 0),

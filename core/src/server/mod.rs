@@ -346,11 +346,31 @@ impl Server {
 
     /// Bytes arrived on a connection.
     pub fn handle_bytes(&mut self, now: Tick, conn: ConnId, data: &[u8]) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.read_buf.extend_from_slice(data);
+        }
+        self.decode_reads(now, conn);
+    }
+
+    /// Like [`handle_bytes`](Server::handle_bytes), for a read that arrives
+    /// in a buffer of its own: when nothing of an earlier read is left
+    /// over, the frames are decoded from that buffer without copying it
+    /// (payloads stay slices of it).
+    pub fn handle_read(&mut self, now: Tick, conn: ConnId, data: Bytes) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.read_buf.is_empty() {
+                // Zero-copy when `data` is the only handle to its buffer.
+                c.read_buf = BytesMut::from(data);
+            } else {
+                c.read_buf.extend_from_slice(&data);
+            }
+        }
+        self.decode_reads(now, conn);
+    }
+
+    /// Decodes and handles every whole frame buffered on `conn`.
+    fn decode_reads(&mut self, now: Tick, conn: ConnId) {
         self.now = now;
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.read_buf.extend_from_slice(data);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;

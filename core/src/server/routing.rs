@@ -13,6 +13,17 @@ use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Out
 /// released so that idle members cost little.
 const QUEUE_KEEP_ITEMS: usize = 16;
 
+/// Bytes of a member's delivery arena block (see `Member::arena`).
+pub(super) const ARENA_BYTES: usize = 2048;
+
+/// Largest payload encoded into a member's arena; a larger message gets
+/// its own buffer.
+const ARENA_PAYLOAD_MAX: usize = 512;
+
+/// Room an arena must have for a delivery besides its payload: the frame
+/// header, the fixed fields and the largest address.
+const ARENA_DELIVER_OVERHEAD: usize = frame::HEADER_BYTES + 64 + 2 * (2 + frame::NAME_BYTES_MAX);
+
 /// A sequenced message (or published event) not yet final at every
 /// addressee. Keyed by its gseq.
 #[derive(Debug)]
@@ -293,7 +304,10 @@ impl Server {
             total_len: s.payload.len() as u32,
             payload: s.payload,
         };
-        let data = self.encode_deliver(deliver);
+        let data = match recipients[..] {
+            [only] => self.encode_deliver_for(only, deliver),
+            _ => self.encode_deliver(deliver),
+        };
         self.stats.messages_accepted += 1;
         self.record_sequencing_latency();
         if matches!(data, ItemData::Parts(_)) {
@@ -349,6 +363,25 @@ impl Server {
                 ParkedItem::Publish(e) => self.publish_now(p.sender, e),
             }
         }
+    }
+
+    /// Encodes a delivery to member `to` alone: a small one into that
+    /// member's arena, any other as [`encode_deliver`](Self::encode_deliver).
+    fn encode_deliver_for(&mut self, to: u64, d: Deliver) -> ItemData {
+        let limits = self.config.limits;
+        let fits = d.payload.len() <= ARENA_PAYLOAD_MAX
+            && d.payload.len() <= limits.chunk_bytes_max() as usize;
+        let Some(m) = self.members.get_mut(&to).filter(|_| fits) else {
+            return self.encode_deliver(d);
+        };
+        let need = ARENA_DELIVER_OVERHEAD + d.payload.len();
+        debug_assert!(m.arena.is_empty());
+        if m.arena.capacity() < need {
+            m.arena = BytesMut::with_capacity(ARENA_BYTES.max(need));
+        }
+        let r = Frame::Deliver(d).encode(&mut m.arena, &limits);
+        debug_assert!(r.is_ok(), "server-built frame must encode: {r:?}");
+        ItemData::One(m.arena.split().freeze())
     }
 
     /// Encodes a delivery once, chunked when its payload is large.
@@ -678,9 +711,13 @@ impl Server {
             if m.sent_items == 0 {
                 m.sent_parts = 0;
             }
-            if m.queue.is_empty() && m.queue.capacity() > QUEUE_KEEP_ITEMS {
-                // A burst is over: an idle member does not keep its room.
-                m.queue = VecDeque::new();
+            if m.queue.is_empty() {
+                // Its frames are all acknowledged: the block goes too.
+                m.arena = BytesMut::new();
+                if m.queue.capacity() > QUEUE_KEEP_ITEMS {
+                    // A burst is over: an idle member does not keep its room.
+                    m.queue = VecDeque::new();
+                }
             }
             if m.over_since.is_some()
                 && !m.over_limit(
