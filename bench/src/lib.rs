@@ -280,6 +280,12 @@ fn run_limit(w: Workload, p: &Params) -> Duration {
     match w {
         Workload::W3 => setup + Duration::from_millis(2 * (p.requests + p.warmup_requests) as u64),
         Workload::W6 => setup + p.many_for + 2 * p.drain_timeout,
+        // Every member is told of every later one while the crowd forms:
+        // building it grows with the square of its size.
+        Workload::W5 => {
+            let n = p.idle_members as u64;
+            setup + Duration::from_micros(4 * n * n) + 2 * p.drain_timeout
+        }
         _ => setup + p.send_for + 2 * p.drain_timeout,
     }
 }

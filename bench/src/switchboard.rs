@@ -11,7 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::ctx::RunCtx;
 use super::many::{self, Picker, SharedHist, Stamp};
-use super::measure::Deliveries;
+use super::measure::{Deliveries, Tasks};
 use super::workload::{latency_histogram, AddressKind, BenchError, Figure, Workload};
 use switchboard_client::{Address, ClusterEvent, Event, EventStream, Member, MemberConfig};
 
@@ -267,7 +267,7 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let rss_before = ctx.server_rss();
     let told = Arc::new(Deliveries::new());
     let mut members = Vec::with_capacity(p.idle_members);
-    let mut readers = Vec::with_capacity(p.idle_members);
+    let mut readers = Tasks::with_capacity(p.idle_members);
     let newcomer = "newcomer";
     let mut i = 0;
     while i < p.idle_members {
@@ -315,9 +315,7 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let broadcast = told.last_at().saturating_duration_since(joined);
     late.goodbye().await;
     drain.abort();
-    for r in readers {
-        r.abort();
-    }
+    drop(readers);
     for m in members {
         m.kill().await;
     }
@@ -366,7 +364,7 @@ async fn many(ctx: &RunCtx<'_>, kind: AddressKind) -> Result<Figure, BenchError>
     let stamp = Stamp::new(p);
     let delivery = SharedHist::new();
     let told = Arc::new(Deliveries::new());
-    let mut readers = Vec::with_capacity(n);
+    let mut readers = Tasks::with_capacity(n);
     for mut ev in streams {
         let (d, hist) = (told.clone(), delivery.clone());
         readers.push(tokio::spawn(async move {
@@ -394,7 +392,7 @@ async fn many(ctx: &RunCtx<'_>, kind: AddressKind) -> Result<Figure, BenchError>
     let start = Instant::now() + Duration::from_millis(100);
     let until = start + p.many_for;
     let acks = SharedHist::new();
-    let mut senders = Vec::with_capacity(n);
+    let mut senders = Tasks::with_capacity(n);
     for (me, m) in members.iter().enumerate() {
         let (m, targets, acks) = (m.clone(), targets.clone(), acks.clone());
         let rate = p.many_rate;
@@ -439,16 +437,17 @@ async fn many(ctx: &RunCtx<'_>, kind: AddressKind) -> Result<Figure, BenchError>
         }));
     }
     let (mut sent, mut acked) = (0, 0);
-    for s in senders {
-        let (s, a) = s.await.map_err(|e| BenchError::client(SYSTEM, e))?;
+    for (s, a) in senders
+        .join()
+        .await
+        .map_err(|e| BenchError::client(SYSTEM, e))?
+    {
         sent += s;
         acked += a;
     }
     let received = told.drained(sent, p.drain_timeout).await;
     let elapsed = told.last_at().saturating_duration_since(start);
-    for r in readers {
-        r.abort();
-    }
+    drop(readers);
     for m in members {
         m.kill().await;
     }
