@@ -29,6 +29,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_address_kinds)]
     address: Vec<Vec<AddressKind>>,
     /// Members of W5 (idle) and W6 (sending); default 1,000 and 2,000.
+    /// Every Switchboard member in this process holds the cluster view, so
+    /// N members need about N² × 256 bytes here (10,000: ~24 GiB); a run
+    /// that would not fit in the available memory is refused.
     #[arg(long)]
     members: Option<usize>,
     /// Messages per second each W6 member sends.
@@ -148,6 +151,31 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
         });
     }
     params.many_rate = a.rate;
+    let crowd = a
+        .workload
+        .iter()
+        .map(|w| match w {
+            Workload::W5 => params.idle_members,
+            Workload::W6 => params.many_members,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    if let Some(available) = mem_available() {
+        let need = loader_bytes(crowd);
+        if need > available {
+            return Err(CliError::Flag {
+                flag: "members",
+                value: crowd.to_string(),
+                detail: format!(
+                    "{crowd} members need about {} MiB in the load generator (each holds the \
+                     cluster view), {} MiB are available",
+                    need >> 20,
+                    available >> 20
+                ),
+            });
+        }
+    }
     if let Some(ms) = a.w6_ms {
         params.many_for = Duration::from_millis(ms.max(1));
     }
@@ -225,4 +253,36 @@ const MEMBERS_MAX: usize = 20_000;
 
 fn parse_address_kinds(s: &str) -> Result<Vec<AddressKind>, String> {
     AddressKind::parse_list(s)
+}
+
+/// What `n` Switchboard members cost the load generator: each member's
+/// library holds the view of all `n` (about 256 bytes an entry), plus its
+/// own buffers.
+fn loader_bytes(n: usize) -> u64 {
+    let n = n as u64;
+    n.saturating_mul(n).saturating_mul(256) + n * 64 * 1024
+}
+
+/// `MemAvailable` from `/proc/meminfo`, bytes (`None` where unknown).
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_thousand_members_need_more_than_twenty_gib_of_loader_memory() {
+        assert!(loader_bytes(10_000) > 20 << 30);
+        assert!(loader_bytes(1_000) < 1 << 30);
+    }
 }
