@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use switchboard_core::auth::Secret;
 
 use super::proc::ServerProc;
-use super::workload::Params;
+use super::workload::{AddressKind, Params};
 
 /// One run of one workload against one system.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +18,9 @@ pub struct RunCtx<'a> {
     pub server: Option<&'a ServerProc>,
     /// Switchboard only: the cluster name and secret members join with.
     pub cluster: Option<(&'a str, &'a Secret)>,
+    /// Switchboard only: how senders address receivers (`None`: the
+    /// workload's default).
+    pub address: Option<AddressKind>,
 }
 
 impl RunCtx<'_> {

@@ -1,6 +1,6 @@
 //! # switchboard-bench
 //!
-//! `switchboard bench`: the benchmark workloads (W1–W5) against
+//! `switchboard bench`: the benchmark workloads (W1–W6) against
 //! Switchboard, NATS, Redis pub/sub and a bare relay, side by side in one
 //! run on this machine, with each peer's figure, Switchboard's ratio to it,
 //! and the CPU and memory every server used.
@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod ctx;
+pub mod many;
 pub mod measure;
 pub mod nats;
 pub mod proc;
@@ -30,8 +31,8 @@ use switchboard_core::auth::Secret;
 
 pub use ctx::RunCtx;
 use proc::{ServerProc, Usage};
-pub use report::Report;
-pub use workload::{BenchError, Figure, Params, Workload};
+pub use report::{Report, Row};
+pub use workload::{AddressKind, BenchError, Figure, Params, Workload};
 
 /// A system under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +96,9 @@ pub struct Options {
     pub relay: bool,
     /// Directory for the started servers' files.
     pub work_dir: PathBuf,
+    /// The address kinds Switchboard is measured with (each workload runs
+    /// those that mean something for it: [`Workload::addresses_for`]).
+    pub addresses: Vec<AddressKind>,
 }
 
 /// One run's measurements.
@@ -115,14 +119,15 @@ pub struct RunResult {
 /// Something to say while the bench runs (the CLI prints it).
 pub trait Progress {
     /// A run starts.
-    fn start(&mut self, system: System, w: Workload, run: usize, runs: usize);
+    fn start(&mut self, row: Row, w: Workload, run: usize, runs: usize);
     /// A run ended.
-    fn done(&mut self, system: System, w: Workload, result: &Result<RunResult, BenchError>);
+    fn done(&mut self, row: Row, w: Workload, result: &Result<RunResult, BenchError>);
 }
 
 /// Runs everything and returns the report. A system that cannot start is
 /// reported as skipped with the reason; the others go on.
 pub async fn run(opts: &Options, progress: &mut dyn Progress) -> Report {
+    raise_fd_limit();
     let mut report = Report::new(opts.params.clone(), opts.runs);
     let mut systems = vec![System::Switchboard];
     if opts.peers {
@@ -142,20 +147,38 @@ pub async fn run(opts: &Options, progress: &mut dyn Progress) -> Report {
     }
     for &w in &opts.workloads {
         for &s in &systems {
-            for r in 0..opts.runs {
-                progress.start(s, w, r, opts.runs);
-                let result = one_run(opts, s, w).await;
-                progress.done(s, w, &result);
-                report.add(w, s, result);
+            let addresses = match s {
+                System::Switchboard => w.addresses_for(&opts.addresses),
+                _ => vec![None],
+            };
+            for address in addresses {
+                let row = Row { system: s, address };
+                for r in 0..opts.runs {
+                    progress.start(row, w, r, opts.runs);
+                    let result = one_run(opts, row, w).await;
+                    progress.done(row, w, &result);
+                    report.add(w, row, result);
+                }
             }
         }
     }
     report
 }
 
+/// Raises this process's soft limit on open files to the hard limit: W5
+/// and W6 hold one socket per member (and the servers started from here
+/// inherit the limit).
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
+}
+
 /// Starts the system's server, runs the workload once, stops the server.
-async fn one_run(opts: &Options, system: System, w: Workload) -> Result<RunResult, BenchError> {
+async fn one_run(opts: &Options, row: Row, w: Workload) -> Result<RunResult, BenchError> {
     let p = &opts.params;
+    let system = row.system;
     let server: Option<ServerProc>;
     let mut cluster: Option<(String, Secret)> = None;
     let addr;
@@ -213,6 +236,7 @@ async fn one_run(opts: &Options, system: System, w: Workload) -> Result<RunResul
         params: p,
         server: server.as_ref(),
         cluster: cluster.as_ref().map(|(c, s)| (c.as_str(), s)),
+        address: row.address,
     };
     let before = server.as_ref().map(ServerProc::usage);
     let loader_before = Usage::own();
@@ -255,6 +279,13 @@ fn run_limit(w: Workload, p: &Params) -> Duration {
     let setup = Duration::from_secs(60);
     match w {
         Workload::W3 => setup + Duration::from_millis(2 * (p.requests + p.warmup_requests) as u64),
+        Workload::W6 => setup + p.many_for + 2 * p.drain_timeout,
+        // Every member is told of every later one while the crowd forms:
+        // building it grows with the square of its size.
+        Workload::W5 => {
+            let n = p.idle_members as u64;
+            setup + Duration::from_micros(4 * n * n) + 2 * p.drain_timeout
+        }
         _ => setup + p.send_for + 2 * p.drain_timeout,
     }
 }
@@ -278,13 +309,14 @@ fn start_switchboard(
     let external = proc::free_port()?;
     let secret_file = work_dir.join("secret");
     let config_file = work_dir.join("bench.toml");
-    let members_max = (p.idle_members + 64).max(1024);
+    let members_max = (p.idle_members.max(p.many_members) + 64).max(1024);
     let config = format!(
         "cluster = \"bench\"\n\
          internal = \"{internal}\"\n\
          external = \"{external}\"\n\
          secret_file = {secret:?}\n\
          connections_max = {conns}\n\
+         handshakes_per_source_max = {members_max}\n\
          [server]\n\
          members_max = {members_max}\n\
          handshakes_max = {members_max}\n\

@@ -111,6 +111,42 @@ pub async fn stop(tasks: Vec<JoinHandle<()>>) {
     }
 }
 
+/// Tasks aborted when this is dropped: a run that times out (its future
+/// dropped) leaves no task of its own behind to hold sockets and CPU in
+/// the runs after it.
+#[derive(Debug)]
+pub struct Tasks<T>(pub Vec<JoinHandle<T>>);
+
+impl<T> Tasks<T> {
+    /// Room for `n` tasks.
+    pub fn with_capacity(n: usize) -> Tasks<T> {
+        Tasks(Vec::with_capacity(n))
+    }
+
+    /// Adds one.
+    pub fn push(&mut self, t: JoinHandle<T>) {
+        self.0.push(t);
+    }
+
+    /// Waits for every task in order, ending early at the first that
+    /// panicked or was aborted (the others are aborted when `self` drops).
+    pub async fn join(mut self) -> Result<Vec<T>, tokio::task::JoinError> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for t in &mut self.0 {
+            out.push(t.await?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T> Drop for Tasks<T> {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 impl Default for Deliveries {
     fn default() -> Self {
         Deliveries::new()

@@ -32,6 +32,7 @@ use futures_util::FutureExt;
 use tokio::task::JoinHandle;
 
 use super::ctx::RunCtx;
+use super::many::{self, Picker, SharedHist, Stamp};
 use super::measure::{self, Deliveries};
 use super::workload::{latency_histogram, BenchError, Figure, Workload};
 
@@ -66,6 +67,7 @@ pub async fn run(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
             throughput(w, ctx, n, n, n).await
         }
         Workload::W5 => scale(w, ctx).await,
+        Workload::W6 => many(w, ctx).await,
     }
 }
 
@@ -362,6 +364,106 @@ async fn scale(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     result
 }
 
+/// W6: `many_members` connections, member i subscribed to `w6.i`, each
+/// publishing `many_rate` messages per second to a random other member's
+/// subject for `many_for`.
+async fn many(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+    let p = ctx.params;
+    let n = p.many_members.max(2);
+    let subjects: Arc<[Subject]> = (0..n).map(|i| Subject::from(format!("w6.{i}"))).collect();
+    let members: Vec<(Client, Subscriber)> = stream::iter(subjects.iter().cloned())
+        .map(|s| within(w, SETUP_TIMEOUT, subscriber(ctx, s)))
+        .buffered(many::CONNECT_PARALLEL)
+        .try_collect()
+        .await?;
+    let stamp = Stamp::new(p);
+    let delivery = SharedHist::new();
+    let told = Arc::new(Deliveries::new());
+    let mut readers = Vec::with_capacity(n);
+    let mut clients = Vec::with_capacity(n);
+    for (client, mut sub) in members {
+        clients.push(client.clone());
+        let (d, hist) = (told.clone(), delivery.clone());
+        readers.push(tokio::spawn(async move {
+            let _client = client;
+            let mut local = latency_histogram();
+            while let Some(m) = sub.next().await {
+                let mut got = 1;
+                if let Some(us) = stamp.age_us(&m.payload) {
+                    local.saturating_record(us);
+                }
+                while got < COUNT_BATCH {
+                    match sub.next().now_or_never() {
+                        Some(Some(m)) => {
+                            if let Some(us) = stamp.age_us(&m.payload) {
+                                local.saturating_record(us);
+                            }
+                            got += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                hist.add(&local);
+                local.reset();
+                d.record(got);
+            }
+        }));
+    }
+    let start = Instant::now() + Duration::from_millis(100);
+    let until = start + p.many_for;
+    let mut senders = Vec::with_capacity(n);
+    for (me, client) in clients.into_iter().enumerate() {
+        let subjects = subjects.clone();
+        let rate = p.many_rate;
+        senders.push(tokio::spawn(async move {
+            let mut pick = Picker::new(me, n);
+            let mut tick = many::pacer(start, me, n, rate);
+            let mut sent = 0u64;
+            loop {
+                tick.tick().await;
+                if Instant::now() >= until {
+                    break;
+                }
+                let to = subjects[pick.next_other()].clone();
+                client
+                    .publish(to, stamp.payload())
+                    .await
+                    .map_err(client_err)?;
+                sent += 1;
+            }
+            client.flush().await.map_err(client_err)?;
+            confirm(&client).await?;
+            Ok::<u64, BenchError>(sent)
+        }));
+    }
+    let mut sent = 0;
+    let mut failure = None;
+    for h in senders {
+        match h.await {
+            Ok(Ok(k)) => sent += k,
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(client_err(e))),
+        }
+    }
+    let result = match failure {
+        Some(e) => Err(e),
+        None => {
+            let received = told.drained(sent, p.drain_timeout).await;
+            Ok(Figure::Many {
+                members: n as u64,
+                sent,
+                acked: None,
+                received,
+                elapsed: told.last_at().saturating_duration_since(start),
+                delivery: delivery.snapshot(),
+                ack: None,
+            })
+        }
+    };
+    measure::stop(readers).await;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::proc::{free_port, nats_args, which, ServerProc};
@@ -381,6 +483,7 @@ mod tests {
             params: &params,
             server: Some(&server),
             cluster: None,
+            address: None,
         };
         for w in Workload::ALL {
             let f = run(w, &ctx).await.expect("workload runs");
@@ -397,6 +500,7 @@ mod tests {
             params: &params,
             server: None,
             cluster: None,
+            address: None,
         };
         let r = tokio::time::timeout(Duration::from_secs(30), run(Workload::W1, &ctx))
             .await

@@ -27,6 +27,7 @@ use redis::{AsyncCommands, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 use tokio::task::JoinHandle;
 
 use super::ctx::RunCtx;
+use super::many::{self, Picker, SharedHist, Stamp};
 use super::measure::{self, Deliveries};
 use super::workload::{latency_histogram, BenchError, Figure, Workload};
 
@@ -73,6 +74,7 @@ pub async fn run(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
             throughput(w, ctx, &client, n, n, n).await
         }
         Workload::W5 => scale(w, ctx, &client).await,
+        Workload::W6 => many(w, ctx, &client).await,
     }
 }
 
@@ -373,6 +375,109 @@ async fn scale(
     result
 }
 
+/// W6: `many_members` members, member i a pub/sub connection subscribed
+/// to `w6.i` and a command connection publishing `many_rate` messages per
+/// second to a random other member's channel for `many_for` (each
+/// `PUBLISH` answered before the next).
+async fn many(w: Workload, ctx: &RunCtx<'_>, client: &redis::Client) -> Result<Figure, BenchError> {
+    let p = ctx.params;
+    let n = p.many_members.max(2);
+    let channels: Arc<[String]> = (0..n).map(|i| format!("w6.{i}")).collect();
+    let subs: Vec<PubSubStream> = stream::iter(channels.iter().cloned())
+        .map(|c| async move { within(w, SETUP_TIMEOUT, subscriber(client, &c)).await })
+        .buffered(many::CONNECT_PARALLEL)
+        .try_collect()
+        .await?;
+    let pubs: Vec<MultiplexedConnection> = stream::iter(0..n)
+        .map(|_| within(w, SETUP_TIMEOUT, publisher(client)))
+        .buffered(many::CONNECT_PARALLEL)
+        .try_collect()
+        .await?;
+    let stamp = Stamp::new(p);
+    let delivery = SharedHist::new();
+    let told = Arc::new(Deliveries::new());
+    let readers: Vec<JoinHandle<()>> = subs
+        .into_iter()
+        .map(|mut sub| {
+            let (d, hist) = (told.clone(), delivery.clone());
+            tokio::spawn(async move {
+                let mut local = latency_histogram();
+                while let Some(m) = sub.next().await {
+                    let mut got = 1;
+                    if let Some(us) = stamp.age_us(m.get_payload_bytes()) {
+                        local.saturating_record(us);
+                    }
+                    while got < COUNT_BATCH {
+                        match sub.next().now_or_never() {
+                            Some(Some(m)) => {
+                                if let Some(us) = stamp.age_us(m.get_payload_bytes()) {
+                                    local.saturating_record(us);
+                                }
+                                got += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                    hist.add(&local);
+                    local.reset();
+                    d.record(got);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now() + Duration::from_millis(100);
+    let until = start + p.many_for;
+    let mut senders = Vec::with_capacity(n);
+    for (me, mut con) in pubs.into_iter().enumerate() {
+        let channels = channels.clone();
+        let rate = p.many_rate;
+        senders.push(tokio::spawn(async move {
+            let mut pick = Picker::new(me, n);
+            let mut tick = many::pacer(start, me, n, rate);
+            let mut sent = 0u64;
+            loop {
+                tick.tick().await;
+                if Instant::now() >= until {
+                    break;
+                }
+                let to = &channels[pick.next_other()];
+                let _: i64 = con
+                    .publish(to, &stamp.payload()[..])
+                    .await
+                    .map_err(client_err)?;
+                sent += 1;
+            }
+            Ok::<u64, BenchError>(sent)
+        }));
+    }
+    let mut sent = 0;
+    let mut failure = None;
+    for h in senders {
+        match h.await {
+            Ok(Ok(k)) => sent += k,
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(client_err(e))),
+        }
+    }
+    let result = match failure {
+        Some(e) => Err(e),
+        None => {
+            let received = told.drained(sent, p.drain_timeout).await;
+            Ok(Figure::Many {
+                members: n as u64,
+                sent,
+                acked: None,
+                received,
+                elapsed: told.last_at().saturating_duration_since(start),
+                delivery: delivery.snapshot(),
+                ack: None,
+            })
+        }
+    };
+    measure::stop(readers).await;
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::proc::{free_port, redis_args, which, ServerProc};
@@ -392,6 +497,7 @@ mod tests {
             params: &params,
             server: Some(&server),
             cluster: None,
+            address: None,
         };
         for w in Workload::ALL {
             let f = run(w, &ctx).await.expect("workload runs");
@@ -408,6 +514,7 @@ mod tests {
             params: &params,
             server: None,
             cluster: None,
+            address: None,
         };
         let r = tokio::time::timeout(Duration::from_secs(30), run(Workload::W1, &ctx))
             .await

@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 use super::ctx::RunCtx;
+use super::many::{self, Picker, SharedHist, Stamp};
 use super::measure::Deliveries;
 use super::workload::{latency_histogram, BenchError, Figure, Workload};
 use switchboard_runtime::io::{write_loop, READ_BYTES};
@@ -253,6 +254,7 @@ pub async fn run(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
         }
         Workload::W3 => latency(ctx).await,
         Workload::W5 => scale(ctx).await,
+        Workload::W6 => many(ctx).await,
     }
 }
 
@@ -469,6 +471,99 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
         rss_after,
         broadcast,
         received,
+    })
+}
+
+/// W6: `many_members` connections, member i subscribed to topic
+/// `W6_TOPIC + i`, each writing `many_rate` frames per second to a random
+/// other member's topic for `many_for`.
+async fn many(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+    const W6_TOPIC: u32 = 1_000_000;
+    const W6_PRIVATE: u32 = 2_000_000;
+    let p = ctx.params;
+    let n = p.many_members.max(2);
+    let mut conns = Vec::with_capacity(n);
+    for i in 0..n as u32 {
+        conns.push(subscriber(ctx.addr, &[W6_TOPIC + i], W6_PRIVATE + i).await?);
+    }
+    let stamp = Stamp::new(p);
+    let delivery = SharedHist::new();
+    let told = Arc::new(Deliveries::new());
+    let start = Instant::now() + Duration::from_millis(100);
+    let until = start + p.many_for;
+    let mut readers = Vec::with_capacity(n);
+    let mut senders = Vec::with_capacity(n);
+    for (me, s) in conns.into_iter().enumerate() {
+        let (mut rd, mut wr) = s.into_split();
+        let (d, hist) = (told.clone(), delivery.clone());
+        readers.push(tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(READ_BYTES);
+            let mut local = latency_histogram();
+            while matches!(rd.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                let mut got = 0;
+                while buf.len() >= 8 {
+                    let len = be_u32(&buf) as usize;
+                    if buf.len() < 4 + len {
+                        break;
+                    }
+                    if let Some(us) = stamp.age_us(&buf[8..4 + len]) {
+                        local.saturating_record(us);
+                    }
+                    got += 1;
+                    buf.advance(4 + len);
+                }
+                if got > 0 {
+                    hist.add(&local);
+                    local.reset();
+                    d.record(got);
+                }
+            }
+        }));
+        let rate = p.many_rate;
+        senders.push(tokio::spawn(async move {
+            let mut pick = Picker::new(me, n);
+            let mut tick = many::pacer(start, me, n, rate);
+            let mut frame = BytesMut::new();
+            let mut sent = 0u64;
+            loop {
+                tick.tick().await;
+                if Instant::now() >= until {
+                    break;
+                }
+                frame.clear();
+                put_frame(
+                    &mut frame,
+                    W6_TOPIC + pick.next_other() as u32,
+                    &stamp.payload(),
+                );
+                if wr.write_all(&frame).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            (sent, wr)
+        }));
+    }
+    let mut sent = 0;
+    let mut keep = Vec::with_capacity(n);
+    for h in senders {
+        let (k, wr) = h.await.map_err(|e| BenchError::client(SYSTEM, e))?;
+        sent += k;
+        keep.push(wr);
+    }
+    let received = told.drained(sent, p.drain_timeout).await;
+    drop(keep);
+    for r in readers {
+        r.abort();
+    }
+    Ok(Figure::Many {
+        members: n as u64,
+        sent,
+        acked: None,
+        received,
+        elapsed: told.last_at().saturating_duration_since(start),
+        delivery: delivery.snapshot(),
+        ack: None,
     })
 }
 

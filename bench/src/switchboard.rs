@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
 use super::ctx::RunCtx;
-use super::measure::Deliveries;
-use super::workload::{latency_histogram, BenchError, Figure, Workload};
+use super::many::{self, Picker, SharedHist, Stamp};
+use super::measure::{Deliveries, Tasks};
+use super::workload::{latency_histogram, AddressKind, BenchError, Figure, Workload};
 use switchboard_client::{Address, ClusterEvent, Event, EventStream, Member, MemberConfig};
 
 const SYSTEM: &str = "switchboard";
@@ -21,14 +24,45 @@ const EVENTS_BATCH: usize = 1024;
 const CONNECT_PARALLEL: usize = 64;
 
 /// Runs one workload against the server at `ctx.addr`.
+/// The address kind is `ctx.address`, or the workload's default.
 pub async fn run(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+    let kind = ctx
+        .address
+        .or_else(|| w.addresses().first().copied())
+        .unwrap_or(AddressKind::MemberId);
     match w {
-        Workload::W1 => throughput(ctx, 1, 1, Fan::Unicast).await,
-        Workload::W2 => throughput(ctx, 1, ctx.params.fanout, Fan::Broadcast).await,
-        Workload::W4 => throughput(ctx, ctx.params.pairs, ctx.params.pairs, Fan::Unicast).await,
-        Workload::W3 => latency(ctx).await,
+        Workload::W1 => throughput(ctx, 1, 1, kind).await,
+        Workload::W2 => throughput(ctx, 1, ctx.params.fanout, kind).await,
+        Workload::W4 => throughput(ctx, ctx.params.pairs, ctx.params.pairs, kind).await,
+        Workload::W3 => latency(ctx, kind).await,
         Workload::W5 => scale(ctx).await,
+        Workload::W6 => many(ctx, kind).await,
     }
+}
+
+/// How member `m` (process `process` of instance `instance`) is addressed
+/// by `kind`, joining the group it is addressed by (`group`) first.
+async fn address_of(
+    m: &Member,
+    kind: AddressKind,
+    instance: &str,
+    process: &str,
+    group: &str,
+) -> Result<Address, BenchError> {
+    Ok(match kind {
+        AddressKind::MemberId => m
+            .member_id()
+            .map(Address::MemberId)
+            .ok_or_else(|| BenchError::client(SYSTEM, "member not registered"))?,
+        AddressKind::Member => switchboard_client::member(instance, process),
+        AddressKind::Group => {
+            m.join(group)
+                .await
+                .map_err(|e| BenchError::client(SYSTEM, e))?;
+            Address::Group(group.to_owned())
+        }
+        AddressKind::Broadcast => Address::Broadcast,
+    })
 }
 
 fn config(ctx: &RunCtx<'_>, instance: &str, process: String) -> Result<MemberConfig, BenchError> {
@@ -67,20 +101,17 @@ fn discard(mut events: EventStream) -> tokio::task::JoinHandle<()> {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fan {
-    /// Sender `i`'s `k`-th message goes to receiver `(i + k) % receivers`.
-    Unicast,
-    /// Every message goes to every other member (the receivers).
-    Broadcast,
-}
-
+/// Sender `i`'s `k`-th message goes to receiver `(i + k) % receivers`,
+/// addressed by `kind`; with `receivers > 1` and `Broadcast`, or `Group`
+/// when the workload is a fan-out (one sender, W2), every message goes to
+/// every receiver instead (one group all of them joined).
 async fn throughput(
     ctx: &RunCtx<'_>,
     senders: usize,
     receivers: usize,
-    fan: Fan,
+    kind: AddressKind,
 ) -> Result<Figure, BenchError> {
+    let fan_out = kind == AddressKind::Broadcast || (senders == 1 && receivers > 1);
     let p = ctx.params;
     let mut rx_members = Vec::new();
     let mut rx_streams = Vec::new();
@@ -96,11 +127,18 @@ async fn throughput(
         drains.push(discard(ev));
         tx_members.push(m);
     }
-    let targets: Vec<Address> = rx_members
-        .iter()
-        .map(|m| m.member_id().map(Address::MemberId))
-        .collect::<Option<_>>()
-        .ok_or_else(|| BenchError::client(SYSTEM, "receiver not registered"))?;
+    let mut targets: Vec<Address> = Vec::with_capacity(receivers);
+    for (j, m) in rx_members.iter().enumerate() {
+        let group = if fan_out {
+            "bench-all".to_owned()
+        } else {
+            format!("bench-rx{j}")
+        };
+        targets.push(address_of(m, kind, "bench-rx", &format!("r{j}"), &group).await?);
+    }
+    if fan_out {
+        targets.truncate(1);
+    }
 
     let deliveries = Arc::new(Deliveries::new());
     let mut readers = Vec::new();
@@ -129,10 +167,7 @@ async fn throughput(
             'send: loop {
                 // Look at the clock every 64 messages, not every one.
                 for _ in 0..64 {
-                    let to = match fan {
-                        Fan::Broadcast => Address::Broadcast,
-                        Fan::Unicast => targets[k % targets.len()].clone(),
-                    };
+                    let to = targets[k % targets.len()].clone();
                     k += 1;
                     if m.post(to, payload.clone()).await.is_err() {
                         break 'send;
@@ -155,10 +190,7 @@ async fn throughput(
         sent += counts.submitted;
         acked += counts.acked;
     }
-    let per_message = match fan {
-        Fan::Broadcast => receivers as u64,
-        Fan::Unicast => 1,
-    };
+    let per_message = if fan_out { receivers as u64 } else { 1 };
     let expected = sent * per_message;
     let received = deliveries.drained(expected, p.drain_timeout).await;
     for m in tx_members.iter().chain(rx_members.iter()) {
@@ -176,15 +208,16 @@ async fn throughput(
     })
 }
 
-async fn latency(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
+/// W3; with `Group` the requests are anycast to the responder's group.
+async fn latency(ctx: &RunCtx<'_>, kind: AddressKind) -> Result<Figure, BenchError> {
     let p = ctx.params;
     let (responder, mut requests) = join(ctx, "bench-rr", "responder".into()).await?;
     let (requester, events) = join(ctx, "bench-rr", "requester".into()).await?;
     let drain = discard(events);
-    let to = responder
-        .member_id()
-        .map(Address::MemberId)
-        .ok_or_else(|| BenchError::client(SYSTEM, "responder not registered"))?;
+    let to = match address_of(&responder, kind, "bench-rr", "responder", "bench-rr").await? {
+        Address::Group(g) => Address::Anycast(g),
+        a => a,
+    };
     let r = responder.clone();
     let echo = tokio::spawn(async move {
         let mut buf = Vec::with_capacity(EVENTS_BATCH);
@@ -234,7 +267,7 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let rss_before = ctx.server_rss();
     let told = Arc::new(Deliveries::new());
     let mut members = Vec::with_capacity(p.idle_members);
-    let mut readers = Vec::with_capacity(p.idle_members);
+    let mut readers = Tasks::with_capacity(p.idle_members);
     let newcomer = "newcomer";
     let mut i = 0;
     while i < p.idle_members {
@@ -282,9 +315,7 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let broadcast = told.last_at().saturating_duration_since(joined);
     late.goodbye().await;
     drain.abort();
-    for r in readers {
-        r.abort();
-    }
+    drop(readers);
     for m in members {
         m.kill().await;
     }
@@ -295,4 +326,143 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
         broadcast,
         received,
     })
+}
+
+/// W6: `many_members` members, each sending `many_rate` messages per
+/// second (each one awaited for its acknowledgement, the latency recorded)
+/// to a random other member addressed by `kind`, for `many_for`.
+async fn many(ctx: &RunCtx<'_>, kind: AddressKind) -> Result<Figure, BenchError> {
+    let p = ctx.params;
+    let n = p.many_members.max(2);
+    let mut members = Vec::with_capacity(n);
+    let mut streams = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let k = many::CONNECT_PARALLEL.min(n - i);
+        let mut joins = Vec::with_capacity(k);
+        for j in i..i + k {
+            let cfg = config(ctx, "bench-many", format!("m{j}"))?;
+            joins.push(tokio::spawn(Member::connect(cfg)));
+        }
+        for j in joins {
+            let (m, ev) = j
+                .await
+                .map_err(|e| BenchError::client(SYSTEM, e))?
+                .map_err(|e| BenchError::client(SYSTEM, e))?;
+            members.push(m);
+            streams.push(ev);
+        }
+        i += k;
+    }
+    let mut targets = Vec::with_capacity(n);
+    for (j, m) in members.iter().enumerate() {
+        let process = format!("m{j}");
+        targets.push(address_of(m, kind, "bench-many", &process, &process).await?);
+    }
+    let targets: Arc<[Address]> = targets.into();
+
+    let stamp = Stamp::new(p);
+    let delivery = SharedHist::new();
+    let told = Arc::new(Deliveries::new());
+    let mut readers = Tasks::with_capacity(n);
+    for mut ev in streams {
+        let (d, hist) = (told.clone(), delivery.clone());
+        readers.push(tokio::spawn(async move {
+            let mut buf = Vec::with_capacity(EVENTS_BATCH);
+            let mut local = latency_histogram();
+            while ev.next_many(&mut buf, EVENTS_BATCH).await > 0 {
+                let mut got = 0;
+                for e in buf.drain(..) {
+                    if let Event::Message(m) = e {
+                        if let Some(us) = stamp.age_us(&m.wire.payload) {
+                            local.saturating_record(us);
+                        }
+                        got += 1;
+                    }
+                }
+                if got > 0 {
+                    hist.add(&local);
+                    local.reset();
+                    d.record(got);
+                }
+            }
+        }));
+    }
+
+    let start = Instant::now() + Duration::from_millis(100);
+    let until = start + p.many_for;
+    let acks = SharedHist::new();
+    let mut senders = Tasks::with_capacity(n);
+    for (me, m) in members.iter().enumerate() {
+        let (m, targets, acks) = (m.clone(), targets.clone(), acks.clone());
+        let rate = p.many_rate;
+        let drain = p.drain_timeout;
+        senders.push(tokio::spawn(async move {
+            let mut pick = Picker::new(me, n);
+            let mut tick = many::pacer(start, me, n, rate);
+            let mut in_flight = FuturesUnordered::new();
+            let mut local = latency_histogram();
+            let (mut sent, mut acked) = (0u64, 0u64);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if Instant::now() >= until {
+                            break;
+                        }
+                        let (m, to) = (m.clone(), targets[pick.next_other()].clone());
+                        let payload = stamp.payload();
+                        let t = Instant::now();
+                        sent += 1;
+                        in_flight.push(async move { (m.send(to, payload).await, t) });
+                    }
+                    Some((r, t)) = in_flight.next(), if !in_flight.is_empty() => {
+                        if r.is_ok() {
+                            acked += 1;
+                            local.saturating_record(micros(t.elapsed()));
+                        }
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(drain, async {
+                while let Some((r, t)) = in_flight.next().await {
+                    if r.is_ok() {
+                        acked += 1;
+                        local.saturating_record(micros(t.elapsed()));
+                    }
+                }
+            })
+            .await;
+            acks.add(&local);
+            (sent, acked)
+        }));
+    }
+    let (mut sent, mut acked) = (0, 0);
+    for (s, a) in senders
+        .join()
+        .await
+        .map_err(|e| BenchError::client(SYSTEM, e))?
+    {
+        sent += s;
+        acked += a;
+    }
+    let received = told.drained(sent, p.drain_timeout).await;
+    let elapsed = told.last_at().saturating_duration_since(start);
+    drop(readers);
+    for m in members {
+        m.kill().await;
+    }
+    Ok(Figure::Many {
+        members: n as u64,
+        sent,
+        acked: Some(acked),
+        received,
+        elapsed,
+        delivery: delivery.snapshot(),
+        ack: Some(acks.snapshot()),
+    })
+}
+
+/// A duration in whole microseconds, at least 1.
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }

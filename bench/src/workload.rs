@@ -1,5 +1,6 @@
-//! The benchmark workloads (W1–W5: see docs/PERFORMANCE.md), their parameters, and
-//! the figure each run produces.
+//! The benchmark workloads (W1–W6: see docs/PERFORMANCE.md), their parameters, the
+//! address kinds Switchboard is measured with, and the figure each run
+//! produces.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,16 +23,21 @@ pub enum Workload {
     /// Scale: `idle_members` connected idle members; server memory per
     /// member and the time to tell all of them one event.
     W5,
+    /// Many members: `many_members` connected members, each sending
+    /// `many_rate` unicast messages per second to random others for
+    /// `many_for`; delivered rate and latency.
+    W6,
 }
 
 impl Workload {
     /// Every workload, in order.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::W1,
         Workload::W2,
         Workload::W3,
         Workload::W4,
         Workload::W5,
+        Workload::W6,
     ];
 
     /// The lower-case name (`w1` ...), used in flags and JSON.
@@ -42,6 +48,7 @@ impl Workload {
             Workload::W3 => "w3",
             Workload::W4 => "w4",
             Workload::W5 => "w5",
+            Workload::W6 => "w6",
         }
     }
 
@@ -53,7 +60,103 @@ impl Workload {
             Workload::W3 => format!("W3 request/reply, {} B, latency", p.request_payload),
             Workload::W4 => format!("W4 {0}→{0}, {1} B, msgs/s", p.pairs, p.payload),
             Workload::W5 => format!("W5 {} idle members", p.idle_members),
+            Workload::W6 => format!(
+                "W6 {} members, each {}/s unicast to random others, {} B, {:.0} s: delivered/s and latency",
+                p.many_members,
+                p.many_rate,
+                p.payload.max(MANY_PAYLOAD_MIN),
+                p.many_for.as_secs_f64()
+            ),
         }
+    }
+
+    /// The address kinds that mean something for this workload, the
+    /// default first (what runs when no `--address` is given).
+    pub fn addresses(self) -> &'static [AddressKind] {
+        use AddressKind::*;
+        match self {
+            Workload::W1 => &[MemberId, Member, Group, Broadcast],
+            Workload::W2 => &[Broadcast, Group],
+            Workload::W3 => &[MemberId, Member, Group],
+            Workload::W4 | Workload::W6 => &[MemberId, Member, Group],
+            Workload::W5 => &[],
+        }
+    }
+
+    /// The address kinds to run for this workload given the ones asked
+    /// for: those of `asked` that mean something here, in this workload's
+    /// order, or the default when none does (or none was asked for).
+    pub fn addresses_for(self, asked: &[AddressKind]) -> Vec<Option<AddressKind>> {
+        let own = self.addresses();
+        let picked: Vec<Option<AddressKind>> = own
+            .iter()
+            .filter(|a| asked.contains(a))
+            .map(|a| Some(*a))
+            .collect();
+        if !picked.is_empty() {
+            picked
+        } else {
+            vec![own.first().copied()]
+        }
+    }
+}
+
+/// The smallest W6 payload: the first 8 bytes carry the send time.
+pub const MANY_PAYLOAD_MIN: usize = 8;
+
+/// How a Switchboard sender addresses its receivers (the peers have one
+/// way only: a subject or channel per receiver, or one for all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddressKind {
+    /// `Address::MemberId`: the receiver's member id.
+    MemberId,
+    /// `Address::Member { instance, process }`: the receiver by name.
+    Member,
+    /// `Address::Group`: a group the receivers joined (one group per
+    /// receiver for unicast workloads, one for all for fan-out; W3 sends
+    /// its requests as `Address::Anycast` to the responder's group).
+    Group,
+    /// `Address::Broadcast`: every other member.
+    Broadcast,
+}
+
+impl AddressKind {
+    /// Every kind, in order.
+    pub const ALL: [AddressKind; 4] = [
+        AddressKind::MemberId,
+        AddressKind::Member,
+        AddressKind::Group,
+        AddressKind::Broadcast,
+    ];
+
+    /// The flag and JSON name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AddressKind::MemberId => "member-id",
+            AddressKind::Member => "member",
+            AddressKind::Group => "group",
+            AddressKind::Broadcast => "broadcast",
+        }
+    }
+
+    /// Parses one name, or `all` for every kind.
+    pub fn parse_list(s: &str) -> Result<Vec<AddressKind>, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "all" => Ok(AddressKind::ALL.to_vec()),
+            "member-id" | "memberid" | "id" => Ok(vec![AddressKind::MemberId]),
+            "member" => Ok(vec![AddressKind::Member]),
+            "group" => Ok(vec![AddressKind::Group]),
+            "broadcast" => Ok(vec![AddressKind::Broadcast]),
+            other => Err(format!(
+                "unknown address kind {other:?} (expected member-id, member, group, broadcast or all)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AddressKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -72,7 +175,8 @@ impl FromStr for Workload {
             "w3" => Ok(Workload::W3),
             "w4" => Ok(Workload::W4),
             "w5" => Ok(Workload::W5),
-            other => Err(format!("unknown workload {other:?} (expected w1..w5)")),
+            "w6" => Ok(Workload::W6),
+            other => Err(format!("unknown workload {other:?} (expected w1..w6)")),
         }
     }
 }
@@ -99,6 +203,12 @@ pub struct Params {
     pub warmup_requests: usize,
     /// Idle members of W5.
     pub idle_members: usize,
+    /// Members of W6.
+    pub many_members: usize,
+    /// Messages per second each W6 member sends.
+    pub many_rate: u32,
+    /// How long W6 members send.
+    pub many_for: Duration,
 }
 
 impl Params {
@@ -114,6 +224,9 @@ impl Params {
             requests: 20_000,
             warmup_requests: 1_000,
             idle_members: 1_000,
+            many_members: 2_000,
+            many_rate: 50,
+            many_for: Duration::from_secs(30),
         }
     }
 
@@ -125,6 +238,8 @@ impl Params {
             requests: 500,
             warmup_requests: 50,
             idle_members: 100,
+            many_members: 100,
+            many_for: Duration::from_secs(2),
             ..Params::standard(payload, Duration::from_millis(300))
         }
     }
@@ -168,6 +283,24 @@ pub enum Figure {
         /// Idle members that got it (the rest count as lost).
         received: u64,
     },
+    /// W6.
+    Many {
+        /// Members that sent and received.
+        members: u64,
+        /// Messages handed to the system.
+        sent: u64,
+        /// Messages the server acknowledged (`None`: no acknowledgements).
+        acked: Option<u64>,
+        /// Deliveries counted at the receivers.
+        received: u64,
+        /// The sending window (the rate is `received` over it).
+        elapsed: Duration,
+        /// Send to delivery at the receiver, µs (one clock: the loader's).
+        delivery: Histogram<u64>,
+        /// Send to acknowledgement at the sender, µs (`None`: no
+        /// acknowledgements).
+        ack: Option<Histogram<u64>>,
+    },
 }
 
 impl Figure {
@@ -175,6 +308,9 @@ impl Figure {
     pub fn rate(&self) -> Option<f64> {
         match self {
             Figure::Throughput {
+                received, elapsed, ..
+            }
+            | Figure::Many {
                 received, elapsed, ..
             } => Some(*received as f64 / elapsed.as_secs_f64().max(1e-9)),
             _ => None,
@@ -215,6 +351,27 @@ impl Figure {
                     .zip(*rss_before)
                     .map_or(0, |(a, b)| a.saturating_sub(b) / (*members).max(1))
             ),
+            Figure::Many {
+                members,
+                sent,
+                received,
+                delivery,
+                ack,
+                ..
+            } => format!(
+                "members {members} sent {sent} received {received}: {:.0}/s, delivery p50 {} p99 {} p99.9 {} µs{}, lost {}",
+                self.rate().unwrap_or(0.0),
+                delivery.value_at_quantile(0.5),
+                delivery.value_at_quantile(0.99),
+                delivery.value_at_quantile(0.999),
+                ack.as_ref().map_or(String::new(), |a| format!(
+                    ", ack p50 {} p99 {} p99.9 {} µs",
+                    a.value_at_quantile(0.5),
+                    a.value_at_quantile(0.99),
+                    a.value_at_quantile(0.999)
+                )),
+                self.lost()
+            ),
         }
     }
 
@@ -228,6 +385,7 @@ impl Figure {
             Figure::Scale {
                 members, received, ..
             } => members.saturating_sub(*received),
+            Figure::Many { sent, received, .. } => sent.saturating_sub(*received),
         }
     }
 
@@ -235,7 +393,7 @@ impl Figure {
     /// for CPU per message.
     pub fn deliveries(&self) -> u64 {
         match self {
-            Figure::Throughput { received, .. } => *received,
+            Figure::Throughput { received, .. } | Figure::Many { received, .. } => *received,
             Figure::Latency { hist, .. } => hist.len(),
             Figure::Scale { received, .. } => *received,
         }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 use switchboard_bench::{
-    self as bench, BenchError, Options, Params, Progress, RunResult, SwitchboardTarget, System,
-    Workload,
+    self as bench, AddressKind, BenchError, Options, Params, Progress, Row, RunResult,
+    SwitchboardTarget, System, Workload,
 };
 
 use super::CliError;
@@ -16,9 +16,30 @@ use super::CliError;
 /// Flags of `switchboard bench`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchArgs {
-    /// Workloads to run, comma separated (w1,w2,w3,w4,w5).
+    /// Workloads to run, comma separated (w1,w2,w3,w4,w5,w6). W6 (many
+    /// members for 30 s) runs only when named.
     #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3,w4,w5")]
     workload: Vec<Workload>,
+    /// How Switchboard senders address receivers, comma separated:
+    /// member-id, member (instance/process), group, broadcast, or all. Each
+    /// workload runs the kinds that mean something for it (W2: broadcast,
+    /// group; W3: member-id, member, group as anycast; W1 every kind;
+    /// W4 and W6: member-id, member, group), each as its own row; the
+    /// default is each workload's first.
+    #[arg(long, value_delimiter = ',', value_parser = parse_address_kinds)]
+    address: Vec<Vec<AddressKind>>,
+    /// Members of W5 (idle) and W6 (sending); default 1,000 and 2,000.
+    /// Every Switchboard member in this process holds the cluster view, so
+    /// N members need about N² × 256 bytes here (10,000: ~24 GiB); a run
+    /// that would not fit in the available memory is refused.
+    #[arg(long)]
+    members: Option<usize>,
+    /// Messages per second each W6 member sends.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// How long W6 members send, milliseconds (default 30,000).
+    #[arg(long)]
+    w6_ms: Option<u64>,
     /// Runs per workload and system; the table shows the median and min–max.
     #[arg(long)]
     runs: Option<usize>,
@@ -29,7 +50,7 @@ pub(crate) struct BenchArgs {
     #[arg(long)]
     send_ms: Option<u64>,
     /// A few seconds in all (for CI): short sends, few requests, 100 idle
-    /// members.
+    /// members, W6 with 100 members for 2 s.
     #[arg(long)]
     quick: bool,
     /// Load generator threads (1: every client task on one thread, the
@@ -62,18 +83,18 @@ struct Line {
 }
 
 impl Progress for Line {
-    fn start(&mut self, system: System, w: Workload, run: usize, runs: usize) {
+    fn start(&mut self, row: Row, w: Workload, run: usize, runs: usize) {
         if !self.quiet {
             eprint!(
-                "\r\x1b[2K{w} {:<12} run {}/{runs} ...",
-                system.name(),
+                "\r\x1b[2K{w} {:<22} run {}/{runs} ...",
+                row.label(w),
                 run + 1
             );
             let _ = std::io::stderr().flush();
         }
     }
 
-    fn done(&mut self, system: System, w: Workload, result: &Result<RunResult, BenchError>) {
+    fn done(&mut self, row: Row, w: Workload, result: &Result<RunResult, BenchError>) {
         let what = match result {
             Ok(r) => match (r.figure.rate(), &r.figure) {
                 (Some(rate), _) => format!("{:.0}/s, lost {}", rate, r.figure.lost()),
@@ -97,7 +118,7 @@ impl Progress for Line {
             } else {
                 ""
             };
-            eprintln!("{clear}{w} {:<12} {what}", system.name());
+            eprintln!("{clear}{w} {:<22} {what}", row.label(w));
         }
     }
 }
@@ -110,6 +131,53 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
     };
     if let Some(ms) = a.send_ms {
         params.send_for = Duration::from_millis(ms.max(1));
+    }
+    if let Some(n) = a.members {
+        if !(2..=MEMBERS_MAX).contains(&n) {
+            return Err(CliError::Flag {
+                flag: "members",
+                value: n.to_string(),
+                detail: format!("2 to {MEMBERS_MAX}"),
+            });
+        }
+        params.idle_members = n;
+        params.many_members = n;
+    }
+    if a.rate == 0 || a.rate > 10_000 {
+        return Err(CliError::Flag {
+            flag: "rate",
+            value: a.rate.to_string(),
+            detail: "1 to 10000 messages per second".into(),
+        });
+    }
+    params.many_rate = a.rate;
+    let crowd = a
+        .workload
+        .iter()
+        .map(|w| match w {
+            Workload::W5 => params.idle_members,
+            Workload::W6 => params.many_members,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    if let Some(available) = mem_available() {
+        let need = loader_bytes(crowd);
+        if need > available {
+            return Err(CliError::Flag {
+                flag: "members",
+                value: crowd.to_string(),
+                detail: format!(
+                    "{crowd} members need about {} MiB in the load generator (each holds the \
+                     cluster view), {} MiB are available",
+                    need >> 20,
+                    available >> 20
+                ),
+            });
+        }
+    }
+    if let Some(ms) = a.w6_ms {
+        params.many_for = Duration::from_millis(ms.max(1));
     }
     if a.payload > 64 * 1024 {
         return Err(CliError::Flag {
@@ -143,6 +211,7 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
         peers: !a.no_peers,
         relay: !a.no_relay,
         work_dir: work_dir.clone(),
+        addresses: a.address.iter().flatten().copied().collect(),
     };
     let mut line = Line { quiet: false };
     let report = bench::run(&opts, &mut line).await;
@@ -155,12 +224,19 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
     // nothing it acknowledged.
     let mut problems = Vec::new();
     for &w in &opts.workloads {
-        if let Some(s) = report.summary(w, System::Switchboard) {
+        for row in report.rows_of(w, System::Switchboard) {
+            let Some(s) = report.summary(w, row) else {
+                continue;
+            };
+            let name = row.label(w);
             if let Some((n, e)) = &s.failed {
-                problems.push(format!("{w}: {n} run(s) failed: {e}"));
+                problems.push(format!("{w} {name}: {n} run(s) failed: {e}"));
             }
             if s.lost > 0 {
-                problems.push(format!("{w}: {} of {} deliveries lost", s.lost, s.expected));
+                problems.push(format!(
+                    "{w} {name}: {} of {} deliveries lost",
+                    s.lost, s.expected
+                ));
             }
         }
     }
@@ -168,5 +244,45 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
         Ok(())
     } else {
         Err(CliError::BenchFailed(problems.join("; ")))
+    }
+}
+
+/// The most members W5 and W6 may have (one socket each in this process,
+/// under the open file limit).
+const MEMBERS_MAX: usize = 20_000;
+
+fn parse_address_kinds(s: &str) -> Result<Vec<AddressKind>, String> {
+    AddressKind::parse_list(s)
+}
+
+/// What `n` Switchboard members cost the load generator: each member's
+/// library holds the view of all `n` (about 256 bytes an entry), plus its
+/// own buffers.
+fn loader_bytes(n: usize) -> u64 {
+    let n = n as u64;
+    n.saturating_mul(n).saturating_mul(256) + n * 64 * 1024
+}
+
+/// `MemAvailable` from `/proc/meminfo`, bytes (`None` where unknown).
+fn mem_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ten_thousand_members_need_more_than_twenty_gib_of_loader_memory() {
+        assert!(loader_bytes(10_000) > 20 << 30);
+        assert!(loader_bytes(1_000) < 1 << 30);
     }
 }

@@ -148,7 +148,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         args: tools::ReplyArgs,
     },
-    /// Run the benchmark workloads (W1–W5) against Switchboard and, when
+    /// Run the benchmark workloads (W1–W6) against Switchboard and, when
     /// installed, nats-server and redis-server, plus a bare relay; print the
     /// ratios.
     Bench(bench::BenchArgs),

@@ -56,8 +56,32 @@ impl<T> SeqQueue<T> {
         Ok(())
     }
 
+    /// The slot of `key`. Keys strictly increase, so `key` sits at most
+    /// `key - first` slots from the front, and exactly there while no key
+    /// in between was skipped or compacted away: the common case (dense
+    /// sequence numbers) is one comparison, the rest a binary search of
+    /// the slots before that bound.
     fn index(&self, key: u64) -> Option<usize> {
-        self.slots.binary_search_by_key(&key, |(k, _)| *k).ok()
+        let first = self.slots.front()?.0;
+        let bound = usize::try_from(key.checked_sub(first)?).unwrap_or(usize::MAX);
+        match self.slots.get(bound) {
+            Some((k, _)) if *k == key => return Some(bound),
+            _ => {}
+        }
+        let (mut lo, mut hi) = (0, bound.min(self.slots.len()));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let k = self.slots[mid].0;
+            if k == key {
+                return Some(mid);
+            }
+            if k < key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        None
     }
 
     /// The value under `key`.

@@ -327,7 +327,7 @@ impl Core {
             CoreMsg::Bytes { conn, data, budget } => {
                 let known = self.conns.contains_key(&conn);
                 if known {
-                    self.server.handle_bytes(now, conn, &data);
+                    self.server.handle_read(now, conn, data);
                 }
                 drop(budget);
                 known.then_some(conn)

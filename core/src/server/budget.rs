@@ -18,6 +18,7 @@ impl Server {
                 + m.inbox_bytes
                 + m.partial.as_ref().map_or(0, |p| p.buf.capacity())
                 + m.control.capacity()
+                + m.arena.capacity()
         })
     }
 

@@ -233,8 +233,7 @@ impl Server {
         // Its parked messages die with it (it may resend them).
         self.parked.retain(|p| p.sender != id);
         let name = m.name();
-        self.by_name
-            .remove(&(m.info.instance.clone(), m.info.process.clone()));
+        self.by_name.remove(&m.info.instance, &m.info.process);
         let mut instance_empty = false;
         if let Some(set) = self.instances.get_mut(&m.info.instance) {
             set.remove(&id);

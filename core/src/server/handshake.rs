@@ -210,8 +210,7 @@ impl Server {
         let mut services = h.services.clone();
         services.sort();
         services.dedup();
-        let key = (h.instance.clone(), h.process.clone());
-        let old = self.by_name.get(&key).copied();
+        let old = self.by_name.get(&h.instance, &h.process);
         let replacing = old.is_some();
         if let Some(old) = old {
             let (attached, same) = match self.members.get(&old) {
@@ -286,7 +285,7 @@ impl Server {
                 None,
             );
         }
-        self.by_name.insert(key, id);
+        self.by_name.insert(&h.instance, &h.process, id);
         self.instances
             .entry(h.instance.clone())
             .or_default()

@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::types::ConnId;
 use crate::frame::{Filter, MemberInfo, Send};
+use crate::seq_queue::SeqQueue;
 use crate::time::Tick;
 
 /// The encoded frames of one stream item, shared by every recipient of a
@@ -90,7 +91,7 @@ pub(crate) struct Partial {
 pub(crate) struct Departed {
     pub incarnation: u64,
     pub received_through: u64,
-    pub pending: BTreeSet<u64>,
+    pub pending: SeqQueue<()>,
     pub session: u64,
     /// Final statuses not yet received by the member.
     pub notices: Vec<Notice>,
@@ -122,8 +123,16 @@ pub(crate) struct Member {
     pub sent_parts: usize,
     /// Control frames waiting for transmission (Pong, Ping, Welcome, ...).
     pub control: BytesMut,
-    /// This member's messages not yet final everywhere, by sequence.
-    pub pending: BTreeSet<u64>,
+    /// Room the deliveries addressed to this member alone are encoded
+    /// into, [`ARENA_BYTES`](super::routing::ARENA_BYTES) at a time, so
+    /// that a unicast message costs no allocation of its own. Its frames
+    /// are acknowledged in order, so a block is freed soon after its last
+    /// frame; released when the queue empties.
+    pub arena: BytesMut,
+    /// This member's messages not yet final everywhere, by sequence
+    /// (tracked in increasing order: a sender's messages are sequenced in
+    /// its order, parked ones included).
+    pub pending: SeqQueue<()>,
     /// Sequences of NACK items not yet transmitted.
     pub unsent_nacks: BTreeSet<u64>,
     /// The last (through, stable_through) sent in an `Ack`.
@@ -170,7 +179,8 @@ impl Member {
             sent_bytes: 0,
             sent_parts: 0,
             control: BytesMut::new(),
-            pending: BTreeSet::new(),
+            arena: BytesMut::new(),
+            pending: SeqQueue::default(),
             unsent_nacks: BTreeSet::new(),
             ack_sent: (0, 0),
             subscriptions: BTreeMap::new(),
@@ -234,8 +244,8 @@ impl Member {
     /// Highest sequence final at every addressee, capped by `ack_through`.
     pub(crate) fn stable_through(&self) -> u64 {
         let through = self.ack_through();
-        match self.pending.first() {
-            Some(&p) => through.min(p - 1),
+        match self.pending.first_key() {
+            Some(p) => through.min(p - 1),
             None => through,
         }
     }

@@ -28,6 +28,7 @@ mod config;
 mod events;
 mod handshake;
 mod member;
+mod names;
 mod ready;
 mod reassembly;
 mod routing;
@@ -85,7 +86,7 @@ pub struct Server {
     conns: BTreeMap<ConnId, Conn>,
     handshakes: usize,
     members: BTreeMap<u64, Member>,
-    by_name: BTreeMap<(String, String), u64>,
+    by_name: names::Names,
     instances: BTreeMap<String, BTreeSet<u64>>,
     groups: BTreeMap<String, BTreeSet<u64>>,
     anycast_cursor: BTreeMap<String, u64>,
@@ -148,7 +149,7 @@ impl Server {
             conns: BTreeMap::new(),
             handshakes: 0,
             members: BTreeMap::new(),
-            by_name: BTreeMap::new(),
+            by_name: names::Names::default(),
             instances: BTreeMap::new(),
             groups: BTreeMap::new(),
             anycast_cursor: BTreeMap::new(),
@@ -350,11 +351,31 @@ impl Server {
 
     /// Bytes arrived on a connection.
     pub fn handle_bytes(&mut self, now: Tick, conn: ConnId, data: &[u8]) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.read_buf.extend_from_slice(data);
+        }
+        self.decode_reads(now, conn);
+    }
+
+    /// Like [`handle_bytes`](Server::handle_bytes), for a read that arrives
+    /// in a buffer of its own: when nothing of an earlier read is left
+    /// over, the frames are decoded from that buffer without copying it
+    /// (payloads stay slices of it).
+    pub fn handle_read(&mut self, now: Tick, conn: ConnId, data: Bytes) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.read_buf.is_empty() {
+                // Zero-copy when `data` is the only handle to its buffer.
+                c.read_buf = BytesMut::from(data);
+            } else {
+                c.read_buf.extend_from_slice(&data);
+            }
+        }
+        self.decode_reads(now, conn);
+    }
+
+    /// Decodes and handles every whole frame buffered on `conn`.
+    fn decode_reads(&mut self, now: Tick, conn: ConnId) {
         self.now = now;
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.read_buf.extend_from_slice(data);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;

@@ -11,6 +11,17 @@ use crate::frame::{flags, Address, Chunk, Deliver, Missed, Nack, NackReason, Out
 /// released so that idle members cost little.
 const QUEUE_KEEP_ITEMS: usize = 16;
 
+/// Bytes of a member's delivery arena block (see `Member::arena`).
+pub(super) const ARENA_BYTES: usize = 2048;
+
+/// Largest payload encoded into a member's arena; a larger message gets
+/// its own buffer.
+const ARENA_PAYLOAD_MAX: usize = 512;
+
+/// Room an arena must have for a delivery besides its payload: the frame
+/// header, the fixed fields and the largest address.
+const ARENA_DELIVER_OVERHEAD: usize = frame::HEADER_BYTES + 64 + 2 * (2 + frame::NAME_BYTES_MAX);
+
 /// A sequenced message (or published event) not yet final at every
 /// addressee. Keyed by its gseq.
 #[derive(Debug)]
@@ -204,7 +215,10 @@ impl Server {
             total_len: s.payload.len() as u32,
             payload: s.payload,
         };
-        let data = self.encode_deliver(deliver);
+        let data = match recipients[..] {
+            [only] => self.encode_deliver_for(only, deliver),
+            _ => self.encode_deliver(deliver),
+        };
         self.stats.messages_accepted += 1;
         self.record_sequencing_latency();
         if matches!(data, ItemData::Parts(_)) {
@@ -262,6 +276,25 @@ impl Server {
         }
     }
 
+    /// Encodes a delivery to member `to` alone: a small one into that
+    /// member's arena, any other as [`encode_deliver`](Self::encode_deliver).
+    fn encode_deliver_for(&mut self, to: u64, d: Deliver) -> ItemData {
+        let limits = self.config.limits;
+        let fits = d.payload.len() <= ARENA_PAYLOAD_MAX
+            && d.payload.len() <= limits.chunk_bytes_max() as usize;
+        let Some(m) = self.members.get_mut(&to).filter(|_| fits) else {
+            return self.encode_deliver(d);
+        };
+        let need = ARENA_DELIVER_OVERHEAD + d.payload.len();
+        debug_assert!(m.arena.is_empty());
+        if m.arena.capacity() < need {
+            m.arena = BytesMut::with_capacity(ARENA_BYTES.max(need));
+        }
+        let r = Frame::Deliver(d).encode(&mut m.arena, &limits);
+        debug_assert!(r.is_ok(), "server-built frame must encode: {r:?}");
+        ItemData::One(m.arena.split().freeze())
+    }
+
     /// Encodes a delivery once, chunked when its payload is large.
     fn encode_deliver(&self, mut d: Deliver) -> ItemData {
         let chunk = self.config.limits.chunk_bytes_max() as usize;
@@ -302,7 +335,8 @@ impl Server {
     pub(super) fn track(&mut self, sender: u64, seq: u64, gseq: u64, count: u32, confirm: bool) {
         let mut session = 0;
         if let Some(m) = self.members.get_mut(&sender) {
-            m.pending.insert(seq);
+            let pushed = m.pending.push(seq, ());
+            debug_assert!(pushed.is_ok(), "a sender's messages are tracked in order");
             session = m.session;
         }
         let pushed = self.inflight.push(
@@ -480,15 +514,13 @@ impl Server {
                     return Err(NackReason::UnknownDestination);
                 }
             }
-            Address::Member { instance, process } => {
-                match self.by_name.get(&(instance.clone(), process.clone())) {
-                    Some(id) => out.push(*id),
-                    None if self.instances.contains_key(instance) => {
-                        return Err(NackReason::DestinationGone)
-                    }
-                    None => return Err(NackReason::UnknownDestination),
+            Address::Member { instance, process } => match self.by_name.get(instance, process) {
+                Some(id) => out.push(id),
+                None if self.instances.contains_key(instance) => {
+                    return Err(NackReason::DestinationGone)
                 }
-            }
+                None => return Err(NackReason::UnknownDestination),
+            },
             Address::Instance(name) => {
                 let Some(set) = self.instances.get(name) else {
                     return Err(NackReason::UnknownDestination);
@@ -590,9 +622,13 @@ impl Server {
             if m.sent_items == 0 {
                 m.sent_parts = 0;
             }
-            if m.queue.is_empty() && m.queue.capacity() > QUEUE_KEEP_ITEMS {
-                // A burst is over: an idle member does not keep its room.
-                m.queue = VecDeque::new();
+            if m.queue.is_empty() {
+                // Its frames are all acknowledged: the block goes too.
+                m.arena = BytesMut::new();
+                if m.queue.capacity() > QUEUE_KEEP_ITEMS {
+                    // A burst is over: an idle member does not keep its room.
+                    m.queue = VecDeque::new();
+                }
             }
             if m.over_since.is_some()
                 && !m.over_limit(
@@ -685,13 +721,13 @@ impl Server {
             .get_mut(&f.sender)
             .filter(|m| m.session == f.session)
         {
-            m.pending.remove(&f.seq);
+            m.pending.remove(f.seq);
         } else if let Some(d) = self
             .departed
             .get_mut(&f.sender)
             .filter(|d| d.session == f.session)
         {
-            d.pending.remove(&f.seq);
+            d.pending.remove(f.seq);
         } else {
             return;
         }

@@ -187,7 +187,7 @@ impl Cluster {
                         break;
                     };
                     moved = true;
-                    self.server.handle_bytes(self.now, conn, &b);
+                    self.server.handle_read(self.now, conn, b);
                 }
                 // Server -> client.
                 if !self.nodes[i].paused {

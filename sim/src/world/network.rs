@@ -181,7 +181,7 @@ impl World {
                 let Some(server) = self.server.as_mut() else {
                     return;
                 };
-                server.handle_bytes(self.now, ConnId(conn), &data);
+                server.handle_read(self.now, ConnId(conn), data);
                 self.drain_server();
             }
             Ev::CloseToServer { conn } => {
