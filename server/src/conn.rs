@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use switchboard_core::server::ConnId;
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
@@ -14,12 +14,37 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use super::core_task::CoreMsg;
 use switchboard_runtime::io::{write_loop_with, READ_BYTES};
 use switchboard_runtime::net::{Listener, NetRead};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::TryAcquireError;
 
 /// Transmits queued for one connection's writer at most. The core's send
 /// window bounds what a reading peer has in flight; a connection that
 /// still fills this queue is closed.
 pub(crate) const WRITE_QUEUE_MAX: usize = 1024;
+
+/// The core task's end of a connection's write queue. Every transmit is
+/// counted in the server's queued-bytes figure (part of the memory budget)
+/// as it is queued, and the writer lowers it as it writes or drops it: the
+/// only way to queue a transmit, so the count never falls below what the
+/// writers hold.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Writer {
+    /// Queues a transmit without waiting.
+    pub(crate) fn try_send(&self, data: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let len = data.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        let sent = self.tx.try_send(data);
+        if sent.is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        sent
+    }
+}
 
 /// The first read of a connection, bytes; reads double while they fill
 /// the buffer, up to `READ_BYTES`.
@@ -128,7 +153,10 @@ pub(crate) async fn accept_loop<L: Listener>(
         let accepted = CoreMsg::Accepted {
             conn,
             peer,
-            writer: writer_tx,
+            writer: Writer {
+                tx: writer_tx,
+                queued: queued.clone(),
+            },
             gate: gate_tx,
         };
         if core.send(accepted).await.is_err() {

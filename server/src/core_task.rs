@@ -23,6 +23,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::acl::Acl;
+use super::conn::Writer;
 use super::event_log::{EventLog, Subscription};
 use super::snapshot::AccessCounts;
 use super::snapshot::{event_record, Snapshot, StartTime};
@@ -38,7 +39,7 @@ pub(crate) enum CoreMsg {
     Accepted {
         conn: ConnId,
         peer: SocketAddr,
-        writer: mpsc::Sender<Bytes>,
+        writer: Writer,
         gate: watch::Sender<bool>,
     },
     /// Bytes read from a connection, with their share of the input budget
@@ -72,7 +73,7 @@ pub(crate) enum CoreMsg {
 #[derive(Debug)]
 struct ConnEntry {
     peer: SocketAddr,
-    writer: mpsc::Sender<Bytes>,
+    writer: Writer,
     gate: watch::Sender<bool>,
 }
 
@@ -221,23 +222,6 @@ pub(crate) async fn run(
     tracing::info!("server stopped");
 }
 
-/// Hands a transmit to a connection's writer, counted in `queued` (which
-/// the writer lowers as it writes or drops it): every transmit goes through
-/// here, so the count never goes below what the writers hold.
-fn queue_transmit(
-    queued: &AtomicUsize,
-    writer: &mpsc::Sender<Bytes>,
-    data: Bytes,
-) -> Result<(), TrySendError<Bytes>> {
-    let len = data.len();
-    queued.fetch_add(len, Ordering::Relaxed);
-    let sent = writer.try_send(data);
-    if sent.is_err() {
-        queued.fetch_sub(len, Ordering::Relaxed);
-    }
-    sent
-}
-
 /// Inputs handed to the state machine per wake-up at most, before its
 /// outputs are drained: many reads in, then one round of transmits out
 /// (fewer, larger writes per connection).
@@ -310,7 +294,7 @@ impl Core {
                     });
                     let mut b = BytesMut::new();
                     if reject.encode(&mut b, &self.server.config().limits).is_ok() {
-                        let _ = queue_transmit(&self.guard.queued, &writer, b.freeze());
+                        let _ = writer.try_send(b.freeze());
                     }
                     self.refused(if cooling {
                         "source_cooldown"
@@ -465,7 +449,7 @@ impl Core {
                         let Some(e) = self.conns.get(&conn) else {
                             continue;
                         };
-                        match queue_transmit(&self.guard.queued, &e.writer, data) {
+                        match e.writer.try_send(data) {
                             Ok(()) => {}
                             Err(TrySendError::Full(_)) => {
                                 tracing::warn!(
