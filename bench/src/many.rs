@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use hdrhistogram::Histogram;
 
-use super::workload::{latency_histogram, Params, MANY_PAYLOAD_MIN};
+use super::measure::Deliveries;
+use super::workload::{latency_histogram, BenchError, Figure, Params, MANY_PAYLOAD_MIN};
 
 /// Members connected at once while W6 builds its crowd.
 pub const CONNECT_PARALLEL: usize = 64;
@@ -139,6 +140,43 @@ pub fn pacer(start: Instant, me: usize, n: usize, rate: u32) -> tokio::time::Int
     // load is the same for every system.
     i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     i
+}
+
+/// Ends a W6 run whose senders report how many messages each sent: the
+/// first failure fails the run (`join_err` names a sender task that
+/// panicked); else, once the receivers have drained what was sent (or
+/// stalled), the run's figure. No acknowledgement is counted: the peers
+/// that use this acknowledge nothing.
+pub async fn finish_unacked(
+    senders: Vec<tokio::task::JoinHandle<Result<u64, BenchError>>>,
+    join_err: impl Fn(tokio::task::JoinError) -> BenchError,
+    told: &Deliveries,
+    (start, drain): (Instant, Duration),
+    delivery: &SharedHist,
+) -> Result<Figure, BenchError> {
+    let members = senders.len() as u64;
+    let mut sent = 0;
+    let mut failure = None;
+    for h in senders {
+        match h.await {
+            Ok(Ok(k)) => sent += k,
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(join_err(e))),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let received = told.drained(sent, drain).await;
+    Ok(Figure::Many {
+        members,
+        sent,
+        acked: None,
+        received,
+        elapsed: told.last_at().saturating_duration_since(start),
+        delivery: delivery.snapshot(),
+        ack: None,
+    })
 }
 
 #[cfg(test)]

@@ -436,30 +436,14 @@ async fn many(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
             Ok::<u64, BenchError>(sent)
         }));
     }
-    let mut sent = 0;
-    let mut failure = None;
-    for h in senders {
-        match h.await {
-            Ok(Ok(k)) => sent += k,
-            Ok(Err(e)) => failure = failure.or(Some(e)),
-            Err(e) => failure = failure.or(Some(client_err(e))),
-        }
-    }
-    let result = match failure {
-        Some(e) => Err(e),
-        None => {
-            let received = told.drained(sent, p.drain_timeout).await;
-            Ok(Figure::Many {
-                members: n as u64,
-                sent,
-                acked: None,
-                received,
-                elapsed: told.last_at().saturating_duration_since(start),
-                delivery: delivery.snapshot(),
-                ack: None,
-            })
-        }
-    };
+    let result = many::finish_unacked(
+        senders,
+        client_err,
+        &told,
+        (start, p.drain_timeout),
+        &delivery,
+    )
+    .await;
     measure::stop(readers).await;
     result
 }
