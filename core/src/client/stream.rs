@@ -138,6 +138,7 @@ impl Client {
             correlation: d.correlation,
             payload: d.payload,
         };
+        self.taking.handed();
         if message.flags & flags::REPLY != 0 && self.requests.remove(message.correlation) {
             self.event(ClientEvent::Reply {
                 request: message.correlation,

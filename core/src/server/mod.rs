@@ -600,6 +600,7 @@ impl Server {
             Frame::Send(s) => self.on_send(id, s),
             Frame::Chunk(c) => self.on_chunk(id, c),
             Frame::DeliveryAck(a) => self.on_delivery_ack(id, a.through),
+            Frame::Taken(t) => self.on_taken(id, t.through),
             Frame::Publish(p) => self.on_publish(id, p),
             Frame::Subscribe(s) => self.on_subscribe(id, s),
             Frame::Unsubscribe(u) => self.on_unsubscribe(id, u),

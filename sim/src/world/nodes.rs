@@ -41,8 +41,13 @@ impl World {
         s.gen += 1;
         let mut rng = stream(self.seed, Stream::Clients, (slot as u64) << 32 | s.gen);
         let incarnation = rng.gen::<u64>() | 1;
-        let cfg = self.cfg.client_config(&s.instance, &s.process, incarnation);
+        let mut cfg = self.cfg.client_config(&s.instance, &s.process, incarnation);
+        // Every other member reports what its application took: its
+        // messages count in outcomes once taken, in batches of 32 or at
+        // its next timer.
+        cfg.report_taken = slot % 2 == 1;
         s.client = Some(Client::new(cfg, Box::new(rng), self.now));
+        s.handed = 0;
         s.proc = Proc { slot, incarnation };
         s.conn = None;
         s.timer = None;
@@ -167,6 +172,8 @@ impl World {
         }
         s.timer = None;
         if let Some(client) = s.client.as_mut() {
+            // The application takes what it was handed so far.
+            client.taken(self.now, s.handed);
             client.handle_timeout(self.now);
         }
         self.drain_client(slot);
@@ -445,10 +452,12 @@ impl World {
                 });
             }
             ClientEvent::Reply { message, .. } => {
+                self.handed(slot);
                 self.coverage.replies += 1;
                 self.record_delivery(slot, &message);
             }
             ClientEvent::Message(m) => {
+                self.handed(slot);
                 self.record_delivery(slot, &m);
                 if m.is_request() {
                     let tag = self.take_tag();
@@ -526,6 +535,19 @@ impl World {
             ClientEvent::Disconnected { .. } => self.coverage.disconnects += 1,
             ClientEvent::Rejected { .. } => self.coverage.rejects += 1,
             ClientEvent::Closed => {}
+        }
+    }
+
+    /// One more message handed to the process's application, which takes
+    /// them in batches of 32 (and the rest at its next timer).
+    fn handed(&mut self, slot: usize) {
+        let now = self.now;
+        let s = &mut self.slots[slot];
+        s.handed += 1;
+        if s.handed % 32 == 0 {
+            if let Some(c) = s.client.as_mut() {
+                c.taken(now, s.handed);
+            }
         }
     }
 
