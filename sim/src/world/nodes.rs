@@ -289,11 +289,8 @@ impl World {
         };
         let over: BTreeSet<u64> = server
             .view()
-            .filter(|m| {
-                let items = server.queue_len(m.member_id).unwrap_or(0);
-                let notices = server.notices_len(m.member_id).unwrap_or(0);
-                items.saturating_sub(notices) > items_max
-            })
+            // `queue_len` leaves notices out already, as the core's limit does.
+            .filter(|m| server.queue_len(m.member_id).unwrap_or(0) > items_max)
             .map(|m| m.member_id)
             .collect();
         if over == self.over_limit {
