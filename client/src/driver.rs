@@ -711,6 +711,7 @@ impl<C: Connector> Driver<C> {
                 epoch,
                 event,
                 handlers,
+                ..
             } => {
                 let n = Notification {
                     gseq,

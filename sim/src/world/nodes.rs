@@ -480,7 +480,31 @@ impl World {
                     }
                 }
             }
-            ClientEvent::Event { gseq, event, .. } => {
+            ClientEvent::Event {
+                gseq,
+                event,
+                origin,
+                ..
+            } => {
+                if let (Some((sender, seq)), Some((from, digest))) =
+                    (origin, crate::history::delivered_digest(&event))
+                {
+                    self.coverage.published_deliveries += 1;
+                    let member_id = self.slots[slot]
+                        .client
+                        .as_ref()
+                        .and_then(|c| c.member_id())
+                        .unwrap_or(0);
+                    self.record(Act::Notified {
+                        proc,
+                        server,
+                        member_id,
+                        gseq,
+                        from,
+                        id: MsgId { sender, seq },
+                        digest,
+                    });
+                }
                 let change = match event {
                     ClusterEvent::MemberJoined(m) => Some(ViewChange::Joined(m.member_id)),
                     ClusterEvent::MemberLeft { member_id } => Some(ViewChange::Left(member_id)),
