@@ -281,6 +281,8 @@ pub enum Act {
         id: MsgId,
         /// Digest of the event's content ([`event_digest`]).
         digest: u64,
+        /// Payload length of a custom event (0 for service and load).
+        bytes: u32,
     },
     /// A published event was handed to the application (as a subscriber,
     /// or as any member for a service or load change).
@@ -393,6 +395,8 @@ pub struct Bounds {
     pub slow_consumer_grace_ms: u64,
     /// Largest payload that travels in one frame; a larger one is chunked.
     pub chunk_bytes_max: u32,
+    /// Largest message the server accepts (`message_bytes_max`), bytes.
+    pub message_bytes_max: u32,
 }
 
 /// A run's history.

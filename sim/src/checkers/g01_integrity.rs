@@ -44,7 +44,10 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     }
     let mut published: HashMap<MsgId, (Proc, u64)> = HashMap::default();
     for e in h.iter() {
-        if let Act::Published { proc, id, digest } = &e.act {
+        if let Act::Published {
+            proc, id, digest, ..
+        } = &e.act
+        {
             published.insert(*id, (*proc, *digest));
         }
     }

@@ -86,6 +86,7 @@ pub(crate) mod testkit {
             outbox_items_max: 50,
             slow_consumer_grace_ms: 1000,
             chunk_bytes_max: 1000,
+            message_bytes_max: 100_000,
         }
     }
 
@@ -303,6 +304,7 @@ pub(crate) mod testkit {
                 proc: p,
                 id: id(p, seq),
                 digest,
+                bytes: 8,
             })
         }
         /// `r` (member `member_id` in server `k`) was handed published event

@@ -271,6 +271,10 @@ impl World {
                     },
                 };
                 let digest = crate::history::event_digest(&body);
+                let bytes = match &body {
+                    EventBody::Custom { payload, .. } => payload.len() as u32,
+                    _ => 0,
+                };
                 if let Ok(seq) = c.publish(now, body) {
                     self.coverage.publishes += 1;
                     let proc = self.slots[slot].proc;
@@ -281,6 +285,7 @@ impl World {
                             seq,
                         },
                         digest,
+                        bytes,
                     });
                 }
                 self.drain_client(slot);
