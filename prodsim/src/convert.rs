@@ -276,6 +276,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                 run,
                 gseq,
                 change,
+                epoch,
             } => {
                 h.push(
                     at,
@@ -284,6 +285,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                         server: *run,
                         gseq: *gseq,
                         change: *change,
+                        epoch: *epoch,
                     },
                 );
                 let reason = match change {
@@ -419,6 +421,7 @@ mod tests {
                 run: 1,
                 gseq: at,
                 change: ViewChange::Failed(5, FailReason::HeartbeatTimeout),
+                epoch: at,
             },
         )
     }

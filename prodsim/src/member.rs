@@ -454,6 +454,7 @@ async fn read_events(l: Rc<Local>, mut events: EventStream, seed: u64) {
                         run: session.0,
                         gseq: n.gseq,
                         change,
+                        epoch: n.epoch,
                     });
                 }
             }

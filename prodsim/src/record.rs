@@ -186,6 +186,8 @@ pub enum ApiAct {
         gseq: u64,
         /// The change.
         change: ViewChange,
+        /// The view epoch it carried.
+        epoch: u64,
     },
     /// A subscription yielded an event.
     SubItem {

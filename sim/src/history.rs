@@ -312,6 +312,8 @@ pub enum Act {
         gseq: u64,
         /// The change.
         change: ViewChange,
+        /// The view epoch the event carried (one more per view change).
+        epoch: u64,
     },
     /// The server declared a member failed or saw it leave (server-side
     /// log, independent of any member's stream).

@@ -2,9 +2,10 @@
 //! both receive in the same relative order.
 //!
 //! Per (receiver process, server incarnation), the stream positions (gseq)
-//! of its `Delivered` and `ViewEvent` acts strictly increase in history
-//! order; per (server, gseq), every `Delivered` carries the same message,
-//! every `ViewEvent` the same change, and no gseq is both. Stated per
+//! of its `Delivered`, `Notified` and `ViewEvent` acts strictly increase in
+//! history order; per (server, gseq), every `Delivered` or `Notified`
+//! carries the same message or published event, every `ViewEvent` the same
+//! change, and no gseq is both. Stated per
 //! server incarnation: across a server restart only G3 holds.
 
 use super::fast::HashMap;
@@ -43,11 +44,21 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 id,
                 ..
             } => (*proc, *server, *gseq, Item::Msg(*id)),
+            // A published event has its publisher's (incarnation, seq),
+            // from the same space as its messages.
+            Act::Notified {
+                proc,
+                server,
+                gseq,
+                id,
+                ..
+            } => (*proc, *server, *gseq, Item::Msg(*id)),
             Act::ViewEvent {
                 proc,
                 server,
                 gseq,
                 change,
+                ..
             } => (*proc, *server, *gseq, Item::View(*change)),
             _ => continue,
         };
@@ -88,6 +99,15 @@ mod tests {
     use super::check;
     use crate::checkers::testkit::*;
     use crate::history::ViewChange;
+
+    #[test]
+    fn an_event_and_a_message_at_one_position_are_flagged() {
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 5, 1, id(A, 9), 77)
+            .build();
+        assert_flags(&check(&h, &bounds()), "gseq 5");
+    }
 
     #[test]
     fn good_history_passes() {

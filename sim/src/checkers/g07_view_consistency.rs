@@ -3,7 +3,9 @@
 //! event; a joiner gets a snapshot of the view exactly at its position in
 //! the stream (no gap, no overlap).
 //!
-//! (a) Per (server, gseq), all `ViewEvent`s carry the same change.
+//! (a) Per (server, gseq), all `ViewEvent`s carry the same change and
+//! the same view epoch, and within a server the epochs of view changes
+//! strictly increase with their gseq (one more per change).
 //! (b) Once process `R` saw `Left(x)` or `Failed(x)` at gseq `g` in server
 //! `K`, no later `Delivered` for `R` in `K` has `from == x` and gseq > `g`.
 //! (c) For each `Registered` (server `K`, position `p2`, view `S2`): the
@@ -44,6 +46,8 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let sessions = Sessions::build(h);
     let mut streams: Vec<Stream> = sessions.all.iter().map(|_| Stream::default()).collect();
     let mut views_at: HashMap<(u64, u64), (ViewChange, Proc, Ms)> = HashMap::default();
+    // Per server: gseq -> (epoch, who saw it, when).
+    let mut epochs: BTreeMap<u64, BTreeMap<u64, (u64, Proc, Ms)>> = BTreeMap::new();
     let mut removed: HashMap<(Proc, u64, u64), (u64, Ms)> = HashMap::default();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
@@ -52,7 +56,23 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 server,
                 gseq,
                 change,
+                epoch,
             } => {
+                match epochs.entry(*server).or_default().get(gseq) {
+                    Some(&(other, p, at)) if other != *epoch => r.add(format!(
+                        "server {server} gseq {gseq}: {} saw epoch {epoch} (t={}) but {} saw epoch {other} (t={at})",
+                        fp(*proc),
+                        e.at,
+                        fp(p)
+                    )),
+                    Some(_) => {}
+                    None => {
+                        epochs
+                            .entry(*server)
+                            .or_default()
+                            .insert(*gseq, (*epoch, *proc, e.at));
+                    }
+                }
                 match views_at.get(&(*server, *gseq)) {
                     Some(&(c, p, at)) if c != *change => r.add(format!(
                         "server {server} gseq {gseq}: {} saw {change:?} (t={}) but {} saw {c:?} (t={at})",
@@ -142,6 +162,22 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
         }
     }
     check_snapshots(h, &sessions, &streams, &mut r);
+    for (server, by_gseq) in &epochs {
+        let mut prev: Option<(u64, u64, Proc)> = None;
+        for (gseq, &(epoch, p, _)) in by_gseq {
+            if let Some((g0, e0, p0)) = prev {
+                if epoch <= e0 {
+                    r.add(format!(
+                        "server {server}: view change at gseq {gseq} has epoch {epoch} ({}), \
+                         not above epoch {e0} of the change at gseq {g0} ({})",
+                        fp(p),
+                        fp(p0)
+                    ));
+                }
+            }
+            prev = Some((*gseq, epoch, p));
+        }
+    }
     r.finish()
 }
 
@@ -234,6 +270,26 @@ mod tests {
             .send(A, 4, Address::Broadcast)
             .deliver(B, 1, 2, 11, 1, id(A, 4))
             .deliver(D, 1, 4, 11, 1, id(A, 4))
+    }
+
+    #[test]
+    fn view_epochs_that_do_not_grow_are_flagged() {
+        use crate::history::ViewChange::*;
+        let h = happy()
+            .view_epoch(A, 1, 20, Joined(9), 30)
+            .view_epoch(B, 1, 21, Left(9), 30)
+            .build();
+        assert_flags(&check(&h, &bounds()), "not above epoch 30");
+    }
+
+    #[test]
+    fn two_epochs_for_one_view_change_are_flagged() {
+        use crate::history::ViewChange::*;
+        let h = happy()
+            .view_epoch(A, 1, 20, Joined(9), 20)
+            .view_epoch(B, 1, 20, Joined(9), 21)
+            .build();
+        assert_flags(&check(&h, &bounds()), "saw epoch");
     }
 
     #[test]

@@ -330,12 +330,25 @@ pub(crate) mod testkit {
                 digest,
             })
         }
+        /// A view event at `gseq`, with epoch `gseq` (epochs then grow
+        /// with the position, as they must).
         pub(crate) fn view(self, r: Proc, k: u64, gseq: u64, change: ViewChange) -> Self {
+            self.view_epoch(r, k, gseq, change, gseq)
+        }
+        pub(crate) fn view_epoch(
+            self,
+            r: Proc,
+            k: u64,
+            gseq: u64,
+            change: ViewChange,
+            epoch: u64,
+        ) -> Self {
             self.act(Act::ViewEvent {
                 proc: r,
                 server: k,
                 gseq,
                 change,
+                epoch,
             })
         }
         pub(crate) fn removed(self, k: u64, member_id: u64, reason: Option<FailReason>) -> Self {

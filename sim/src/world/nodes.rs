@@ -482,6 +482,7 @@ impl World {
             }
             ClientEvent::Event {
                 gseq,
+                epoch,
                 event,
                 origin,
                 ..
@@ -522,6 +523,7 @@ impl World {
                         server,
                         gseq,
                         change,
+                        epoch,
                     });
                 }
             }
