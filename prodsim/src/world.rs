@@ -55,6 +55,7 @@ pub fn bounds() -> Bounds {
         slow_consumer_grace_ms: c.slow_consumer_grace_ms,
         chunk_bytes_max: c.limits.chunk_bytes_max(),
         message_bytes_max: c.message_bytes_max,
+        member_queue_bytes_max: c.member_queue_bytes_max,
     }
 }
 

@@ -172,6 +172,7 @@ impl SimConfig {
             slow_consumer_grace_ms: s.slow_consumer_grace_ms,
             chunk_bytes_max: s.limits.chunk_bytes_max(),
             message_bytes_max: s.message_bytes_max,
+            member_queue_bytes_max: s.member_queue_bytes_max,
         }
     }
 

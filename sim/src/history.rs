@@ -354,6 +354,9 @@ pub enum Act {
         server_queue_max: usize,
         /// Largest client outbox, items.
         outbox_max: usize,
+        /// Largest unacknowledged stream of any member, bytes of its
+        /// frames (counted afresh, `Server::queued_frame_bytes`).
+        server_queue_bytes_max: usize,
     },
     /// End of run: the state of each live process after healing.
     Final {
@@ -399,6 +402,8 @@ pub struct Bounds {
     pub chunk_bytes_max: u32,
     /// Largest message the server accepts (`message_bytes_max`), bytes.
     pub message_bytes_max: u32,
+    /// Soft limit of a member's stream queue, bytes.
+    pub member_queue_bytes_max: usize,
 }
 
 /// A run's history.

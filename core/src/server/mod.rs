@@ -222,6 +222,22 @@ impl Server {
             .map(|m| m.queue.len() - m.notices_queued + m.untaken.len())
     }
 
+    /// Bytes of the frames queued for a member (its unacknowledged stream,
+    /// notices included), counted afresh from the frames themselves rather
+    /// than from the running count the limits use: for checkers, which
+    /// compare it with `member_queue_bytes_max`. Walks the queue.
+    pub fn queued_frame_bytes(&self, member_id: u64) -> Option<usize> {
+        self.members.get(&member_id).map(|m| {
+            m.queue
+                .iter()
+                .map(|item| match &item.data {
+                    member::ItemData::One(b) => b.len(),
+                    member::ItemData::Parts(parts) => parts.iter().map(|p| p.len()).sum(),
+                })
+                .sum()
+        })
+    }
+
     /// Notices (NACKs, outcomes) queued for a member. Outcomes are bounded
     /// by its messages in flight and its sequenced frames wait once it holds
     /// `sender_inflight_max` unread notices, so about twice that at most.

@@ -3,7 +3,8 @@
 //! memory without bound.
 //!
 //! Every `Memory` sample has the largest server queue at most
-//! `2 * member_queue_items_max + 1` and the largest client outbox at most
+//! `2 * member_queue_items_max + 1` items and `2 * member_queue_bytes_max`
+//! bytes (its frames counted afresh), and the largest client outbox at most
 //! `outbox_items_max`.
 //!
 //! A member whose queue went over its soft item limit (`QueueOver`) and
@@ -34,10 +35,18 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         let Act::Memory {
             server_queue_max,
             outbox_max,
+            server_queue_bytes_max,
         } = &e.act
         else {
             continue;
         };
+        let bytes_limit = b.member_queue_bytes_max.saturating_mul(2);
+        if *server_queue_bytes_max > bytes_limit {
+            r.add(format!(
+                "t={}: a member's server queue held {server_queue_bytes_max} bytes, over the hard bound {bytes_limit}",
+                e.at
+            ));
+        }
         if *server_queue_max > queue_limit {
             r.add(format!(
                 "t={}: a member's server queue held {server_queue_max} items, over the hard bound {queue_limit}",
@@ -122,6 +131,30 @@ mod tests {
     fn good_history_passes() {
         // Exactly at both limits is fine.
         assert_clean(&check(&happy().memory(201, 50).build(), &bounds()));
+    }
+
+    #[test]
+    fn server_queue_bytes_over_their_bound_are_flagged() {
+        use crate::history::Act;
+        let h = happy()
+            .act(Act::Memory {
+                server_queue_max: 1,
+                outbox_max: 0,
+                server_queue_bytes_max: 20_001,
+            })
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "held 20001 bytes, over the hard bound 20000",
+        );
+        let at = happy()
+            .act(Act::Memory {
+                server_queue_max: 1,
+                outbox_max: 0,
+                server_queue_bytes_max: 20_000,
+            })
+            .build();
+        assert_clean(&check(&at, &bounds()));
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub(crate) mod testkit {
             slow_consumer_grace_ms: 1000,
             chunk_bytes_max: 1000,
             message_bytes_max: 100_000,
+            member_queue_bytes_max: 10_000,
         }
     }
 
@@ -370,6 +371,7 @@ pub(crate) mod testkit {
             self.act(Act::Memory {
                 server_queue_max,
                 outbox_max,
+                server_queue_bytes_max: 0,
             })
         }
         pub(crate) fn final_state(

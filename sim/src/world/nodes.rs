@@ -205,9 +205,20 @@ impl World {
             .filter_map(|s| s.client.as_ref().map(|c| c.outbox_len()))
             .max()
             .unwrap_or(0);
+        let server_queue_bytes_max = self
+            .server
+            .as_ref()
+            .map(|s| {
+                s.view()
+                    .filter_map(|m| s.queued_frame_bytes(m.member_id))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
         self.record(Act::Memory {
             server_queue_max,
             outbox_max,
+            server_queue_bytes_max,
         });
         let at = self.now.plus_millis(100);
         self.push(at, Ev::Sample);
