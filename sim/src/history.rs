@@ -283,6 +283,10 @@ pub enum Act {
         digest: u64,
         /// Payload length of a custom event (0 for service and load).
         bytes: u32,
+        /// The event is well formed by the protocol's rules (a service
+        /// name non-empty, within `NAME_BYTES_MAX`, without control
+        /// characters): an `Invalid` NACK for it is wrong.
+        valid: bool,
     },
     /// A published event was handed to the application (as a subscriber,
     /// or as any member for a service or load change).

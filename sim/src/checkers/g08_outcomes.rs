@@ -24,7 +24,8 @@
 //!   message that fit one frame: there was nothing to reassemble.
 //! - A `Nacked` with `TooLarge` is wrong for a message within the server's
 //!   `message_bytes_max`, and for a published event whose payload fits one
-//!   frame.
+//!   frame; a `Nacked` with `Invalid` is wrong for a well-formed published
+//!   event.
 
 use super::fast::{HashMap, HashSet};
 
@@ -44,12 +45,16 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut statuses: HashMap<(Proc, u64), Vec<usize>> = HashMap::default();
     let mut stopped: HashMap<Proc, Vec<usize>> = HashMap::default();
     let mut finals: HashSet<Proc> = HashSet::default();
-    let published: HashMap<(Proc, u64), u32> = h
+    let published: HashMap<(Proc, u64), (u32, bool)> = h
         .iter()
         .filter_map(|e| match &e.act {
             Act::Published {
-                proc, id, bytes, ..
-            } => Some(((*proc, id.seq), *bytes)),
+                proc,
+                id,
+                bytes,
+                valid,
+                ..
+            } => Some(((*proc, id.seq), (*bytes, *valid))),
             _ => None,
         })
         .collect();
@@ -218,7 +223,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                         b.message_bytes_max
                     ));
                 }
-                if let Some(&bytes) = published.get(&(*proc, *seq)) {
+                if let Some(&(bytes, _)) = published.get(&(*proc, *seq)) {
                     if bytes <= b.chunk_bytes_max {
                         r.add(format!(
                             "event {} of {} bytes Nacked TooLarge at t={}: it fits one frame ({})",
@@ -229,6 +234,20 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                         ));
                     }
                 }
+            }
+            Act::Nacked {
+                proc,
+                seq,
+                reason: NackReason::Invalid,
+            } if published
+                .get(&(*proc, *seq))
+                .is_some_and(|&(_, valid)| valid) =>
+            {
+                r.add(format!(
+                    "event {} seq {seq} Nacked Invalid at t={}: it is well formed",
+                    fp(*proc),
+                    e.at
+                ));
             }
             Act::Nacked {
                 proc,
@@ -323,6 +342,15 @@ mod tests {
             .nack(A, 7, NackReason::TooLarge)
             .build();
         assert_clean(&check(&over, &bounds()));
+    }
+
+    #[test]
+    fn an_invalid_nack_for_a_well_formed_event_is_flagged() {
+        let h = happy()
+            .publish(A, 7, 1)
+            .nack(A, 7, NackReason::Invalid)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked Invalid");
     }
 
     #[test]

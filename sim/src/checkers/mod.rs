@@ -306,6 +306,7 @@ pub(crate) mod testkit {
                 id: id(p, seq),
                 digest,
                 bytes: 8,
+                valid: true,
             })
         }
         /// `r` (member `member_id` in server `k`) was handed published event

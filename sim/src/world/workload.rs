@@ -275,6 +275,15 @@ impl World {
                     EventBody::Custom { payload, .. } => payload.len() as u32,
                     _ => 0,
                 };
+                // The protocol's rule for a service name (PROTOCOL.md).
+                let valid = match &body {
+                    EventBody::ServiceState { service, .. } => {
+                        !service.is_empty()
+                            && service.len() <= switchboard_core::frame::NAME_BYTES_MAX
+                            && !service.chars().any(char::is_control)
+                    }
+                    _ => true,
+                };
                 if let Ok(seq) = c.publish(now, body) {
                     self.coverage.publishes += 1;
                     let proc = self.slots[slot].proc;
@@ -286,6 +295,7 @@ impl World {
                         },
                         digest,
                         bytes,
+                        valid,
                     });
                 }
                 self.drain_client(slot);
