@@ -103,6 +103,7 @@ fn maximal_frames_round_trip() {
                 };
                 SUBSCRIPTIONS_MAX
             ],
+            credential: big_name.clone(),
         }),
         Frame::Snapshot(Snapshot {
             members: vec![member.clone()],

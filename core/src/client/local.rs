@@ -50,6 +50,7 @@ impl Local {
                     filter: f.clone(),
                 })
                 .collect(),
+            credential: config.credential.clone(),
         }
     }
 
