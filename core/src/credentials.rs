@@ -232,7 +232,7 @@ impl Credentials {
     pub fn for_certificate(&self, names: &[String]) -> Option<&CertificateCredential> {
         self.certificates
             .iter()
-            .find(|c| names.iter().any(|n| *n == c.certificate))
+            .find(|c| names.contains(&c.certificate))
     }
 
     /// The permissions of a credential as currently configured, `None`

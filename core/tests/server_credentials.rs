@@ -211,6 +211,19 @@ fn send_join_and_publish_are_checked_against_the_credential() {
         .events
         .iter()
         .any(|e| matches!(e, ClientEvent::Message(_))));
+    // After a server restart the member registers again with a `Hello`
+    // carrying its groups: the refused group is not among them.
+    c.restart_server(99);
+    c.run_for(300, 10);
+    assert!(c.nodes[b].client.is_ready());
+    assert_eq!(rejected(&c, b), None);
+    let groups = c
+        .server
+        .view()
+        .find(|m| m.instance == "billing-eu")
+        .map(|m| m.groups.clone())
+        .unwrap();
+    assert_eq!(groups, vec!["billing-workers".to_owned()]);
 }
 
 #[test]

@@ -456,4 +456,84 @@ mod tests {
         assert!(Acl::parse("[[rule]]\naction = \"allow\"\nsource = \"*\"\n").is_err());
         assert!(Acl::parse("[[rule]]\naction = \"permit\"\nsrc = \"*\"\n").is_err());
     }
+
+    fn secret_of(p: &Path) -> Result<Secret, String> {
+        match p.to_str() {
+            Some("/ok") => {
+                Secret::new(*b"billing-secret-billing-secret-12").map_err(|e| e.to_string())
+            }
+            _ => Err(format!("cannot read {}", p.display())),
+        }
+    }
+
+    #[test]
+    fn credentials_parse_with_defaults_and_the_cluster_entry() {
+        let text = "[[rule]]\naction = \"permit\"\nsource = \"*\"\n\
+            [[credential]]\nname = \"billing\"\nsecret_file = \"/ok\"\nregister = [\"billing-*\"]\n\
+            broadcast = false\npublish = [\"billing/*\"]\n\
+            [[credential]]\nname = \"web\"\ncertificate = \"web.example\"\nregister = [\"web\"]\n\
+            [[credential]]\nname = \"cluster\"\nregister = []\n";
+        let a = Acl::parse_with(text, secret_of).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.decide(ip("10.0.0.1")).permitted());
+        let c = a.credentials();
+        let b = &c.secrets["billing"].permissions;
+        assert!(b.register.matches("billing-eu") && !b.register.matches("web"));
+        assert!(!b.broadcast && b.send_instances.matches("anything"));
+        assert!(b.publish.matches("billing/x") && !b.publish.matches("other"));
+        assert_eq!(c.certificates.len(), 1);
+        assert_eq!(c.certificates[0].certificate, "web.example");
+        // The cluster credential may register as nothing now.
+        assert!(!c.cluster.register.matches("x"));
+        // A file without credentials keeps the cluster's permitting all.
+        let plain = acl("[[rule]]\naction = \"permit\"\nsource = \"*\"\n");
+        assert!(plain.credentials().cluster.register.matches("x"));
+        assert!(plain.credentials().secrets.is_empty());
+    }
+
+    #[test]
+    fn bad_credentials_are_refused_naming_the_credential() {
+        let cases = [
+            // Neither a secret file nor a certificate.
+            ("[[credential]]\nname = \"a\"\nregister = [\"*\"]\n", "exactly one"),
+            // Both.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/ok\"\ncertificate = \"x\"\nregister = [\"*\"]\n",
+                "exactly one",
+            ),
+            // The same name twice.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/ok\"\nregister = [\"*\"]\n\
+                 [[credential]]\nname = \"a\"\ncertificate = \"x\"\nregister = [\"*\"]\n",
+                "twice",
+            ),
+            // The cluster credential with a secret of its own.
+            (
+                "[[credential]]\nname = \"cluster\"\nsecret_file = \"/ok\"\nregister = [\"*\"]\n",
+                "cluster secret",
+            ),
+            // An unreadable secret file: the error names the file, never a secret.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/missing\"\nregister = [\"*\"]\n",
+                "/missing",
+            ),
+            // An empty pattern.
+            (
+                "[[credential]]\nname = \"a\"\ncertificate = \"x\"\nregister = [\"\"]\n",
+                "register",
+            ),
+            // No register list.
+            ("[[credential]]\nname = \"a\"\ncertificate = \"x\"\n", "register"),
+        ];
+        for (text, want) in cases {
+            let e = Acl::parse_with(text, secret_of).err().unwrap_or_default();
+            assert!(e.contains(want), "{text}: {e}");
+            if want != "register" || text.contains("[\"\"]") {
+                assert!(
+                    e.contains("credential 1") || e.contains("credential 2"),
+                    "{e}"
+                );
+            }
+            assert!(!e.contains("billing-secret"), "{e}");
+        }
+    }
 }
