@@ -536,4 +536,39 @@ mod tests {
             assert!(!e.contains("billing-secret"), "{e}");
         }
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_credential_secret_file_others_may_read_is_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("switchboard-acl-cred-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+        let secret = d.join("billing.secret");
+        let hex = switchboard_runtime::secret::to_hex(b"billing-secret-billing-secret-12");
+        std::fs::write(&secret, hex).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = d.join("acl.toml");
+        let text = format!(
+            "[[credential]]\nname = \"billing\"\nsecret_file = \"{}\"\nregister = [\"*\"]\n",
+            secret.display()
+        );
+        std::fs::write(&rules, text).unwrap_or_else(|e| panic!("{e}"));
+        let e = Acl::load(&rules, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("readable by other users") && e.contains("billing"),
+            "{e}"
+        );
+        assert!(!e.contains("62696c6c"), "the secret leaked: {e}");
+        let a = Acl::load(&rules, true).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.credentials().secrets.contains_key("billing"));
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Acl::load(&rules, false).is_ok());
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
