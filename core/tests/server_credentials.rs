@@ -15,8 +15,10 @@ use harness::Cluster;
 use switchboard_core::auth::Secret;
 use switchboard_core::client::{ClientConfig, ClientEvent, SendOptions};
 use switchboard_core::credentials::{Credentials, Patterns, Permissions, SecretCredential};
+use switchboard_core::frame::{self, Auth, Frame, Hello};
 use switchboard_core::frame::{Address, EventBody, NackReason, RejectReason};
 use switchboard_core::server::{DenialKind, ServerConfig};
+use switchboard_core::testkit::RawDriver;
 
 fn billing_secret() -> Secret {
     Secret::new(*b"billing-secret-billing-secret-12").unwrap()
@@ -303,4 +305,78 @@ fn a_reload_removes_the_members_of_a_removed_credential_only() {
     assert_eq!(c.server.set_credentials(now, narrowed), 1);
     c.run_for(50, 10);
     assert!(!c.server.view().any(|m| m.member_id == o_id));
+}
+
+/// Sends a `Hello` naming `credential` on a raw connection, answers the
+/// challenge with a proof made with `secret`; returns the server's proof
+/// check (with `secret`) and the reject's reason and text.
+fn raw_attempt(credential: &str, secret: &Secret) -> (bool, Option<(RejectReason, String)>) {
+    use rand::SeedableRng;
+    let mut cfg = harness::server_config();
+    cfg.credentials = credentials();
+    let mut d = RawDriver::new(cfg, Box::new(rand_chacha::ChaCha8Rng::seed_from_u64(7)));
+    let k = d.connect();
+    let nonce = [9; frame::NONCE_BYTES];
+    d.send_frame(
+        k,
+        &Frame::Hello(Hello {
+            cluster: harness::CLUSTER.into(),
+            instance: "billing-eu".into(),
+            process: "p1".into(),
+            incarnation: 5,
+            capabilities: 0,
+            client_nonce: nonce,
+            services: Vec::new(),
+            load: 0,
+            groups: Vec::new(),
+            subscriptions: Vec::new(),
+            credential: credential.into(),
+        }),
+    );
+    let ch = d.conns[k]
+        .frames
+        .iter()
+        .find_map(|f| match f {
+            Frame::Challenge(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let server_proved = ch.server_proof == secret.server_proof(&nonce, &ch.server_nonce)
+        && ch.extra_proofs.is_empty();
+    // The driver checks that a Welcome follows a correct proof only.
+    d.conns[k].proved = server_proved;
+    d.send_frame(
+        k,
+        &Frame::Auth(Auth {
+            client_proof: secret.client_proof(&ch.server_nonce, &nonce),
+            session_proof: [0; frame::PROOF_BYTES],
+        }),
+    );
+    let reject = d.conns[k].frames.iter().find_map(|f| match f {
+        Frame::Reject(r) => Some((r.reason, r.text.clone())),
+        _ => None,
+    });
+    (server_proved, reject)
+}
+
+#[test]
+fn an_unknown_name_is_refused_exactly_like_a_wrong_secret() {
+    // The right secret: the server proves it back and registers.
+    let (proved, reject) = raw_attempt("billing", &billing_secret());
+    assert!(proved);
+    assert_eq!(reject, None);
+    // The wrong secret for a known name, and a name nobody configured:
+    // neither challenge verifies, and an `Auth` sent anyway gets the same
+    // reason, and a text that differs only by the name the client chose.
+    let (proved_wrong, wrong) = raw_attempt("billing", &other_secret());
+    let (proved_unknown, unknown) = raw_attempt("nobodyy", &other_secret());
+    assert!(!proved_wrong && !proved_unknown);
+    let (wrong, unknown) = (wrong.unwrap(), unknown.unwrap());
+    assert_eq!(wrong.0, RejectReason::BadSecret);
+    assert_eq!(unknown.0, RejectReason::BadSecret);
+    assert_eq!(wrong.1.replace("billing", "nobodyy"), unknown.1);
+    // The cluster secret proves nothing for a named credential.
+    let (proved, reject) = raw_attempt("billing", &harness::secret());
+    assert!(!proved);
+    assert_eq!(reject.map(|r| r.0), Some(RejectReason::BadSecret));
 }

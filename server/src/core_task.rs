@@ -802,6 +802,7 @@ impl Core {
                     RejectReason::UnsupportedVersion => "unsupported_version",
                     RejectReason::DuplicateIdentity => "duplicate_identity",
                     RejectReason::SessionUnknown => "session_unknown",
+                    RejectReason::NotPermitted => "not_permitted",
                     _ => "invalid",
                 });
             }

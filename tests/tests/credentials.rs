@@ -6,10 +6,14 @@
 //! credential cannot supersede a live member, which keeps its session; a
 //! reload that removes a credential tells its member why and disconnects
 //! it while the others stay; a client certificate's name (subject CN or a
-//! URI alternative name) is a credential over mutual TLS.
+//! URI alternative name) is a credential over mutual TLS. With the built
+//! binary: SIGHUP revokes a removed credential, each refusal is a log line
+//! naming the peer and the credential (never the secret), and a readable
+//! credential secret file stops the server unless allowed.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use switchboard_client::{Error, Event, EventStream, Member, MemberConfig, MemberTls};
@@ -387,4 +391,173 @@ async fn a_certificate_name_is_a_credential_over_mutual_tls() {
     assert_eq!(reason, RejectReason::NotPermitted, "{text}");
     assert!(text.contains("credential cluster"), "{text}");
     srv.shutdown().await;
+}
+
+/// `switchboard serve` with `acl.toml` in `d` and the given extra flags;
+/// the child, its member address and a task collecting its log.
+async fn serve(
+    d: &Path,
+    extra: &[&str],
+) -> (
+    tokio::process::Child,
+    Option<String>,
+    tokio::task::JoinHandle<String>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    std::fs::write(
+        d.join("cluster.secret"),
+        switchboard_runtime::secret::to_hex(b"e2e-secret-e2e-secret-e2e-secret"),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            d.join("cluster.secret"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        d.join("switchboard.toml"),
+        format!(
+            "cluster = \"{}\"\ninternal = \"127.0.0.1:0\"\nexternal = \"127.0.0.1:0\"\nacl_file = \"{}\"\n",
+            switchboard_tests::CLUSTER,
+            d.join("acl.toml").display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(switchboard_tests::switchboard_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(d.join("switchboard.toml"))
+        .arg("--secret-file")
+        .arg(d.join("cluster.secret"))
+        .args(extra)
+        .env("SWITCHBOARD_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .env_remove("SWITCHBOARD_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let internal = bounded("serve starts or stops", async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("switchboard: listening ") {
+                return rest
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix("internal="))
+                    .map(str::to_owned);
+            }
+        }
+        None
+    })
+    .await;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, internal, log)
+}
+
+fn config_at(internal: &str, credential: &str, secret: &[u8], instance: &str) -> MemberConfig {
+    let mut c = MemberConfig::new(
+        internal,
+        switchboard_tests::CLUSTER,
+        Secret::new(secret.to_vec()).unwrap(),
+        instance,
+        "p1",
+    );
+    c.core.credential = credential.to_owned();
+    c.core.reconnect_min_ms = 20;
+    c.core.reconnect_max_ms = 200;
+    c.connect_timeout = WAIT;
+    c
+}
+
+#[tokio::test]
+async fn sighup_revokes_a_removed_credential_and_refusals_are_logged_with_peer_and_name() {
+    let d = dir("binary");
+    std::fs::write(d.join("acl.toml"), rules(&d, true)).unwrap();
+    let (child, internal, log) = serve(&d, &[]).await;
+    let internal = internal.expect("the server starts");
+    let (_b, mut b_events) = connect(config_at(&internal, "billing", BILLING, "billing-eu")).await;
+    let (stay, _s) = connect(config_at(&internal, "other", OTHER, "stay")).await;
+    let stay_id = stay.member_id();
+    // A refused registration, for the log.
+    let (reason, _) = rejected(config_at(&internal, "billing", BILLING, "ledger")).await;
+    assert_eq!(reason, RejectReason::NotPermitted);
+
+    std::fs::write(d.join("acl.toml"), rules(&d, false)).unwrap();
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let why = wait_event(&mut b_events, |e| match e {
+        Event::Disconnected { reason } => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(why.contains("credential billing was removed"), "{why}");
+    assert_eq!(stay.member_id(), stay_id);
+
+    // SIGTERM: the server stops and its log is complete.
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut child = child;
+    let _ = bounded("server stops", child.wait()).await;
+    let log = log.await.unwrap();
+    let denied = log
+        .lines()
+        .find(|l| l.contains("not permitted by the credential") && l.contains("ledger"))
+        .unwrap_or_else(|| panic!("no register refusal line:\n{log}"));
+    assert!(
+        denied.contains("credential=billing") && denied.contains("peer=127.0.0.1:"),
+        "{denied}"
+    );
+    let revoked = log
+        .lines()
+        .find(|l| l.contains("kind=\"revoked\"") || l.contains("kind=revoked"))
+        .unwrap_or_else(|| panic!("no revocation line:\n{log}"));
+    assert!(revoked.contains("credential=billing"), "{revoked}");
+    // No secret, in hex or as text, is ever written.
+    for s in [&BILLING[..], &OTHER[..]] {
+        assert!(!log.contains(&switchboard_runtime::secret::to_hex(s)));
+        assert!(!log.contains(std::str::from_utf8(s).unwrap()));
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_credential_secret_file_others_may_read_stops_the_server_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir("readable");
+    std::fs::write(d.join("acl.toml"), rules(&d, true)).unwrap();
+    std::fs::set_permissions(
+        d.join("billing.secret"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (mut child, internal, log) = serve(&d, &[]).await;
+    assert_eq!(internal, None, "the server started with a readable secret");
+    let status = bounded("server exits", child.wait()).await.unwrap();
+    assert!(!status.success());
+    let log = log.await.unwrap();
+    assert!(log.contains("readable by other users"), "{log}");
+    // Allowed: it starts, with a warning.
+    let (child, internal, _log) = serve(&d, &["--allow-readable-secret"]).await;
+    let internal = internal.expect("the server starts when allowed");
+    let (m, _e) = connect(config_at(&internal, "billing", BILLING, "billing-eu")).await;
+    assert!(m.member_id().is_some());
+    drop(child);
 }
