@@ -492,6 +492,38 @@ async fn sighup_revokes_a_removed_credential_and_refusals_are_logged_with_peer_a
     // A refused registration, for the log.
     let (reason, _) = rejected(config_at(&internal, "billing", BILLING, "ledger")).await;
     assert_eq!(reason, RejectReason::NotPermitted);
+    // The CLI proves a named credential with --credential: it may send to
+    // billing-eu, not to stay.
+    let cli = |to: &str| {
+        let mut c = tokio::process::Command::new(switchboard_tests::switchboard_bin());
+        c.args(["send", "--to", to, "from-cli"])
+            .args([
+                "--internal",
+                &internal,
+                "--cluster",
+                switchboard_tests::CLUSTER,
+            ])
+            .args(["--credential", "billing", "--as", "billing-cli/1"])
+            .arg("--secret-file")
+            .arg(d.join("billing.secret"))
+            .env("SWITCHBOARD_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    };
+    let out = bounded("cli send", cli("billing-eu/p1").output())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_event(&mut b_events, |e| match e {
+        Event::Message(m) if &m.payload[..] == b"from-cli" => Some(()),
+        _ => None,
+    })
+    .await;
+    let out = bounded("cli send", cli("stay/p1").output()).await.unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("credential does not permit"), "{err}");
 
     std::fs::write(d.join("acl.toml"), rules(&d, false)).unwrap();
     let pid = child.id().unwrap().to_string();
