@@ -30,7 +30,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::events::{ConnectionState, Event, Notification, SubItem};
+use super::events::{message_count, ConnectionState, Event, Notification, SubItem, Taken};
 use super::{
     Command, Control, Error, MemberConfig, Message, Outcome, SendWait, StatsCell, SubSink,
 };
@@ -113,6 +113,7 @@ pub(crate) struct Channels {
     pub state: watch::Sender<ConnectionState>,
     pub tally: Arc<Tally>,
     pub stats: Arc<StatsCell>,
+    pub taken: Arc<Taken>,
 }
 
 struct Driver<C: Connector> {
@@ -130,6 +131,12 @@ struct Driver<C: Connector> {
     state: watch::Sender<ConnectionState>,
     tally: Arc<Tally>,
     stats: Arc<StatsCell>,
+    /// Messages the application took from its stream.
+    taken: Arc<Taken>,
+    /// Messages handed over by the core that never reach the stream: a
+    /// reply resolving its request, a message for a dropped stream. With
+    /// `taken`, what the core is told was taken.
+    disposed: u64,
     /// Cluster events dropped from the main stream since the last
     /// [`Event::Lagged`] notice went out (or was queued in `pending`).
     main_lagged: u64,
@@ -185,6 +192,8 @@ pub(crate) async fn run<C: Connector>(config: MemberConfig, ch: Channels, net: C
         state: ch.state,
         tally: ch.tally,
         stats: ch.stats,
+        taken: ch.taken,
+        disposed: 0,
         main_lagged: 0,
         lag_warned: None,
         posted_acked: 0,
@@ -286,6 +295,8 @@ impl<C: Connector> Driver<C> {
                 _ = sleep_until(self.clock, timer) => {
                     self.client.handle_timeout(self.clock.now());
                 }
+                // The application took messages: reported below.
+                _ = self.taken.wake.notified() => {}
             }
             self.after_input();
         }
@@ -295,6 +306,8 @@ impl<C: Connector> Driver<C> {
     /// Drains the client, retries a stalled command, and says a pending
     /// goodbye once it can.
     fn after_input(&mut self) {
+        let taken = self.taken.count.load(Ordering::Relaxed) + self.disposed;
+        self.client.taken(self.clock.now(), taken);
         self.drain();
         if !self.stalled.is_empty() {
             let stalled = std::mem::take(&mut self.stalled);
@@ -712,6 +725,7 @@ impl<C: Connector> Driver<C> {
                 epoch,
                 event,
                 handlers,
+                ..
             } => {
                 let n = Notification {
                     gseq,
@@ -781,7 +795,10 @@ impl<C: Connector> Driver<C> {
             ClientEvent::Reply { request, message } => {
                 let message = self.named(message);
                 match self.requests.remove(&request) {
-                    Some(tx) => drop(tx.send(Ok(message))),
+                    Some(tx) => {
+                        self.disposed += 1;
+                        drop(tx.send(Ok(message)));
+                    }
                     None => self.emit(Event::Message(message)),
                 }
             }
@@ -887,14 +904,18 @@ impl<C: Connector> Driver<C> {
             }
         }
         match self.events.try_send(ev) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
+            Ok(()) => {}
+            Err(TrySendError::Closed(ev)) => self.disposed += message_count(&ev),
             // Deliberate bug for the production-path simulator: a message
             // is lost when the stream is full.
             #[cfg(feature = "fault-injection")]
             Err(TrySendError::Full(Event::Message(_)))
                 if switchboard_runtime::fault::armed(
                     switchboard_runtime::fault::Fault::DropEventWhenFull,
-                ) => {}
+                ) =>
+            {
+                self.disposed += 1;
+            }
             Err(TrySendError::Full(ev)) => {
                 if droppable {
                     self.lag_main();
@@ -1066,12 +1087,18 @@ impl<C: Connector> Driver<C> {
                 permit.send(head);
             }
             // The main stream was dropped: its items are discarded.
-            Err(_) => self.pending.clear(),
+            Err(_) => {
+                self.disposed += message_count(&head);
+                for ev in std::mem::take(&mut self.pending) {
+                    self.disposed += message_count(&ev);
+                }
+            }
         }
         // Move on whatever now fits without waiting.
         while let Some(ev) = self.pending.pop_front() {
             match self.events.try_send(ev) {
-                Ok(()) | Err(TrySendError::Closed(_)) => {}
+                Ok(()) => {}
+                Err(TrySendError::Closed(ev)) => self.disposed += message_count(&ev),
                 Err(TrySendError::Full(ev)) => {
                     self.pending.push_front(ev);
                     break;

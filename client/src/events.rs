@@ -2,11 +2,13 @@
 //! connection state.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::Message;
 use switchboard_core::frame::{ClusterEvent, MemberInfo, RejectReason};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// One item of a member's ordered stream, as the application sees it.
 /// Acks, NACKs, outcomes and replies resolve the futures of the calls that
@@ -129,21 +131,30 @@ pub enum ConnectionState {
 /// never dropped: while one waits for room the member stops reading its
 /// connection (logged at WARN), and a member that stays behind long enough
 /// is evicted by the server as a slow consumer.
+///
+/// A sender's `Outcome` counts a message as delivered to this member once
+/// the application has taken it from this stream (or dropped the stream):
+/// a message still queued here when the process dies counts as missed.
 #[derive(Debug)]
 pub struct EventStream {
     pub(crate) rx: mpsc::Receiver<Event>,
+    pub(crate) taken: Arc<Taken>,
 }
 
 impl EventStream {
     /// The next event; `None` once the member is closed and the stream is
     /// drained.
     pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        let ev = self.rx.recv().await;
+        self.took_one(ev.as_ref());
+        ev
     }
 
     /// The next event if one is ready.
     pub fn try_next(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        let ev = self.rx.try_recv().ok();
+        self.took_one(ev.as_ref());
+        ev
     }
 
     /// Waits for at least one event, then appends up to `limit` ready
@@ -151,15 +162,78 @@ impl EventStream {
     /// read a busy stream). Returns how many; 0 once the member is closed
     /// and the stream is drained.
     pub async fn next_many(&mut self, buf: &mut Vec<Event>, limit: usize) -> usize {
-        self.rx.recv_many(buf, limit).await
+        let start = buf.len();
+        let n = self.rx.recv_many(buf, limit).await;
+        let messages = buf[start..].iter().map(message_count).sum();
+        self.taken.took(messages, self.rx.is_empty());
+        n
+    }
+
+    fn took_one(&self, ev: Option<&Event>) {
+        if let Some(ev) = ev {
+            self.taken.took(message_count(ev), self.rx.is_empty());
+        }
+    }
+}
+
+impl Drop for EventStream {
+    /// What is still queued is discarded; its messages count as taken (the
+    /// application chose not to read them).
+    fn drop(&mut self) {
+        self.rx.close();
+        let mut n = 0;
+        while let Ok(ev) = self.rx.try_recv() {
+            n += message_count(&ev);
+        }
+        self.taken.took(n, true);
     }
 }
 
 impl futures_core::Stream for EventStream {
     type Item = Event;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        let p = self.rx.poll_recv(cx);
+        if let Poll::Ready(ev) = &p {
+            self.took_one(ev.as_ref());
+        }
+        p
     }
+}
+
+/// Messages and requests the application took from its [`EventStream`],
+/// shared by the stream and the driver, which reports them to the server
+/// (`Taken` frames).
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    /// Messages and requests taken (or discarded with a dropped stream).
+    pub count: AtomicU64,
+    /// Wakes the driver to report what was taken.
+    pub wake: Notify,
+}
+
+/// The driver is woken at least this often while an application takes
+/// messages from a busy stream, and whenever the stream runs empty (else
+/// it reports at its next input: a frame, a timer, a command).
+const TAKEN_WAKE_EVERY: u64 = 64;
+
+impl Taken {
+    /// `n` more messages or requests were taken; `drained` when nothing
+    /// is left in the stream.
+    pub(crate) fn took(&self, n: u64, drained: bool) {
+        if n == 0 {
+            return;
+        }
+        let before = self.count.fetch_add(n, Ordering::Relaxed);
+        if drained || (before + n) / TAKEN_WAKE_EVERY != before / TAKEN_WAKE_EVERY {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// 1 for a message or a request (what the client core counts as handed
+/// over), else 0.
+pub(crate) fn message_count(ev: &Event) -> u64 {
+    u64::from(matches!(ev, Event::Message(_) | Event::Request(_)))
 }
 
 /// One item on a subscription's queue.

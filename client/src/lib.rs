@@ -523,7 +523,10 @@ impl Member {
 
     /// [`start`](Member::start) on another network (see
     /// [`connect_with`](Member::connect_with)).
-    pub fn start_with<C: Connector>(config: MemberConfig, net: C) -> (Member, EventStream) {
+    pub fn start_with<C: Connector>(mut config: MemberConfig, net: C) -> (Member, EventStream) {
+        // The library counts what the application takes from its stream
+        // and reports it: outcomes count only messages taken.
+        config.core.report_taken = true;
         let (commands_tx, commands_rx) = mpsc::channel(config.commands_max.max(1));
         let (control_tx, control_rx) = mpsc::channel(8);
         let (events_tx, events_rx) = mpsc::channel(config.events_max.max(1));
@@ -536,6 +539,7 @@ impl Member {
         });
         let tally = Arc::new(switchboard_tally::Tally::default());
         let stats = Arc::new(StatsCell::default());
+        let taken = Arc::new(events::Taken::default());
         tokio::spawn(driver::run(
             config,
             driver::Channels {
@@ -545,6 +549,7 @@ impl Member {
                 state: state_tx,
                 tally: tally.clone(),
                 stats: stats.clone(),
+                taken: taken.clone(),
             },
             net,
         ));
@@ -556,7 +561,13 @@ impl Member {
             tally,
             stats,
         };
-        (member, EventStream { rx: events_rx })
+        (
+            member,
+            EventStream {
+                rx: events_rx,
+                taken,
+            },
+        )
     }
 
     /// Instance name.
@@ -682,7 +693,11 @@ impl Member {
     }
 
     /// Sends a message and resolves with its final delivery outcome: how
-    /// many addressees got it, and which missed it and why.
+    /// many addressees got it, and which missed it and why. An addressee
+    /// using this library counts as having got it once its application
+    /// took it from its [`EventStream`] (so the outcome waits for that); a
+    /// message still unread when the addressee's process dies counts as
+    /// missed.
     pub async fn send_confirmed(
         &self,
         to: Address,

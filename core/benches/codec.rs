@@ -215,7 +215,7 @@ fn slot(f: &Frame) -> usize {
         Frame::Ack(_) => 11,
         Frame::Nack(_) => 12,
         Frame::Deliver(_) => 13,
-        Frame::DeliveryAck(_) => 14,
+        Frame::DeliveryAck(_) | Frame::Taken(_) => 14,
         Frame::Outcome(_) => 15,
         Frame::Publish(_) => 16,
         Frame::Notify(_) => 17,

@@ -157,7 +157,7 @@ fn unsupported_version_refused_before_body() {
 
 #[test]
 fn unknown_kind_refused_before_body() {
-    for k in [0x00u8, 0x0A, 0x0F, 0x17, 0x26, 0x34, 0xFF] {
+    for k in [0x00u8, 0x0A, 0x0F, 0x18, 0x26, 0x34, 0xFF] {
         let mut buf = BytesMut::new();
         buf.put_u32(10);
         buf.put_u8(PROTOCOL_VERSION);

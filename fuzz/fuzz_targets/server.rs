@@ -28,7 +28,7 @@ use rand::rngs::mock::StepRng;
 use switchboard_core::auth::Secret;
 use switchboard_core::frame::{
     self, capabilities, flags, Address, Chunk, DeliveryAck, EventBody, Filter, Frame, GroupOp,
-    Hello, Limits, Publish, Resume, Send, Subscribe, Unsubscribe, FRAME_BYTES_MAX_FLOOR,
+    Hello, Limits, Publish, Resume, Send, Subscribe, Taken, Unsubscribe, FRAME_BYTES_MAX_FLOOR,
 };
 use switchboard_core::server::ServerConfig;
 use switchboard_core::testkit::RawDriver;
@@ -119,6 +119,10 @@ enum MemberOp {
     },
     /// Acknowledge everything received.
     AckAll,
+    /// Report messages taken up to the position less `behind`.
+    Taken {
+        behind: u8,
+    },
     Publish {
         kind: u8,
         arg: u8,
@@ -292,6 +296,9 @@ impl Driver {
                 MemberOp::AckAll => frames.push(Frame::DeliveryAck(DeliveryAck {
                     through: self.position(k),
                 })),
+                MemberOp::Taken { behind } => frames.push(Frame::Taken(Taken {
+                    through: self.position(k).saturating_sub(u64::from(*behind)),
+                })),
                 MemberOp::Publish { kind, arg } => {
                     let event = match kind % 3 {
                         0 => EventBody::ServiceState {
@@ -373,7 +380,13 @@ impl Driver {
                     instance: name(*instance % 2),
                     process: format!("p{}", process % 2),
                     incarnation: u64::from(incarnation % 4),
-                    capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
+                    capabilities: capabilities::CHUNKING
+                        | capabilities::OUTCOMES
+                        | if incarnation % 2 == 1 {
+                            capabilities::TAKEN
+                        } else {
+                            0
+                        },
                     client_nonce: nonce,
                     services: pick(*services),
                     load: 0,

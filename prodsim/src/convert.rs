@@ -13,11 +13,11 @@
 //!   history (they never enter the stream).
 //! * The server's removals are what members' streams said (`Left`,
 //!   `Failed`), at the first member that read it (once per session).
-//! * A message counts as delivered when the application read it; the
-//!   server counts it when the member's library acknowledged it. A
-//!   receiver that crashes with messages unread in its stream shows up as
-//!   an `Outcome` counting more deliveries than the applications read (G8),
-//!   a finding of this simulator rather than an artefact.
+//! * A message counts as delivered when the application read it, as the
+//!   server counts it (the library reports what the application took:
+//!   `Taken`). Before that report existed, a receiver that crashed with
+//!   messages unread in its stream showed up here as an `Outcome` counting
+//!   more deliveries than the applications read (G8).
 //! * No memory samples: G11 has nothing to judge here (the core simulator
 //!   checks the state machines' queues).
 

@@ -54,6 +54,7 @@ pub fn bounds() -> Bounds {
         outbox_items_max: 4_096,
         slow_consumer_grace_ms: c.slow_consumer_grace_ms,
         chunk_bytes_max: c.limits.chunk_bytes_max(),
+        message_bytes_max: c.message_bytes_max,
     }
 }
 

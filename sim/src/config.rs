@@ -171,6 +171,7 @@ impl SimConfig {
             outbox_items_max: self.client_config("i", "p", 1).outbox_items_max,
             slow_consumer_grace_ms: s.slow_consumer_grace_ms,
             chunk_bytes_max: s.limits.chunk_bytes_max(),
+            message_bytes_max: s.message_bytes_max,
         }
     }
 

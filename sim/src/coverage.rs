@@ -57,6 +57,9 @@ pub struct Coverage {
     pub publishes: u64,
     /// Non-membership events seen.
     pub events_seen: u64,
+    /// Published events handed to applications (service, load and custom
+    /// events with their origin).
+    pub published_deliveries: u64,
     /// NACKs.
     pub nacks: u64,
     /// Outcomes.
@@ -144,6 +147,7 @@ impl Coverage {
         self.partner_gone += o.partner_gone;
         self.publishes += o.publishes;
         self.events_seen += o.events_seen;
+        self.published_deliveries += o.published_deliveries;
         self.nacks += o.nacks;
         self.outcomes += o.outcomes;
         self.outcomes_with_missed += o.outcomes_with_missed;
@@ -174,7 +178,7 @@ impl Coverage {
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 13] {
+    pub fn paths(&self) -> [(&'static str, u64); 14] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -189,6 +193,7 @@ impl Coverage {
             ("reassembly_drop", self.reassembly_drops),
             ("superseded", self.superseded),
             ("heartbeat_failure", self.heartbeat_failures),
+            ("published_delivery", self.published_deliveries),
         ]
     }
 }
@@ -211,6 +216,7 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("request_reply", 60.0),
     ("throttled", 4.0),
     ("past_seq_window", 1.0),
+    ("published_delivery", 900.0),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of
@@ -234,6 +240,7 @@ impl Coverage {
             "request_reply" => self.replies,
             "throttled" => self.throttled,
             "past_seq_window" => self.past_seq_window,
+            "published_delivery" => self.published_deliveries,
             _ => 0,
         }
     }
@@ -290,6 +297,7 @@ mod tests {
             replies: c(get("request_reply")),
             throttled: c(get("throttled")),
             past_seq_window: c(get("past_seq_window")),
+            published_deliveries: c(get("published_delivery")),
             sends: 1_000,
             nacks: 60,
             ..Coverage::default()
@@ -319,6 +327,7 @@ mod tests {
                 "request_reply" => c.replies = 0,
                 "throttled" => c.throttled = 0,
                 "past_seq_window" => c.past_seq_window = 0,
+                "published_delivery" => c.published_deliveries = 0,
                 other => panic!("floor {other} has no test"),
             }
             let v = c.below_floors(200);

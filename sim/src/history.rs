@@ -2,7 +2,7 @@
 //! simulator saw it. Checkers read only this, so a hand-made history can
 //! test a checker without running anything.
 
-use switchboard_core::frame::{Address, FailReason, Missed, NackReason};
+use switchboard_core::frame::{Address, ClusterEvent, EventBody, FailReason, Missed, NackReason};
 
 /// Virtual time in milliseconds.
 pub type Ms = u64;
@@ -24,6 +24,79 @@ pub struct MsgId {
     pub sender: u64,
     /// Sender sequence.
     pub seq: u64,
+}
+
+/// Digest of a published event's content: the same for the `EventBody`
+/// published and the `ClusterEvent` delivered (see [`delivered_digest`]).
+pub fn event_digest(body: &EventBody) -> u64 {
+    let mut h = Fnv::default();
+    match body {
+        EventBody::ServiceState { service, up } => {
+            h.put(&[0]);
+            h.put(service.as_bytes());
+            h.put(&[u8::from(*up)]);
+        }
+        EventBody::Load(load) => {
+            h.put(&[1]);
+            h.put(&load.to_be_bytes());
+        }
+        EventBody::Custom { topic, payload } => {
+            h.put(&[2]);
+            h.put(&(topic.len() as u32).to_be_bytes());
+            h.put(topic.as_bytes());
+            h.put(payload);
+        }
+    }
+    h.0
+}
+
+/// The publisher's member id and the content digest of a delivered
+/// published event; `None` for the events the server raises.
+pub fn delivered_digest(event: &ClusterEvent) -> Option<(u64, u64)> {
+    let (member_id, body) = match event {
+        ClusterEvent::ServiceState {
+            member_id,
+            service,
+            up,
+        } => (
+            *member_id,
+            EventBody::ServiceState {
+                service: service.clone(),
+                up: *up,
+            },
+        ),
+        ClusterEvent::Load { member_id, load } => (*member_id, EventBody::Load(*load)),
+        ClusterEvent::Custom {
+            member_id,
+            topic,
+            payload,
+        } => (
+            *member_id,
+            EventBody::Custom {
+                topic: topic.clone(),
+                payload: payload.clone(),
+            },
+        ),
+        _ => return None,
+    };
+    Some((member_id, event_digest(&body)))
+}
+
+/// FNV-1a, 64 bits.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn put(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 /// A membership event as a member saw it.
@@ -199,6 +272,36 @@ pub enum Act {
         /// True when the payload's checksum matched its tag.
         intact: bool,
     },
+    /// The application published an event and the client accepted it.
+    Published {
+        /// The publisher.
+        proc: Proc,
+        /// Its identity: the publisher's incarnation and the `Publish`
+        /// sequence (one sequence space with its messages).
+        id: MsgId,
+        /// Digest of the event's content ([`event_digest`]).
+        digest: u64,
+        /// Payload length of a custom event (0 for service and load).
+        bytes: u32,
+    },
+    /// A published event was handed to the application (as a subscriber,
+    /// or as any member for a service or load change).
+    Notified {
+        /// The receiver.
+        proc: Proc,
+        /// Server incarnation of the session it arrived in.
+        server: u64,
+        /// Receiver's member id in that session.
+        member_id: u64,
+        /// Stream position.
+        gseq: u64,
+        /// The publisher's member id, as the event names it.
+        from: u64,
+        /// The event's origin (publisher incarnation, `Publish` sequence).
+        id: MsgId,
+        /// Digest of the content as received ([`event_digest`]).
+        digest: u64,
+    },
     /// A membership event was handed to the application.
     ViewEvent {
         /// The receiver.
@@ -292,6 +395,8 @@ pub struct Bounds {
     pub slow_consumer_grace_ms: u64,
     /// Largest payload that travels in one frame; a larger one is chunked.
     pub chunk_bytes_max: u32,
+    /// Largest message the server accepts (`message_bytes_max`), bytes.
+    pub message_bytes_max: u32,
 }
 
 /// A run's history.

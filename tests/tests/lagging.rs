@@ -79,11 +79,12 @@ async fn an_unread_stream_and_subscription_lag_instead_of_stalling_the_member() 
     ok("after", b.publish_custom("load/tick", "after").await);
     let n = ok("sub after", bounded("sub", sub.recv()).await);
     assert!(matches!(&n.event, ClusterEvent::Custom { payload, .. } if &payload[..] == b"after"));
-    let outcome = ok(
-        "b to a",
-        bounded("b to a", b.send_confirmed(member("ia", "a"), "hi a")).await,
-    );
-    assert!(outcome.is_complete(), "{outcome:?}");
+    // The outcome counts the message once a's application took it: it is
+    // awaited while a reads.
+    let sent = tokio::spawn(async move {
+        let outcome = bounded("b to a", b.send_confirmed(member("ia", "a"), "hi a")).await;
+        (b, outcome)
+    });
     loop {
         match bounded("a's stream", a_events.next()).await {
             Some(Event::Message(m)) => {
@@ -95,6 +96,9 @@ async fn an_unread_stream_and_subscription_lag_instead_of_stalling_the_member() 
             None => panic!("a's stream ended"),
         }
     }
+    let (b, outcome) = sent.await.expect("the sender task");
+    let outcome = ok("b to a", outcome);
+    assert!(outcome.is_complete(), "{outcome:?}");
     a.goodbye().await;
     b.goodbye().await;
     server.shutdown().await;

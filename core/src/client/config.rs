@@ -50,6 +50,12 @@ pub struct ClientConfig {
     pub heartbeat_timeout_ms: u32,
     /// Largest transmit produced by one `poll_output`, bytes.
     pub transmit_batch_bytes: usize,
+    /// Report what the application took from the stream
+    /// ([`Client::taken`](super::Client::taken)), so that a sender's
+    /// `Outcome` counts a message as delivered here only once taken. The
+    /// driver must then call `taken` as the application takes messages,
+    /// or outcomes of messages to this member never become final.
+    pub report_taken: bool,
     /// A deliberate bug, for checker validation only (cargo feature
     /// `mutation`).
     #[cfg(feature = "mutation")]
@@ -86,6 +92,7 @@ impl ClientConfig {
             heartbeat_interval_ms: 1_000,
             heartbeat_timeout_ms: 5_000,
             transmit_batch_bytes: 256 * 1024,
+            report_taken: false,
             #[cfg(feature = "mutation")]
             mutation: crate::mutation::Mutation::None,
         }

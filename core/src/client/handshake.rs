@@ -114,6 +114,7 @@ impl Client {
                 self.link.established();
                 self.out.resumed(r.received_through);
                 self.incoming.resumed();
+                self.taking.resumed();
                 let member_id = self.member_id().unwrap_or(0);
                 self.event(ClientEvent::Resumed { member_id });
                 true
@@ -205,6 +206,7 @@ impl Client {
         self.link.heartbeat_interval_ms = u64::from(welcome.heartbeat_interval_ms.max(1));
         self.link.heartbeat_timeout_ms = u64::from(welcome.heartbeat_timeout_ms.max(1));
         self.incoming.registered(welcome.position);
+        self.taking.registered(welcome.position);
         self.view.reset(welcome.epoch, &members);
         // The registration carried groups and subscriptions; resend data.
         self.out.registered();

@@ -37,7 +37,13 @@ impl Local {
             instance: config.instance.clone(),
             process: config.process.clone(),
             incarnation: config.incarnation,
-            capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
+            capabilities: capabilities::CHUNKING
+                | capabilities::OUTCOMES
+                | if config.report_taken {
+                    capabilities::TAKEN
+                } else {
+                    0
+                },
             client_nonce: nonce,
             services: self.services.iter().cloned().collect(),
             load: self.load,

@@ -28,6 +28,7 @@
 //! * `handshake`: hello or resume, challenge-response, welcome, rejects.
 //! * `outgoing` (with `outbox`): sequences and the outbox until final.
 //! * `incoming` (with `inbox`): stream position, reassembly, duplicates.
+//! * `taking`: what the application took, for `Taken` reports.
 //! * `stream`: the registered stream's frames: deliveries, events, acks,
 //!   NACKs and outcomes.
 //! * `view`, `local`, `requests`: the view, the member's own registration
@@ -45,6 +46,7 @@ mod outbox;
 mod outgoing;
 mod requests;
 mod stream;
+mod taking;
 mod types;
 mod view;
 
@@ -90,6 +92,7 @@ pub struct Client {
     out: Outgoing,
     /// The incoming stream.
     incoming: Incoming,
+    taking: taking::Taking,
     view: View,
     local: Local,
     requests: Requests,
@@ -125,6 +128,7 @@ impl Client {
         );
         Client {
             incoming: Incoming::new(config.dedup_senders_max),
+            taking: taking::Taking::default(),
             local: Local::new(&config),
             config,
             rng,
@@ -277,6 +281,20 @@ impl Client {
         }
     }
 
+    /// The application has taken `taken` messages in all (counting every
+    /// [`ClientEvent::Message`] and [`ClientEvent::Reply`] output so far
+    /// that it took or that the driver disposed of). Only with
+    /// [`ClientConfig::report_taken`]; the server learns of it in a `Taken`
+    /// frame.
+    pub fn taken(&mut self, now: Tick, taken: u64) {
+        self.now = now;
+        if !self.config.report_taken {
+            return;
+        }
+        self.taking.took(taken);
+        self.queue_taken();
+    }
+
     /// The next output. Drain until `None` after every input.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<ClientOutput> {
@@ -312,6 +330,20 @@ impl Client {
         }
         if let Some(through) = self.incoming.take_ack() {
             self.write_control(&Frame::DeliveryAck(frame::DeliveryAck { through }));
+        }
+        if self.config.report_taken {
+            self.taking.reached(self.incoming.delivered_through());
+            self.queue_taken();
+        }
+    }
+
+    /// Reports the taken position when it moved.
+    fn queue_taken(&mut self) {
+        if !self.link.is_ready() {
+            return;
+        }
+        if let Some(through) = self.taking.take_report() {
+            self.write_control(&Frame::Taken(frame::Taken { through }));
         }
     }
 

@@ -42,11 +42,14 @@ impl Client {
                     return true;
                 }
                 let handlers = self.local.handlers(&n.event);
+                let origin =
+                    (n.origin_incarnation != 0).then_some((n.origin_incarnation, n.origin_seq));
                 self.event(ClientEvent::Event {
                     gseq: n.gseq,
                     epoch: n.epoch,
                     event: n.event,
                     handlers,
+                    origin,
                 });
             }
             Frame::Ack(a) => {
@@ -143,6 +146,7 @@ impl Client {
             correlation: d.correlation,
             payload: d.payload,
         };
+        self.taking.handed();
         if message.flags & flags::REPLY != 0 && self.requests.remove(message.correlation) {
             self.event(ClientEvent::Reply {
                 request: message.correlation,

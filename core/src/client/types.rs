@@ -158,6 +158,9 @@ pub enum ClientEvent {
         event: ClusterEvent,
         /// Matching subscription ids.
         handlers: Vec<u32>,
+        /// For a published event: the publisher's incarnation and the
+        /// sequence of its `Publish`; `None` for events the server raised.
+        origin: Option<(u64, u64)>,
     },
     /// The server received and sequenced message `seq`.
     Acked {

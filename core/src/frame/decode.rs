@@ -75,6 +75,7 @@ fn known_kind(k: u8) -> bool {
             | kind::DELIVER
             | kind::DELIVERY_ACK
             | kind::OUTCOME
+            | kind::TAKEN
             | kind::PUBLISH
             | kind::NOTIFY
             | kind::SUBSCRIBE
@@ -489,6 +490,9 @@ impl Reader {
                 })
             }
             kind::DELIVERY_ACK => Frame::DeliveryAck(DeliveryAck {
+                through: self.u64("through")?,
+            }),
+            kind::TAKEN => Frame::Taken(Taken {
                 through: self.u64("through")?,
             }),
             kind::OUTCOME => {

@@ -177,6 +177,7 @@ impl Frame {
                 put_payload(w, &d.payload);
             }
             Frame::DeliveryAck(a) => w.put_u64(a.through),
+            Frame::Taken(t) => w.put_u64(t.through),
             Frame::Outcome(o) => {
                 w.put_u64(o.gseq);
                 w.put_u64(o.seq);

@@ -48,6 +48,10 @@ pub mod capabilities {
     pub const CHUNKING: u32 = 0x01;
     /// The client wants per-message outcomes when it asks for them.
     pub const OUTCOMES: u32 = 0x02;
+    /// The client reports what its application took from the stream
+    /// ([`Taken`](super::Taken)): an `Outcome` counts a message as
+    /// delivered to it only once taken.
+    pub const TAKEN: u32 = 0x04;
 }
 
 /// Client → server: register a new member (first frame of a handshake).
@@ -301,6 +305,17 @@ pub struct DeliveryAck {
     pub through: u64,
 }
 
+/// Client → server: the application took every stream item up to
+/// `through` (sent only by a client that announced
+/// [`capabilities::TAKEN`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct Taken {
+    /// Highest global sequence through which the application took every
+    /// message of the stream.
+    pub through: u64,
+}
+
 /// One addressee that missed a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -437,6 +452,8 @@ pub enum Frame {
     Deliver(Deliver),
     /// Cumulative stream receipt (client → server).
     DeliveryAck(DeliveryAck),
+    /// What the application took from the stream (client → server).
+    Taken(Taken),
     /// Delivery outcome (server → client).
     Outcome(Outcome),
     /// Publish an event (client → server).
@@ -480,6 +497,7 @@ pub mod kind {
     pub const DELIVER: u8 = 0x14;
     pub const DELIVERY_ACK: u8 = 0x15;
     pub const OUTCOME: u8 = 0x16;
+    pub const TAKEN: u8 = 0x17;
     pub const PUBLISH: u8 = 0x20;
     pub const NOTIFY: u8 = 0x21;
     pub const SUBSCRIBE: u8 = 0x22;
@@ -511,6 +529,7 @@ impl Frame {
             Frame::Nack(_) => kind::NACK,
             Frame::Deliver(_) => kind::DELIVER,
             Frame::DeliveryAck(_) => kind::DELIVERY_ACK,
+            Frame::Taken(_) => kind::TAKEN,
             Frame::Outcome(_) => kind::OUTCOME,
             Frame::Publish(_) => kind::PUBLISH,
             Frame::Notify(_) => kind::NOTIFY,
@@ -550,6 +569,7 @@ impl Frame {
             | Frame::Auth(_)
             | Frame::Send(_)
             | Frame::DeliveryAck(_)
+            | Frame::Taken(_)
             | Frame::Publish(_)
             | Frame::Subscribe(_)
             | Frame::Unsubscribe(_)
@@ -576,6 +596,7 @@ impl Frame {
             Frame::Nack(_) => "Nack",
             Frame::Deliver(_) => "Deliver",
             Frame::DeliveryAck(_) => "DeliveryAck",
+            Frame::Taken(_) => "Taken",
             Frame::Outcome(_) => "Outcome",
             Frame::Publish(_) => "Publish",
             Frame::Notify(_) => "Notify",

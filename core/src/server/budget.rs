@@ -8,8 +8,9 @@ use super::*;
 impl Server {
     /// Bytes one member makes the server hold: its unacknowledged stream
     /// (deliveries shared with other recipients count for each of them),
-    /// its deferred frames, the chunked message it is sending and its
-    /// pending control frames. A member that does not read its own stream
+    /// its deferred frames, the chunked message it is sending, its
+    /// pending control frames and its list of received messages its
+    /// application has not taken yet. A member that does not read its own stream
     /// (notices about its own messages included) counts its unread queue
     /// against itself.
     pub fn member_bytes(&self, member_id: u64) -> Option<usize> {
@@ -19,6 +20,7 @@ impl Server {
                 + m.partial.as_ref().map_or(0, |p| p.buf.capacity())
                 + m.control.capacity()
                 + m.arena.capacity()
+                + m.untaken.capacity() * std::mem::size_of::<u64>()
         })
     }
 

@@ -292,6 +292,10 @@ impl Server {
         for gseq in tracked {
             self.resolve_one(gseq, Some(miss), id);
         }
+        // Received, but its application never took them.
+        for gseq in std::mem::take(&mut m.untaken) {
+            self.taken_one(gseq, Some(miss), id);
+        }
         if let Some(conn) = m.conn.take() {
             // Put the member back so the final frames reach its connection.
             let reason = match how {

@@ -421,6 +421,7 @@ impl Server {
         self.sessions += 1;
         self.stats.registrations += 1;
         let mut m = Member::new(info, conn, self.now, self.sessions);
+        m.reports_taken = h.capabilities & frame::capabilities::TAKEN != 0;
         let mut notices = Vec::new();
         if let Some(d) = departed.filter(|d| d.incarnation == h.incarnation) {
             // The same process again: continue its sequence space, and

@@ -173,6 +173,15 @@ pub(crate) struct Member {
     pub cert_names: Vec<String>,
     /// The key derived at registration; a `Resume` must prove it.
     pub session_key: Option<crate::auth::SessionKey>,
+    /// The client reports what its application took (`Taken` frames,
+    /// `capabilities::TAKEN`).
+    pub reports_taken: bool,
+    /// The highest `Taken.through` received in this session.
+    pub taken_through: u64,
+    /// Received items of messages that ask for an outcome, which the
+    /// application has not taken yet, in gseq order: each keeps its
+    /// in-flight record waiting. Counted against the queue's item limit.
+    pub untaken: VecDeque<u64>,
 }
 
 impl Member {
@@ -211,6 +220,9 @@ impl Member {
             credential: CredentialId::cluster(),
             permissions: Arc::new(Permissions::all()),
             cert_names: Vec::new(),
+            reports_taken: false,
+            taken_through: 0,
+            untaken: VecDeque::new(),
         }
     }
 
@@ -283,9 +295,12 @@ impl Member {
     /// True when the queue is over its soft limit.
     /// Notices (NACKs, outcomes) are not counted: they are bounded by the
     /// member's own messages in flight (`sender_inflight_max`), and a burst
-    /// of them is no sign of a slow consumer.
+    /// of them is no sign of a slow consumer. Messages received but not yet
+    /// taken by the application are: a member that stops taking them is a
+    /// slow consumer like one that stops reading.
     pub(crate) fn over_limit(&self, items_max: usize, bytes_max: usize) -> bool {
-        self.queue.len() - self.notices_queued > items_max || self.queue_bytes > bytes_max
+        self.queue.len() - self.notices_queued + self.untaken.len() > items_max
+            || self.queue_bytes > bytes_max
     }
 
     /// The `(through, stable_through)` pair the next `Ack` carries.
@@ -323,5 +338,7 @@ impl Member {
         debug_assert!(self.queue.is_empty() == (self.queue_bytes == 0));
         debug_assert!(self.stable_through() <= self.ack_through());
         debug_assert!(self.ack_through() <= self.received_through);
+        debug_assert!(self.reports_taken || self.untaken.is_empty());
+        debug_assert!(self.untaken.front().is_none_or(|&g| g > self.taken_through));
     }
 }

@@ -218,12 +218,14 @@ impl Server {
     }
 
     /// Unacknowledged stream items queued for a member (for metrics/tests),
-    /// not counting notices (NACKs, outcomes) about its own messages. At
-    /// most `2 × member_queue_items_max` after any input.
+    /// not counting notices (NACKs, outcomes) about its own messages, plus
+    /// the messages it received that its application has not taken yet
+    /// (TAKEN capability). At most `2 × member_queue_items_max` after any
+    /// input.
     pub fn queue_len(&self, member_id: u64) -> Option<usize> {
         self.members
             .get(&member_id)
-            .map(|m| m.queue.len() - m.notices_queued)
+            .map(|m| m.queue.len() - m.notices_queued + m.untaken.len())
     }
 
     /// Notices (NACKs, outcomes) queued for a member. Outcomes are bounded
@@ -631,6 +633,7 @@ impl Server {
             Frame::Send(s) => self.on_send(id, s),
             Frame::Chunk(c) => self.on_chunk(id, c),
             Frame::DeliveryAck(a) => self.on_delivery_ack(id, a.through),
+            Frame::Taken(t) => self.on_taken(id, t.through),
             Frame::Publish(p) => self.on_publish(id, p),
             Frame::Subscribe(s) => self.on_subscribe(id, s),
             Frame::Unsubscribe(u) => self.on_unsubscribe(id, u),

@@ -32,7 +32,14 @@ pub(super) struct Inflight {
     /// The sender's session (see `Member::session`).
     pub session: u64,
     pub seq: u64,
+    /// Addressees not yet final (delivered or missed).
     pub remaining: u32,
+    /// Of those, addressees whose client received the message but whose
+    /// application has not taken it yet (`capabilities::TAKEN`).
+    pub untaken: u32,
+    /// Out of the sender's pending set: every addressee received it or
+    /// missed it, so the sender need never resend it.
+    pub stable: bool,
     pub delivered: u32,
     pub missed: Vec<Missed>,
     pub confirm: bool,
@@ -350,6 +357,8 @@ impl Server {
                 session,
                 seq,
                 remaining: count,
+                untaken: 0,
+                stable: false,
                 delivered: 0,
                 missed: Vec::new(),
                 confirm,
@@ -666,9 +675,120 @@ impl Server {
             }
         }
         for gseq in done.drain(..) {
-            self.resolve_one(gseq, None, id);
+            self.received_one(gseq, id);
         }
         self.scratch = done;
+    }
+
+    /// Member `id`'s client received tracked item `gseq`: delivered, or,
+    /// when the message asks for an outcome and the client reports what
+    /// its application takes, received and waiting to be taken.
+    fn received_one(&mut self, gseq: u64, id: u64) {
+        let wait = self.members.get(&id).is_some_and(|m| {
+            m.reports_taken
+                && gseq > m.taken_through
+                && self.inflight.get(gseq).is_some_and(|f| f.confirm)
+        });
+        if !wait {
+            return self.resolve_one(gseq, None, id);
+        }
+        if let Some(m) = self.members.get_mut(&id) {
+            debug_assert!(m.untaken.back().is_none_or(|&b| b < gseq));
+            m.untaken.push_back(gseq);
+        }
+        let Some(f) = self.inflight.get_mut(gseq) else {
+            debug_assert!(false, "tracked item without an in-flight record");
+            return;
+        };
+        f.untaken += 1;
+        debug_assert!(f.untaken <= f.remaining);
+        if f.untaken == f.remaining {
+            self.make_stable(gseq);
+        }
+    }
+
+    /// `Taken{through}` from member `id`: its application took every
+    /// message up to `through`, which now count as delivered to it.
+    pub(super) fn on_taken(&mut self, id: u64, through: u64) {
+        let half = (
+            self.config.member_queue_items_max / 2,
+            self.config.member_queue_bytes_max / 2,
+        );
+        let mut done = std::mem::take(&mut self.scratch);
+        done.clear();
+        let mut release = false;
+        if let Some(m) = self.members.get_mut(&id) {
+            if !m.reports_taken || through <= m.taken_through {
+                self.scratch = done;
+                return;
+            }
+            let was_over_half = m.over_limit(half.0, half.1);
+            m.taken_through = through;
+            while m.untaken.front().is_some_and(|&g| g <= through) {
+                done.extend(m.untaken.pop_front());
+            }
+            if m.untaken.is_empty() && m.untaken.capacity() > QUEUE_KEEP_ITEMS {
+                m.untaken = VecDeque::new();
+            }
+            if m.over_since.is_some()
+                && !m.over_limit(
+                    self.config.member_queue_items_max,
+                    self.config.member_queue_bytes_max,
+                )
+            {
+                m.over_since = None;
+            }
+            release = was_over_half && !m.over_limit(half.0, half.1);
+        }
+        if release {
+            self.release_throttled(id);
+        }
+        for gseq in done.drain(..) {
+            self.taken_one(gseq, None, id);
+        }
+        self.scratch = done;
+    }
+
+    /// An addressee that had received `gseq` took it (`missed: None`) or
+    /// was removed before its application took it.
+    pub(super) fn taken_one(&mut self, gseq: u64, missed: Option<MissReason>, member_id: u64) {
+        let Some(f) = self.inflight.get_mut(gseq) else {
+            debug_assert!(false, "untaken item without an in-flight record");
+            return;
+        };
+        debug_assert!(f.untaken > 0);
+        f.untaken -= 1;
+        self.resolve_one(gseq, missed, member_id);
+    }
+
+    /// Every addressee of `gseq` received or missed it: the sender's
+    /// stable watermark may pass it (its outcome may still wait for
+    /// applications to take it).
+    fn make_stable(&mut self, gseq: u64) {
+        let Some(f) = self.inflight.get_mut(gseq) else {
+            return;
+        };
+        if std::mem::replace(&mut f.stable, true) {
+            return;
+        }
+        let (sender, session, seq) = (f.sender, f.session, f.seq);
+        if let Some(m) = self
+            .members
+            .get_mut(&sender)
+            .filter(|m| m.session == session)
+        {
+            m.pending.remove(seq);
+        } else if let Some(d) = self
+            .departed
+            .get_mut(&sender)
+            .filter(|d| d.session == session)
+        {
+            d.pending.remove(seq);
+            return;
+        } else {
+            return;
+        }
+        self.mark_dirty(sender);
     }
 
     /// Releases the senders throttled by `recipient` (it drained, or
@@ -710,6 +830,8 @@ impl Server {
         }
         if f.remaining == 0 {
             self.finalize(gseq);
+        } else if f.remaining == f.untaken {
+            self.make_stable(gseq);
         }
     }
 

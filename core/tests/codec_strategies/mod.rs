@@ -414,6 +414,12 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                 .boxed(),
         ),
         (
+            kind::TAKEN,
+            any::<u64>()
+                .prop_map(|through| Frame::Taken(Taken { through }))
+                .boxed(),
+        ),
+        (
             kind::OUTCOME,
             (
                 any::<u64>(),
@@ -529,6 +535,7 @@ pub fn all_kind_codes() -> BTreeSet<u8> {
             Frame::Nack(_) => kind::NACK,
             Frame::Deliver(_) => kind::DELIVER,
             Frame::DeliveryAck(_) => kind::DELIVERY_ACK,
+            Frame::Taken(_) => kind::TAKEN,
             Frame::Outcome(_) => kind::OUTCOME,
             Frame::Publish(_) => kind::PUBLISH,
             Frame::Notify(_) => kind::NOTIFY,
@@ -559,6 +566,7 @@ pub fn all_kind_codes() -> BTreeSet<u8> {
         kind::DELIVER,
         kind::DELIVERY_ACK,
         kind::OUTCOME,
+        kind::TAKEN,
         kind::PUBLISH,
         kind::NOTIFY,
         kind::SUBSCRIBE,
@@ -572,7 +580,7 @@ pub fn all_kind_codes() -> BTreeSet<u8> {
     ]
     .into_iter()
     .collect();
-    assert_eq!(codes.len(), 26);
+    assert_eq!(codes.len(), 27);
     // Tie `code_of` to `Frame::kind` on a sample so both stay in step.
     assert_eq!(code_of(&Frame::Ping(0)), Frame::Ping(0).kind());
     codes

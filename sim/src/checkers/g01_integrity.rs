@@ -12,13 +12,20 @@
 //! issued after it; `Broadcast`: the receiver is not the sender); and when
 //! the sender registered in the delivering server, `from` is one of the
 //! sender's member ids there.
+//!
+//! For every `Notified` (a published event handed over): a `Published` with
+//! the same identity exists, by the process of that incarnation, with the
+//! same content digest; and when the publisher registered in the delivering
+//! server, the event names one of its member ids there. (Which members a
+//! published event reaches is not judged: subscriptions are not in the
+//! history.)
 
 use super::fast::{HashMap, HashSet};
 
 use switchboard_core::frame::Address;
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
-use crate::history::{Act, Bounds, History, Proc, Violation};
+use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
 
 /// Name of the guarantee.
 pub const NAME: &str = "G1 integrity";
@@ -34,6 +41,54 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
             .entry((s.proc, s.server))
             .or_default()
             .insert(s.member_id);
+    }
+    let mut published: HashMap<MsgId, (Proc, u64)> = HashMap::default();
+    for e in h.iter() {
+        if let Act::Published {
+            proc, id, digest, ..
+        } = &e.act
+        {
+            published.insert(*id, (*proc, *digest));
+        }
+    }
+    for e in h.iter() {
+        let Act::Notified {
+            proc: recv,
+            server,
+            gseq,
+            from,
+            id,
+            digest,
+            ..
+        } = &e.act
+        else {
+            continue;
+        };
+        let what = format!(
+            "{} was handed event {} at gseq {gseq} in server {server} (t={})",
+            fp(*recv),
+            fm(*id),
+            e.at
+        );
+        let Some(&(publisher, d)) = published.get(id) else {
+            r.add(format!("{what}: no Published with that id"));
+            continue;
+        };
+        if d != *digest {
+            r.add(format!(
+                "{what}: content digest {digest:x} but {} published {d:x}",
+                fp(publisher)
+            ));
+        }
+        if let Some(ids) = member_ids.get(&(publisher, *server)) {
+            if !ids.contains(from) {
+                r.add(format!(
+                    "{what}: names member {from} but publisher {} is member {:?} there",
+                    fp(publisher),
+                    ids.iter().collect::<std::collections::BTreeSet<_>>()
+                ));
+            }
+        }
     }
     for (idx, e) in h.entries.iter().enumerate() {
         let Act::Delivered {
@@ -117,6 +172,39 @@ mod tests {
     #[test]
     fn good_history_passes() {
         assert_clean(&check(&happy().build(), &bounds()));
+    }
+
+    #[test]
+    fn a_published_event_handed_over_intact_passes() {
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn an_event_nobody_published_is_flagged() {
+        let h = happy().notify(B, 1, 2, 20, 1, id(A, 9), 77).build();
+        assert_flags(&check(&h, &bounds()), "no Published");
+    }
+
+    #[test]
+    fn an_altered_event_is_flagged() {
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 78)
+            .build();
+        assert_flags(&check(&h, &bounds()), "content digest");
+    }
+
+    #[test]
+    fn an_event_naming_another_publisher_is_flagged() {
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 3, id(A, 9), 77)
+            .build();
+        assert_flags(&check(&h, &bounds()), "names member 3");
     }
 
     #[test]

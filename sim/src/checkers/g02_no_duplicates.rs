@@ -3,7 +3,8 @@
 //! restarts.
 //!
 //! No (receiver process, [`MsgId`](crate::history::MsgId)) appears in two
-//! `Delivered` acts.
+//! `Delivered` or `Notified` acts (messages and published events share
+//! their sender's sequence space).
 
 use super::fast::HashMap;
 
@@ -18,13 +19,20 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let mut first: HashMap<(Proc, MsgId), (Ms, u64, u64)> = HashMap::default();
     for e in h.iter() {
-        let Act::Delivered {
+        let (Act::Delivered {
             proc,
             server,
             gseq,
             id,
             ..
-        } = &e.act
+        }
+        | Act::Notified {
+            proc,
+            server,
+            gseq,
+            id,
+            ..
+        }) = &e.act
         else {
             continue;
         };
@@ -46,6 +54,16 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
 mod tests {
     use super::check;
     use crate::checkers::testkit::*;
+
+    #[test]
+    fn an_event_handed_over_twice_is_flagged() {
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .notify(B, 1, 2, 21, 1, id(A, 9), 77)
+            .build();
+        assert_flags(&check(&h, &bounds()), "twice");
+    }
 
     #[test]
     fn good_history_passes() {

@@ -2,7 +2,9 @@
 //! order.
 //!
 //! Per (receiver process, sender incarnation, server incarnation), the
-//! sequences of its `Delivered` acts strictly increase in history order.
+//! sequences of its `Delivered` and `Notified` acts (messages and published
+//! events share the sender's sequence space and its order) strictly
+//! increase in history order.
 //!
 //! Stated per server incarnation (see `docs/GUARANTEES.md`): a stateless
 //! server forgets its routing decisions, so after a restart a resent
@@ -23,9 +25,12 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let mut last: HashMap<(Proc, u64, u64), (u64, Ms)> = HashMap::default();
     for e in h.iter() {
-        let Act::Delivered {
+        let (Act::Delivered {
             proc, id, server, ..
-        } = &e.act
+        }
+        | Act::Notified {
+            proc, id, server, ..
+        }) = &e.act
         else {
             continue;
         };
@@ -76,6 +81,18 @@ mod tests {
             .send(A, 5, Address::Broadcast)
             .deliver(B, 1, 2, 10, 1, id(A, 5))
             .deliver(B, 1, 2, 11, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "delivered seq 4 from sender 100");
+    }
+
+    #[test]
+    fn an_event_after_a_later_message_of_its_sender_is_flagged() {
+        // A published event and a message share the sender's order.
+        let h = happy()
+            .publish(A, 4, 77)
+            .send(A, 5, Address::Broadcast)
+            .deliver(B, 1, 2, 10, 1, id(A, 5))
+            .notify(B, 1, 2, 11, 1, id(A, 4), 77)
             .build();
         assert_flags(&check(&h, &bounds()), "delivered seq 4 from sender 100");
     }

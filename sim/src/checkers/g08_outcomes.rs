@@ -22,6 +22,9 @@
 //!   sender).
 //! - A `Nacked` with `Incomplete` (dropped in reassembly) is wrong for a
 //!   message that fit one frame: there was nothing to reassemble.
+//! - A `Nacked` with `TooLarge` is wrong for a message within the server's
+//!   `message_bytes_max`, and for a published event whose payload fits one
+//!   frame.
 
 use super::fast::{HashMap, HashSet};
 
@@ -41,6 +44,15 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut statuses: HashMap<(Proc, u64), Vec<usize>> = HashMap::default();
     let mut stopped: HashMap<Proc, Vec<usize>> = HashMap::default();
     let mut finals: HashSet<Proc> = HashSet::default();
+    let published: HashMap<(Proc, u64), u32> = h
+        .iter()
+        .filter_map(|e| match &e.act {
+            Act::Published {
+                proc, id, bytes, ..
+            } => Some(((*proc, id.seq), *bytes)),
+            _ => None,
+        })
+        .collect();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::Nacked { proc, seq, .. } | Act::Outcome { proc, seq, .. } => {
@@ -191,6 +203,36 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             Act::Nacked {
                 proc,
                 seq,
+                reason: NackReason::TooLarge,
+            } => {
+                let sent = facts
+                    .sent_by_seq
+                    .get(&(*proc, *seq))
+                    .map(|&i| &facts.sents[i]);
+                if let Some(sent) = sent.filter(|s| s.bytes <= b.message_bytes_max) {
+                    r.add(format!(
+                        "{} of {} bytes Nacked TooLarge at t={}: the limit is {}",
+                        fm(sent.id),
+                        sent.bytes,
+                        e.at,
+                        b.message_bytes_max
+                    ));
+                }
+                if let Some(&bytes) = published.get(&(*proc, *seq)) {
+                    if bytes <= b.chunk_bytes_max {
+                        r.add(format!(
+                            "event {} of {} bytes Nacked TooLarge at t={}: it fits one frame ({})",
+                            fp(*proc),
+                            bytes,
+                            e.at,
+                            b.chunk_bytes_max
+                        ));
+                    }
+                }
+            }
+            Act::Nacked {
+                proc,
+                seq,
                 reason: reason @ (NackReason::UnknownDestination | NackReason::DestinationGone),
             } => {
                 let Some(sent) = facts
@@ -267,6 +309,29 @@ mod tests {
             .final_ok(A)
             .build();
         assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_too_large_nack_for_a_message_within_the_limit_is_flagged() {
+        let h = happy()
+            .send_bytes(A, 7, Address::Broadcast, 100)
+            .nack(A, 7, NackReason::TooLarge)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked TooLarge");
+        let over = happy()
+            .send_bytes(A, 7, Address::Broadcast, 200_000)
+            .nack(A, 7, NackReason::TooLarge)
+            .build();
+        assert_clean(&check(&over, &bounds()));
+    }
+
+    #[test]
+    fn a_too_large_nack_for_a_small_event_is_flagged() {
+        let h = happy()
+            .publish(A, 7, 1)
+            .nack(A, 7, NackReason::TooLarge)
+            .build();
+        assert_flags(&check(&h, &bounds()), "fits one frame");
     }
 
     #[test]

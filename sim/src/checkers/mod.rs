@@ -86,6 +86,7 @@ pub(crate) mod testkit {
             outbox_items_max: 50,
             slow_consumer_grace_ms: 1000,
             chunk_bytes_max: 1000,
+            message_bytes_max: 100_000,
         }
     }
 
@@ -295,6 +296,38 @@ pub(crate) mod testkit {
                 id,
                 tag: tag(id),
                 intact: true,
+            })
+        }
+        /// `p` published event `seq` with content digest `digest`.
+        pub(crate) fn publish(self, p: Proc, seq: u64, digest: u64) -> Self {
+            self.act(Act::Published {
+                proc: p,
+                id: id(p, seq),
+                digest,
+                bytes: 8,
+            })
+        }
+        /// `r` (member `member_id` in server `k`) was handed published event
+        /// `id` from member `from` at `gseq`, content digest `digest`.
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) fn notify(
+            self,
+            r: Proc,
+            k: u64,
+            member_id: u64,
+            gseq: u64,
+            from: u64,
+            id: MsgId,
+            digest: u64,
+        ) -> Self {
+            self.act(Act::Notified {
+                proc: r,
+                server: k,
+                member_id,
+                gseq,
+                from,
+                id,
+                digest,
             })
         }
         pub(crate) fn view(self, r: Proc, k: u64, gseq: u64, change: ViewChange) -> Self {

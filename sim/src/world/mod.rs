@@ -122,6 +122,10 @@ struct Slot {
     /// The member id of the client's session as last seen (a refused
     /// resume drops it).
     session_member: Option<u64>,
+    /// Messages (and replies) the client handed to this process; with
+    /// `ClientConfig::report_taken` the application takes them at its
+    /// next timer.
+    handed: u64,
 }
 
 /// The result of one run.
@@ -239,6 +243,7 @@ impl World {
                 held: std::collections::VecDeque::new(),
                 pending_group_ops: BTreeSet::new(),
                 session_member: None,
+                handed: 0,
             });
             w.start_proc(slot);
         }

@@ -41,8 +41,13 @@ impl World {
         s.gen += 1;
         let mut rng = stream(self.seed, Stream::Clients, (slot as u64) << 32 | s.gen);
         let incarnation = rng.gen::<u64>() | 1;
-        let cfg = self.cfg.client_config(&s.instance, &s.process, incarnation);
+        let mut cfg = self.cfg.client_config(&s.instance, &s.process, incarnation);
+        // Every other member reports what its application took: its
+        // messages count in outcomes once taken, in batches of 32 or at
+        // its next timer.
+        cfg.report_taken = slot % 2 == 1;
         s.client = Some(Client::new(cfg, Box::new(rng), self.now));
+        s.handed = 0;
         s.proc = Proc { slot, incarnation };
         s.conn = None;
         s.timer = None;
@@ -167,6 +172,8 @@ impl World {
         }
         s.timer = None;
         if let Some(client) = s.client.as_mut() {
+            // The application takes what it was handed so far.
+            client.taken(self.now, s.handed);
             client.handle_timeout(self.now);
         }
         self.drain_client(slot);
@@ -282,11 +289,8 @@ impl World {
         };
         let over: BTreeSet<u64> = server
             .view()
-            .filter(|m| {
-                let items = server.queue_len(m.member_id).unwrap_or(0);
-                let notices = server.notices_len(m.member_id).unwrap_or(0);
-                items.saturating_sub(notices) > items_max
-            })
+            // `queue_len` leaves notices out already, as the core's limit does.
+            .filter(|m| server.queue_len(m.member_id).unwrap_or(0) > items_max)
             .map(|m| m.member_id)
             .collect();
         if over == self.over_limit {
@@ -445,10 +449,12 @@ impl World {
                 });
             }
             ClientEvent::Reply { message, .. } => {
+                self.handed(slot);
                 self.coverage.replies += 1;
                 self.record_delivery(slot, &message);
             }
             ClientEvent::Message(m) => {
+                self.handed(slot);
                 self.record_delivery(slot, &m);
                 if m.is_request() {
                     let tag = self.take_tag();
@@ -474,7 +480,31 @@ impl World {
                     }
                 }
             }
-            ClientEvent::Event { gseq, event, .. } => {
+            ClientEvent::Event {
+                gseq,
+                event,
+                origin,
+                ..
+            } => {
+                if let (Some((sender, seq)), Some((from, digest))) =
+                    (origin, crate::history::delivered_digest(&event))
+                {
+                    self.coverage.published_deliveries += 1;
+                    let member_id = self.slots[slot]
+                        .client
+                        .as_ref()
+                        .and_then(|c| c.member_id())
+                        .unwrap_or(0);
+                    self.record(Act::Notified {
+                        proc,
+                        server,
+                        member_id,
+                        gseq,
+                        from,
+                        id: MsgId { sender, seq },
+                        digest,
+                    });
+                }
                 let change = match event {
                     ClusterEvent::MemberJoined(m) => Some(ViewChange::Joined(m.member_id)),
                     ClusterEvent::MemberLeft { member_id } => Some(ViewChange::Left(member_id)),
@@ -526,6 +556,19 @@ impl World {
             ClientEvent::Disconnected { .. } => self.coverage.disconnects += 1,
             ClientEvent::Rejected { .. } => self.coverage.rejects += 1,
             ClientEvent::Closed => {}
+        }
+    }
+
+    /// One more message handed to the process's application, which takes
+    /// them in batches of 32 (and the rest at its next timer).
+    fn handed(&mut self, slot: usize) {
+        let now = self.now;
+        let s = &mut self.slots[slot];
+        s.handed += 1;
+        if s.handed % 32 == 0 {
+            if let Some(c) = s.client.as_mut() {
+                c.taken(now, s.handed);
+            }
         }
     }
 

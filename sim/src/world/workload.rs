@@ -266,11 +266,27 @@ impl World {
                     1 => EventBody::Load((now.as_millis() % 100) as u32),
                     _ => EventBody::Custom {
                         topic: "cache/invalidate".into(),
-                        payload: Bytes::from_static(b"key"),
+                        // Unique content: a lost or altered event shows.
+                        payload: Bytes::copy_from_slice(&now.as_micros().to_be_bytes()),
                     },
                 };
-                if c.publish(now, body).is_ok() {
+                let digest = crate::history::event_digest(&body);
+                let bytes = match &body {
+                    EventBody::Custom { payload, .. } => payload.len() as u32,
+                    _ => 0,
+                };
+                if let Ok(seq) = c.publish(now, body) {
                     self.coverage.publishes += 1;
+                    let proc = self.slots[slot].proc;
+                    self.record(Act::Published {
+                        proc,
+                        id: MsgId {
+                            sender: proc.incarnation,
+                            seq,
+                        },
+                        digest,
+                        bytes,
+                    });
                 }
                 self.drain_client(slot);
             }
