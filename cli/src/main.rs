@@ -211,6 +211,9 @@ pub(crate) struct Common {
     /// Use a secret file that other users may read (refused otherwise).
     #[arg(long, env = "SWITCHBOARD_ALLOW_READABLE_SECRET")]
     pub allow_readable_secret: bool,
+    /// Member commands: the named credential whose secret --secret-file holds [default: the cluster secret].
+    #[arg(long, env = "SWITCHBOARD_CREDENTIAL")]
+    pub credential: Option<String>,
     /// How members authenticate: secret, certificate or both [default: the file's `auth`, else secret].
     #[arg(long, env = "SWITCHBOARD_AUTH")]
     pub auth: Option<String>,
@@ -331,6 +334,9 @@ pub(crate) struct Settings {
     pub external: String,
     pub secret_file: PathBuf,
     pub allow_readable_secret: bool,
+    /// The named credential a member command proves (empty: the cluster
+    /// secret).
+    pub credential: String,
     pub auth: AuthMode,
     /// The TLS flags as given (their meaning depends on the command).
     pub tls: TlsFlags,
@@ -383,6 +389,7 @@ impl Settings {
             external,
             secret_file,
             allow_readable_secret: c.allow_readable_secret,
+            credential: c.credential.clone().unwrap_or_default(),
             auth,
             tls: TlsFlags {
                 cert_file: c.tls_cert_file.clone(),
@@ -444,6 +451,7 @@ impl Settings {
                     process,
                 );
                 c.tls = tls;
+                c.core.credential = self.credential.clone();
                 c
             }
         };

@@ -145,6 +145,7 @@ fn options(
     opts.http_token = s.file.http_token.clone();
     opts.auth = s.auth;
     opts.acl_file = s.file.acl_file.clone();
+    opts.allow_readable_secrets = s.allow_readable_secret;
     opts.tls = tls_options(s)?;
     opts.internal = parse_addr("internal", &s.internal)?;
     opts.external = parse_addr("external", &s.external)?;

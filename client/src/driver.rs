@@ -99,6 +99,10 @@ struct Applied {
     reply: oneshot::Sender<Result<u32, Error>>,
     /// What the caller gets (a subscription id, or 0).
     value: u32,
+    /// True when `seq` is this change's own frame, which the server may
+    /// refuse (a `Join` its credential does not permit): a `Nack` of it
+    /// answers the caller with the error.
+    refusable: bool,
 }
 
 /// The driver's ends of the channels to the member's handles.
@@ -597,11 +601,21 @@ impl<C: Connector> Driver<C> {
                 Err(e) if stall(&e) => self.stalled.push_back(Command::Publish { event, reply }),
                 Err(e) => drop(reply.send(Err(e.into()))),
             },
-            Command::Join { group, reply } => match self.client.join(now, &group) {
-                Ok(()) => self.when_applied(reply, 0),
-                Err(e) if stall(&e) => self.stalled.push_back(Command::Join { group, reply }),
-                Err(e) => drop(reply.send(Err(e.into()))),
-            },
+            Command::Join { group, reply } => {
+                let before = self.client.last_seq();
+                match self.client.join(now, &group) {
+                    Ok(()) => {
+                        self.when_applied(reply, 0);
+                        if self.client.last_seq() != before {
+                            if let Some(a) = self.applied.back_mut() {
+                                a.refusable = true;
+                            }
+                        }
+                    }
+                    Err(e) if stall(&e) => self.stalled.push_back(Command::Join { group, reply }),
+                    Err(e) => drop(reply.send(Err(e.into()))),
+                }
+            }
             Command::Leave { group, reply } => match self.client.leave(now, &group) {
                 Ok(()) => self.when_applied(reply, 0),
                 Err(e) if stall(&e) => self.stalled.push_back(Command::Leave { group, reply }),
@@ -749,6 +763,16 @@ impl<C: Connector> Driver<C> {
                     return;
                 }
                 let err = Error::Nacked { seq, reason };
+                if let Some(i) = self
+                    .applied
+                    .iter()
+                    .position(|a| a.refusable && a.seq == seq)
+                {
+                    if let Some(a) = self.applied.remove(i) {
+                        let _ = a.reply.send(Err(err));
+                    }
+                    return;
+                }
                 match self.waiters.remove(&seq) {
                     Some(Waiter::Ack(tx)) => drop(tx.send(Err(err))),
                     Some(Waiter::Outcome(tx)) => drop(tx.send(Err(err))),
@@ -797,7 +821,12 @@ impl<C: Connector> Driver<C> {
     fn when_applied(&mut self, reply: oneshot::Sender<Result<u32, Error>>, value: u32) {
         let seq = self.client.last_seq();
         debug_assert!(self.applied.back().is_none_or(|a| a.seq <= seq));
-        self.applied.push_back(Applied { seq, reply, value });
+        self.applied.push_back(Applied {
+            seq,
+            reply,
+            value,
+            refusable: false,
+        });
     }
 
     /// Answers the state changes the server has applied.

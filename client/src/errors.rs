@@ -13,7 +13,9 @@ pub fn nack_reason(r: NackReason) -> &'static str {
         }
         NackReason::TooLarge => "the message is larger than the server accepts",
         NackReason::OverQuota => "the sender has too many unconfirmed messages",
-        NackReason::NotPermitted => "this member is not permitted to do that",
+        NackReason::NotPermitted => {
+            "this member's credential does not permit it (that address, group or topic)"
+        }
         NackReason::Invalid => "the request was malformed (a name over 128 bytes, say)",
         NackReason::Incomplete => {
             "the server dropped the message before all its pieces arrived (too slow, or its \
@@ -35,7 +37,10 @@ pub fn reject_reason(r: RejectReason) -> &'static str {
         RejectReason::HandshakeTimeout => "the handshake took too long",
         RejectReason::SessionUnknown => "the server does not know the session to resume",
         RejectReason::Invalid => "a handshake field is invalid (an empty or over-long name, say)",
-        RejectReason::NotPermitted => "this address is not allowed to connect",
+        RejectReason::NotPermitted => {
+            "not permitted: this address is not allowed to connect, or the credential may not \
+             register under this name (or replace the member registered with it)"
+        }
     }
 }
 

@@ -822,6 +822,9 @@ impl Member {
     /// Joins a group. Resolves once the server has applied the join (the
     /// server acknowledged it, or a registration carried it): everything
     /// sequenced after that, by any member, sees this member in the group.
+    /// Fails with [`Error::Nacked`] when the server refuses it (`NotPermitted`:
+    /// the member's credential does not permit the group); the member is
+    /// then not in the group.
     pub async fn join(&self, group: &str) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.command(Command::Join {

@@ -56,6 +56,7 @@ fn frames() -> Vec<Frame> {
                 sub_id: 1,
                 filter: Filter::kinds(&[EventKind::Membership, EventKind::Custom]),
             }],
+            credential: "billing".into(),
         }),
         Frame::Resume(Resume {
             cluster: "prod".into(),
@@ -64,6 +65,7 @@ fn frames() -> Vec<Frame> {
             server_incarnation: 0x1122_3344_5566_7789,
             delivered_through: 123_456,
             client_nonce: [0xbb; NONCE_BYTES],
+            credential: String::new(),
         }),
         Frame::Challenge(Challenge {
             server_incarnation: 0x1122_3344_5566_7789,

@@ -14,6 +14,7 @@
 //! * [`server`]: the message server state machine.
 //! * [`client`]: the member (work process) state machine.
 //! * [`auth`]: the challenge-response proofs.
+//! * [`credentials`]: named credentials and their permissions.
 //! * [`time`]: the virtual time type.
 //! * `mutation` (cargo feature `mutation`): deliberate bugs for checker
 //!   validation.
@@ -23,6 +24,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod credentials;
 pub mod frame;
 #[cfg(feature = "mutation")]
 pub mod mutation;

@@ -103,6 +103,7 @@ fn maximal_frames_round_trip() {
                 };
                 SUBSCRIPTIONS_MAX
             ],
+            credential: big_name.clone(),
         }),
         Frame::Snapshot(Snapshot {
             members: vec![member.clone()],
@@ -369,4 +370,62 @@ proptest! {
             );
         }
     }
+}
+
+/// The worked example of PROTOCOL.md section 10 with and without the
+/// optional credential: without it the bytes are those of a `Hello` from
+/// before the field existed; with it the name follows the subscriptions.
+#[test]
+fn the_optional_credential_of_hello_has_the_documented_bytes() {
+    let hello = |credential: &str| {
+        Frame::Hello(Hello {
+            cluster: "c".into(),
+            instance: "i1".into(),
+            process: "p".into(),
+            incarnation: 0x0102_0304_0506_0708,
+            capabilities: capabilities::CHUNKING | capabilities::OUTCOMES,
+            client_nonce: [0xaa; NONCE_BYTES],
+            services: vec!["svc".into()],
+            load: 10,
+            groups: vec!["g".into()],
+            subscriptions: vec![SubscriptionSpec {
+                sub_id: 1,
+                filter: Filter {
+                    kinds: 0x0021,
+                    topic_prefix: "ca".into(),
+                },
+            }],
+            credential: credential.into(),
+        })
+    };
+    let mut plain = BytesMut::new();
+    hello("").encode(&mut plain, &Limits::default()).unwrap();
+    let mut want = vec![
+        0, 0, 0, 0x44, 2, 1, 0, 1, b'c', 0, 2, b'i', b'1', 0, 1, b'p',
+    ];
+    want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 3]);
+    want.extend_from_slice(&[0xaa; 16]);
+    want.extend_from_slice(&[0, 1, 0, 3, b's', b'v', b'c', 0, 0, 0, 10, 0, 1, 0, 1, b'g']);
+    want.extend_from_slice(&[0, 1, 0, 0, 0, 1, 0, 0x21, 0, 2, b'c', b'a']);
+    assert_eq!(&plain[..], &want[..]);
+    let mut named = BytesMut::new();
+    hello("billing")
+        .encode(&mut named, &Limits::default())
+        .unwrap();
+    want[3] = 0x4d;
+    want.extend_from_slice(&[0, 7]);
+    want.extend_from_slice(b"billing");
+    assert_eq!(&named[..], &want[..]);
+    assert_eq!(named.len(), 81);
+    // A present but empty credential is refused: one encoding per value.
+    let mut empty = plain.clone();
+    empty[3] += 2;
+    empty.extend_from_slice(&[0, 0]);
+    assert!(matches!(
+        decode(&mut empty, &Limits::default()),
+        Err(DecodeError::InconsistentLength {
+            field: "credential",
+            ..
+        })
+    ));
 }

@@ -56,6 +56,7 @@ fn largest_hello() -> Hello {
                 },
             })
             .collect(),
+        credential: std::iter::repeat_n('k', frame::NAME_BYTES_MAX).collect(),
     }
 }
 

@@ -186,6 +186,7 @@ fn hello() -> impl Strategy<Value = Hello> {
                     .into_iter()
                     .map(|(sub_id, filter)| SubscriptionSpec { sub_id, filter })
                     .collect(),
+                credential: String::new(),
             },
         )
 }
@@ -480,6 +481,7 @@ impl Raw {
                             },
                             delivered_through,
                             client_nonce: nonce,
+                            credential: String::new(),
                         })
                     }
                 };
@@ -552,6 +554,7 @@ fn plain_hello(instance: &str, incarnation: u64) -> Hello {
         load: 0,
         groups: Vec::new(),
         subscriptions: Vec::new(),
+        credential: String::new(),
     }
 }
 

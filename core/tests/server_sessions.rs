@@ -25,6 +25,7 @@ fn hello(incarnation: u64) -> Hello {
         load: 0,
         groups: Vec::new(),
         subscriptions: Vec::new(),
+        credential: String::new(),
     }
 }
 
@@ -36,6 +37,7 @@ fn resume(member_id: u64, server_incarnation: u64, nonce: [u8; frame::NONCE_BYTE
         server_incarnation,
         delivered_through: 0,
         client_nonce: nonce,
+        credential: String::new(),
     }
 }
 

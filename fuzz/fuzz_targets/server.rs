@@ -392,6 +392,7 @@ impl Driver {
                     load: 0,
                     groups: pick(*groups),
                     subscriptions: Vec::new(),
+                    credential: String::new(),
                 })
             }
             Handshake::Resume {
@@ -416,6 +417,7 @@ impl Driver {
                     server_incarnation,
                     delivered_through: *delivered_through,
                     client_nonce: nonce,
+                    credential: String::new(),
                 })
             }
         };

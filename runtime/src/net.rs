@@ -28,6 +28,13 @@ pub trait NetRead: Send + 'static {
     /// Reads what is available without waiting: `Ok(0)` is EOF,
     /// `WouldBlock` means nothing after all.
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize>;
+    /// Once [`readable`](NetRead::readable) has returned: the names of the
+    /// client certificate the connection's TLS handshake verified (see
+    /// [`crate::tls::certificate_names`]), taken once. `None` for plain
+    /// TCP and for a connection without a client certificate.
+    fn take_certificate_names(&mut self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Where the server's member port gets its connections.

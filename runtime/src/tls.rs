@@ -360,7 +360,7 @@ async fn server_handshake(
     tcp: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-    mut rd_tx: oneshot::Sender<io::Result<ReadHalf<ServerStream>>>,
+    mut rd_tx: oneshot::Sender<io::Result<(ReadHalf<ServerStream>, Vec<String>)>>,
     wr_tx: oneshot::Sender<WriteHalf<ServerStream>>,
     failures: TlsFailures,
 ) {
@@ -371,8 +371,15 @@ async fn server_handshake(
     };
     match result {
         Ok(Ok(stream)) => {
+            let names = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| certificate_names(c.as_ref()))
+                .unwrap_or_default();
             let (rd, wr) = tokio::io::split(stream);
-            let _ = rd_tx.send(Ok(rd));
+            let _ = rd_tx.send(Ok((rd, names)));
             let _ = wr_tx.send(wr);
         }
         Ok(Err(e)) => {
@@ -414,6 +421,7 @@ impl Listener for TlsListener {
                 state: ReadState::Handshake(rd_rx),
                 stash: BytesMut::new(),
                 eof: false,
+                names: None,
             },
             TlsWrite {
                 state: WriteState::Handshake(wr_rx),
@@ -428,7 +436,7 @@ impl Listener for TlsListener {
 }
 
 enum ReadState {
-    Handshake(oneshot::Receiver<io::Result<ReadHalf<ServerStream>>>),
+    Handshake(oneshot::Receiver<io::Result<(ReadHalf<ServerStream>, Vec<String>)>>),
     Ready(ReadHalf<ServerStream>),
 }
 
@@ -440,6 +448,8 @@ pub struct TlsRead {
     state: ReadState,
     stash: BytesMut,
     eof: bool,
+    /// The client certificate's names, until taken.
+    names: Option<Vec<String>>,
 }
 
 impl fmt::Debug for TlsRead {
@@ -454,7 +464,7 @@ impl fmt::Debug for TlsRead {
 impl NetRead for TlsRead {
     async fn readable(&mut self) -> io::Result<()> {
         if let ReadState::Handshake(rx) = &mut self.state {
-            let half = match rx.await {
+            let (half, names) = match rx.await {
                 Ok(r) => r?,
                 Err(_) => {
                     return Err(io::Error::new(
@@ -464,6 +474,7 @@ impl NetRead for TlsRead {
                 }
             };
             self.state = ReadState::Ready(half);
+            self.names = (!names.is_empty()).then_some(names);
         }
         if !self.stash.is_empty() || self.eof {
             return Ok(());
@@ -496,6 +507,47 @@ impl NetRead for TlsRead {
         }
         Ok(n)
     }
+
+    fn take_certificate_names(&mut self) -> Option<Vec<String>> {
+        self.names.take()
+    }
+}
+
+/// Certificate names taken from one certificate at most.
+pub const CERTIFICATE_NAMES_MAX: usize = 32;
+
+/// The names of an end-entity certificate (DER) a certificate credential
+/// can match: its subject common names, then its DNS and URI subject
+/// alternative names, at most [`CERTIFICATE_NAMES_MAX`], each at most 128
+/// bytes and free of control characters (others are skipped). A
+/// certificate that does not parse has no names (the TLS handshake already
+/// verified it; it then matches no certificate credential).
+pub fn certificate_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = cert
+        .subject()
+        .iter_common_name()
+        .filter_map(|cn| cn.as_str().ok().map(str::to_owned))
+        .collect();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                GeneralName::DNSName(s) | GeneralName::URI(s) => names.push((*s).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    names.retain(|n| {
+        !n.is_empty()
+            && n.len() <= switchboard_core::frame::NAME_BYTES_MAX
+            && !n.chars().any(char::is_control)
+    });
+    names.dedup();
+    names.truncate(CERTIFICATE_NAMES_MAX);
+    names
 }
 
 enum WriteState {

@@ -1,7 +1,8 @@
 //! The access rules of the member port: which source addresses may
-//! connect, in the spirit of SAP's `ms/acl_file_int`. Pure: text in,
-//! decisions out; reading the file and acting on a decision are the
-//! caller's.
+//! connect, in the spirit of SAP's `ms/acl_file_int`, and the named
+//! credentials members may prove with what each permits. Parsing is pure
+//! (text in, decisions out); reading the file and the credentials' secret
+//! files is [`Acl::load`]'s, acting on a decision the caller's.
 //!
 //! ```toml
 //! # First match wins; an address no rule matches is denied.
@@ -12,12 +13,29 @@
 //! [[rule]]
 //! action = "permit"
 //! source = "10.1.0.0/16"     # an address, a network (CIDR) or "*"
+//!
+//! [[credential]]
+//! name = "billing"
+//! secret_file = "/etc/switchboard/billing.secret"  # or certificate = "billing.example"
+//! register = ["billing-*"]    # instances its holder may register as
+//! send_instances = ["billing-*", "ledger"]  # default ["*"]
+//! send_groups = ["billing*"]  # default ["*"]
+//! broadcast = false           # default true
+//! join = ["billing*"]         # default ["*"]
+//! publish = ["billing/*"]     # event topics; default ["*"]
 //! ```
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
+use switchboard_core::auth::Secret;
+use switchboard_core::credentials::{
+    CertificateCredential, Credentials, Patterns, Permissions, SecretCredential, CLUSTER,
+    CREDENTIALS_MAX,
+};
 
 /// Rules in a file at most.
 pub const RULES_MAX: usize = 4096;
@@ -108,12 +126,46 @@ struct RuleText {
     source: String,
 }
 
+/// One credential as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialText {
+    name: String,
+    secret_file: Option<PathBuf>,
+    certificate: Option<String>,
+    register: Vec<String>,
+    send_instances: Option<Vec<String>>,
+    send_groups: Option<Vec<String>>,
+    broadcast: Option<bool>,
+    join: Option<Vec<String>>,
+    publish: Option<Vec<String>>,
+}
+
+impl CredentialText {
+    fn permissions(&self) -> Result<Permissions, String> {
+        let list = |field: &str, v: &Option<Vec<String>>| match v {
+            None => Ok(Patterns::any()),
+            Some(v) => Patterns::parse(v).map_err(|e| format!("{field}: {e}")),
+        };
+        Ok(Permissions {
+            register: Patterns::parse(&self.register).map_err(|e| format!("register: {e}"))?,
+            send_instances: list("send_instances", &self.send_instances)?,
+            send_groups: list("send_groups", &self.send_groups)?,
+            broadcast: self.broadcast.unwrap_or(true),
+            join: list("join", &self.join)?,
+            publish: list("publish", &self.publish)?,
+        })
+    }
+}
+
 /// The file as written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileText {
     #[serde(default)]
     rule: Vec<RuleText>,
+    #[serde(default)]
+    credential: Vec<CredentialText>,
 }
 
 /// One rule.
@@ -151,10 +203,12 @@ impl Decision {
     }
 }
 
-/// The access rules: first match wins, no match denies.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The access rules: first match wins, no match denies; and the
+/// credentials.
+#[derive(Debug, Clone)]
 pub struct Acl {
     rules: Vec<Rule>,
+    credentials: Credentials,
 }
 
 /// Why a rules file is refused.
@@ -179,8 +233,21 @@ pub enum AclError {
 }
 
 impl Acl {
-    /// Parses rules text; `Err` says what is wrong, naming the rule.
+    /// Parses rules text whose credentials name no secret file; `Err`
+    /// says what is wrong, naming the rule or credential.
     pub fn parse(text: &str) -> Result<Acl, String> {
+        Acl::parse_with(text, |p| {
+            Err(format!("cannot read secret file {}", p.display()))
+        })
+    }
+
+    /// Parses rules text, reading each named secret with `read_secret`;
+    /// `Err` says what is wrong, naming the rule or credential (never a
+    /// secret).
+    pub fn parse_with(
+        text: &str,
+        read_secret: impl Fn(&Path) -> Result<Secret, String>,
+    ) -> Result<Acl, String> {
         let f: FileText = toml::from_str(text).map_err(|e| e.to_string())?;
         if f.rule.len() > RULES_MAX {
             return Err(format!(
@@ -201,11 +268,20 @@ impl Acl {
                     .map_err(|e| format!("rule {}: {e}", i + 1))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Acl { rules })
+        let credentials = credentials(&f.credential, read_secret)?;
+        Ok(Acl { rules, credentials })
     }
 
-    /// Reads and parses a rules file.
-    pub fn load(path: &Path) -> Result<Acl, AclError> {
+    /// The credentials (the cluster's permissions, named secrets,
+    /// certificate names).
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// Reads and parses a rules file and the secret files of its
+    /// credentials (refused when others may read them, unless
+    /// `allow_readable_secrets`).
+    pub fn load(path: &Path, allow_readable_secrets: bool) -> Result<Acl, AclError> {
         let read = |e: std::io::Error| AclError::Read {
             path: path.to_owned(),
             detail: e.to_string(),
@@ -218,7 +294,11 @@ impl Acl {
             });
         }
         let text = std::fs::read_to_string(path).map_err(read)?;
-        Acl::parse(&text).map_err(|detail| AclError::Invalid {
+        let read_secret = |p: &Path| {
+            switchboard_runtime::secret::load_with(p, allow_readable_secrets)
+                .map_err(|e| e.to_string())
+        };
+        Acl::parse_with(&text, read_secret).map_err(|detail| AclError::Invalid {
             path: path.to_owned(),
             detail,
         })
@@ -244,6 +324,73 @@ impl Acl {
             rule: None,
         }
     }
+}
+
+/// Builds the credentials table from the file's `[[credential]]` tables.
+fn credentials(
+    texts: &[CredentialText],
+    read_secret: impl Fn(&Path) -> Result<Secret, String>,
+) -> Result<Credentials, String> {
+    if texts.len() > CREDENTIALS_MAX {
+        return Err(format!(
+            "{} credentials, at most {CREDENTIALS_MAX} are accepted",
+            texts.len()
+        ));
+    }
+    let mut out = Credentials::default();
+    let mut names = BTreeSet::new();
+    let mut secrets = BTreeMap::new();
+    for (i, c) in texts.iter().enumerate() {
+        let at = |e: String| format!("credential {} ({:?}): {e}", i + 1, c.name);
+        let name_ok = !c.name.is_empty()
+            && c.name.len() <= switchboard_core::frame::NAME_BYTES_MAX
+            && !c.name.chars().any(char::is_control);
+        if !name_ok {
+            return Err(at(
+                "the name must be 1 to 128 bytes without control characters".into(),
+            ));
+        }
+        if !names.insert(c.name.clone()) {
+            return Err(at("the name is used twice".into()));
+        }
+        let permissions = Arc::new(c.permissions().map_err(at)?);
+        match (&c.secret_file, &c.certificate, c.name == CLUSTER) {
+            (None, None, true) => out.cluster = permissions,
+            (_, _, true) => {
+                return Err(at(format!(
+                    "{CLUSTER:?} stands for the cluster secret: it takes no secret_file or certificate"
+                )))
+            }
+            (Some(path), None, false) => {
+                let secret = read_secret(path).map_err(at)?;
+                secrets.insert(
+                    c.name.clone(),
+                    SecretCredential {
+                        secret,
+                        permissions,
+                    },
+                );
+            }
+            (None, Some(cert), false) => {
+                if cert.is_empty() {
+                    return Err(at("certificate must not be empty".into()));
+                }
+                out.certificates.push(CertificateCredential {
+                    name: c.name.clone(),
+                    certificate: cert.clone(),
+                    permissions,
+                });
+            }
+            _ => {
+                return Err(at(
+                    "needs exactly one of secret_file (a named secret) or certificate (a client certificate's name)"
+                        .into(),
+                ))
+            }
+        }
+    }
+    out.secrets = secrets;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -308,5 +455,120 @@ mod tests {
         assert!(e.contains("not an address"), "{e}");
         assert!(Acl::parse("[[rule]]\naction = \"allow\"\nsource = \"*\"\n").is_err());
         assert!(Acl::parse("[[rule]]\naction = \"permit\"\nsrc = \"*\"\n").is_err());
+    }
+
+    fn secret_of(p: &Path) -> Result<Secret, String> {
+        match p.to_str() {
+            Some("/ok") => {
+                Secret::new(*b"billing-secret-billing-secret-12").map_err(|e| e.to_string())
+            }
+            _ => Err(format!("cannot read {}", p.display())),
+        }
+    }
+
+    #[test]
+    fn credentials_parse_with_defaults_and_the_cluster_entry() {
+        let text = "[[rule]]\naction = \"permit\"\nsource = \"*\"\n\
+            [[credential]]\nname = \"billing\"\nsecret_file = \"/ok\"\nregister = [\"billing-*\"]\n\
+            broadcast = false\npublish = [\"billing/*\"]\n\
+            [[credential]]\nname = \"web\"\ncertificate = \"web.example\"\nregister = [\"web\"]\n\
+            [[credential]]\nname = \"cluster\"\nregister = []\n";
+        let a = Acl::parse_with(text, secret_of).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.decide(ip("10.0.0.1")).permitted());
+        let c = a.credentials();
+        let b = &c.secrets["billing"].permissions;
+        assert!(b.register.matches("billing-eu") && !b.register.matches("web"));
+        assert!(!b.broadcast && b.send_instances.matches("anything"));
+        assert!(b.publish.matches("billing/x") && !b.publish.matches("other"));
+        assert_eq!(c.certificates.len(), 1);
+        assert_eq!(c.certificates[0].certificate, "web.example");
+        // The cluster credential may register as nothing now.
+        assert!(!c.cluster.register.matches("x"));
+        // A file without credentials keeps the cluster's permitting all.
+        let plain = acl("[[rule]]\naction = \"permit\"\nsource = \"*\"\n");
+        assert!(plain.credentials().cluster.register.matches("x"));
+        assert!(plain.credentials().secrets.is_empty());
+    }
+
+    #[test]
+    fn bad_credentials_are_refused_naming_the_credential() {
+        let cases = [
+            // Neither a secret file nor a certificate.
+            ("[[credential]]\nname = \"a\"\nregister = [\"*\"]\n", "exactly one"),
+            // Both.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/ok\"\ncertificate = \"x\"\nregister = [\"*\"]\n",
+                "exactly one",
+            ),
+            // The same name twice.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/ok\"\nregister = [\"*\"]\n\
+                 [[credential]]\nname = \"a\"\ncertificate = \"x\"\nregister = [\"*\"]\n",
+                "twice",
+            ),
+            // The cluster credential with a secret of its own.
+            (
+                "[[credential]]\nname = \"cluster\"\nsecret_file = \"/ok\"\nregister = [\"*\"]\n",
+                "cluster secret",
+            ),
+            // An unreadable secret file: the error names the file, never a secret.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/missing\"\nregister = [\"*\"]\n",
+                "/missing",
+            ),
+            // An empty pattern.
+            (
+                "[[credential]]\nname = \"a\"\ncertificate = \"x\"\nregister = [\"\"]\n",
+                "register",
+            ),
+            // No register list.
+            ("[[credential]]\nname = \"a\"\ncertificate = \"x\"\n", "register"),
+        ];
+        for (text, want) in cases {
+            let e = Acl::parse_with(text, secret_of).err().unwrap_or_default();
+            assert!(e.contains(want), "{text}: {e}");
+            if want != "register" || text.contains("[\"\"]") {
+                assert!(
+                    e.contains("credential 1") || e.contains("credential 2"),
+                    "{e}"
+                );
+            }
+            assert!(!e.contains("billing-secret"), "{e}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_credential_secret_file_others_may_read_is_refused_unless_allowed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("switchboard-acl-cred-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+        let secret = d.join("billing.secret");
+        let hex = switchboard_runtime::secret::to_hex(b"billing-secret-billing-secret-12");
+        std::fs::write(&secret, hex).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = d.join("acl.toml");
+        let text = format!(
+            "[[credential]]\nname = \"billing\"\nsecret_file = \"{}\"\nregister = [\"*\"]\n",
+            secret.display()
+        );
+        std::fs::write(&rules, text).unwrap_or_else(|e| panic!("{e}"));
+        let e = Acl::load(&rules, false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("readable by other users") && e.contains("billing"),
+            "{e}"
+        );
+        assert!(!e.contains("62696c6c"), "the secret leaked: {e}");
+        let a = Acl::load(&rules, true).unwrap_or_else(|e| panic!("{e}"));
+        assert!(a.credentials().secrets.contains_key("billing"));
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(Acl::load(&rules, false).is_ok());
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -480,6 +480,10 @@ pub struct ServerOptions {
     /// match denies). [`ServerHandle::reload_acl`](crate::ServerHandle::reload_acl)
     /// reads it again.
     pub acl_file: Option<PathBuf>,
+    /// Accept secret files (the credentials' in the access rules file)
+    /// that group or others may read, with a warning, instead of refusing
+    /// them.
+    pub allow_readable_secrets: bool,
     /// The state machine's settings (cluster, secret, limits).
     pub core: ServerConfig,
 }
@@ -498,6 +502,7 @@ impl ServerOptions {
             auth: AuthMode::Secret,
             tls: None,
             acl_file: None,
+            allow_readable_secrets: false,
             core,
         }
     }

@@ -213,6 +213,13 @@ async fn reader<R: NetRead>(
                     let _ = core.send(CoreMsg::Closed { conn }).await;
                     return;
                 }
+                // The TLS handshake verified a client certificate: its
+                // names reach the core before the connection's bytes.
+                if let Some(names) = rd.take_certificate_names() {
+                    if core.send(CoreMsg::Certificate { conn, names }).await.is_err() {
+                        return;
+                    }
+                }
                 // A read takes its size from the input budget first; the
                 // core task gives it back once the state machine has the
                 // bytes. Readers wait in turn while it is spent.

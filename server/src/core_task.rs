@@ -49,6 +49,9 @@ pub(crate) enum CoreMsg {
         data: Bytes,
         budget: OwnedSemaphorePermit,
     },
+    /// The connection's TLS handshake verified a client certificate with
+    /// these names (sent before its first bytes).
+    Certificate { conn: ConnId, names: Vec<String> },
     /// The connection hit EOF or an error.
     Closed { conn: ConnId },
     /// A snapshot of the view for the external port.
@@ -107,6 +110,44 @@ const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// is never held back. Addresses with a registered member are exempt.
 const SOURCE_COOLDOWN: Duration = Duration::from_secs(1);
 
+/// Lines about refusals by credentials (permission denials, failed
+/// proofs) logged per [`REFUSAL_LOG_INTERVAL`] at most; the rest are
+/// counted and summarised.
+const DENIAL_LINES_MAX: u32 = 10;
+
+/// Rate limit of the lines about refusals by credentials.
+#[derive(Debug)]
+struct DenialLog {
+    window: Instant,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl DenialLog {
+    fn new() -> DenialLog {
+        DenialLog {
+            window: Instant::now(),
+            lines: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// True when one more line may be written now.
+    fn admit(&mut self, now: Instant) -> bool {
+        if now.duration_since(self.window) >= REFUSAL_LOG_INTERVAL {
+            self.window = now;
+            self.lines = 0;
+        }
+        if self.lines < DENIAL_LINES_MAX {
+            self.lines += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
 /// Addresses remembered in cool-down at most.
 const COOLDOWN_ADDRESSES_MAX: usize = 65_536;
 
@@ -125,6 +166,8 @@ struct Core {
     cooldown: HashMap<std::net::IpAddr, Instant>,
     /// Members cut off for the memory budget so far.
     budget_evictions: u64,
+    /// Rate limit of the credential refusal lines.
+    denial_log: DenialLog,
     /// When a client holding another secret was last logged with its
     /// address.
     wrong_secret_logged: Option<Instant>,
@@ -169,6 +212,7 @@ pub(crate) async fn run(
         cooldown: HashMap::new(),
         budget_evictions: 0,
         wrong_secret_logged: None,
+        denial_log: DenialLog::new(),
         last_budget_check: Instant::now(),
         last_protocol_error: None,
         clock,
@@ -316,6 +360,13 @@ impl Core {
                 drop(budget);
                 known.then_some(conn)
             }
+            CoreMsg::Certificate { conn, names } => {
+                if self.conns.contains_key(&conn) {
+                    tracing::debug!(conn = conn.0, ?names, "client certificate names");
+                    self.server.set_certificate_names(conn, names);
+                }
+                None
+            }
             CoreMsg::Closed { conn } => {
                 // Only connections the server still knows: after a `Close`
                 // output it has forgotten them.
@@ -331,11 +382,17 @@ impl Core {
                             .is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_INTERVAL)
                         {
                             self.wrong_secret_logged = Some(now);
+                            let credential = match self.server.claimed_credential(conn) {
+                                Some("") | None => switchboard_core::credentials::CLUSTER,
+                                Some(name) => name,
+                            };
                             tracing::warn!(
                                 conn = conn.0,
                                 peer = %e.peer,
+                                %credential,
                                 "handshake abandoned by the client after the challenge: \
-                                 it holds another cluster secret (further ones within {}s \
+                                 it holds another secret for this credential, or names one \
+                                 the server does not know (further ones within {}s \
                                  are counted in the refusal summary)",
                                 REFUSAL_LOG_INTERVAL.as_secs()
                             );
@@ -422,14 +479,19 @@ impl Core {
             drop(e);
             self.server.handle_closed(now, *conn);
         }
+        // The credentials: members whose credential is gone, or no longer
+        // permits their instance, are told why and removed.
+        let removed = self.server.set_credentials(now, acl.credentials().clone());
         tracing::info!(
             rules = acl.rules().len(),
+            credentials = acl.credentials().secrets.len() + acl.credentials().certificates.len(),
             disconnected = revoked.len(),
+            members_revoked = removed,
             "access rules reloaded"
         );
         self.guard.acl = Some(acl);
         self.after_input(None);
-        revoked.len()
+        revoked.len() + removed
     }
 
     /// Drains every output, then updates the read gates.
@@ -566,6 +628,13 @@ impl Core {
     /// counts by reason: a flood of attempts writes one line per interval,
     /// not one per attempt.
     fn log_refusals(&mut self) {
+        if self.denial_log.suppressed > 0 {
+            tracing::warn!(
+                suppressed = self.denial_log.suppressed,
+                "further refusals by credentials were not logged one by one (see switchboard_permission_denials_total)"
+            );
+            self.denial_log.suppressed = 0;
+        }
         if self.refusals.is_empty() {
             return;
         }
@@ -709,6 +778,16 @@ impl Core {
                 detail,
             } => {
                 tracing::debug!(conn = conn.0, peer = %self.peer(conn), ?reason, %detail, "handshake rejected");
+                if reason == RejectReason::BadSecret && self.denial_log.admit(Instant::now()) {
+                    // The detail names the credential the client claimed
+                    // (known or not: the refusal is the same).
+                    tracing::warn!(
+                        peer = %self.peer(conn),
+                        %detail,
+                        "authentication failed (at most {DENIAL_LINES_MAX} lines per {}s, the rest counted)",
+                        REFUSAL_LOG_INTERVAL.as_secs()
+                    );
+                }
                 if matches!(
                     reason,
                     RejectReason::ServerFull | RejectReason::HandshakeTimeout
@@ -723,8 +802,29 @@ impl Core {
                     RejectReason::UnsupportedVersion => "unsupported_version",
                     RejectReason::DuplicateIdentity => "duplicate_identity",
                     RejectReason::SessionUnknown => "session_unknown",
+                    RejectReason::NotPermitted => "not_permitted",
                     _ => "invalid",
                 });
+            }
+            ServerEvent::PermissionDenied {
+                conn,
+                member_id,
+                credential,
+                kind,
+                detail,
+            } => {
+                let peer = conn.map_or_else(|| "-".to_owned(), |c| self.peer(c));
+                if self.denial_log.admit(Instant::now()) {
+                    tracing::warn!(
+                        %peer,
+                        %credential,
+                        kind = kind.label(),
+                        member_id,
+                        %detail,
+                        "not permitted by the credential (at most {DENIAL_LINES_MAX} lines per {}s, the rest counted)",
+                        REFUSAL_LOG_INTERVAL.as_secs()
+                    );
+                }
             }
             ServerEvent::ProtocolError { conn, detail } => {
                 // A member's violation is logged with its name when it is

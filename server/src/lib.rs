@@ -116,6 +116,8 @@ pub struct ServerHandle {
     core_tx: mpsc::Sender<CoreMsg>,
     /// The access rules file, if configured.
     acl_file: Option<std::path::PathBuf>,
+    /// Whether credentials' secret files others may read are accepted.
+    allow_readable_secrets: bool,
 }
 
 impl ServerHandle {
@@ -170,14 +172,17 @@ impl ServerHandle {
 
     /// Reads the access rules file again and applies it: new connections
     /// are judged by the new rules, and every open connection they no
-    /// longer permit is closed (a registered member is told why first).
-    /// Returns how many connections were closed. A file that cannot be
-    /// read or parsed changes nothing.
+    /// longer permit is closed (a registered member is told why first);
+    /// the credentials are replaced, and every member whose credential
+    /// was removed or no longer permits its instance is told why and
+    /// removed. Returns how many connections and members were closed or
+    /// removed. A file (or a credential's secret file) that cannot be read
+    /// or parsed changes nothing.
     pub async fn reload_acl(&self) -> Result<usize, ReloadError> {
         let Some(path) = &self.acl_file else {
             return Err(ReloadError::NoAclFile);
         };
-        let acl = acl::Acl::load(path)?;
+        let acl = acl::Acl::load(path, self.allow_readable_secrets)?;
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.core_tx
             .send(core_task::CoreMsg::Acl { acl, reply })
@@ -316,7 +321,7 @@ pub fn run_with<L: Listener>(
 }
 
 fn start<L: Listener>(
-    opts: ServerOptions,
+    mut opts: ServerOptions,
     internal: L,
     external: Option<HttpPort>,
     rng: Box<dyn RngCore + Send>,
@@ -331,8 +336,19 @@ fn start<L: Listener>(
     let (done_tx, done_rx) = mpsc::channel::<()>(1);
     let cluster = opts.core.cluster.clone();
     let opts_auth = opts.auth;
-    let acl = opts.acl_file.as_deref().map(acl::Acl::load).transpose()?;
+    let allow_readable_secrets = opts.allow_readable_secrets;
+    let acl = opts
+        .acl_file
+        .as_deref()
+        .map(|p| acl::Acl::load(p, allow_readable_secrets))
+        .transpose()?;
+    if let Some(a) = &acl {
+        opts.core.credentials = a.credentials().clone();
+    }
     let acl_rules = acl.as_ref().map(|a| a.rules().len());
+    let credentials = acl
+        .as_ref()
+        .map(|a| a.credentials().secrets.len() + a.credentials().certificates.len());
     let acl_file = opts.acl_file.clone();
 
     // Reads waiting for the state machine take at most a sixteenth of the
@@ -390,6 +406,7 @@ fn start<L: Listener>(
         http_tls,
         auth = ?opts_auth,
         access_rules = ?acl_rules,
+        credentials = ?credentials,
         "switchboard server listening"
     );
     Ok(ServerHandle {
@@ -401,5 +418,6 @@ fn start<L: Listener>(
         http,
         core_tx: core_handle_tx,
         acl_file,
+        allow_readable_secrets,
     })
 }

@@ -228,6 +228,16 @@ impl Collector for SnapshotCollector {
                 ("revoked", Value::Counter(snap.access.revoked)),
             ],
         )?;
+        by(
+            e,
+            "switchboard_permission_denials",
+            "Refusals by a member's credential, by kind (register, supersede: Reject{NotPermitted}; send, join, publish: Nack{NotPermitted}; revoked: a member removed by a reload, Error{NotPermitted})",
+            "kind",
+            switchboard_core::server::DenialKind::ALL
+                .iter()
+                .map(|k| (k.label(), Value::Counter(s.permission_denials[k.index()])))
+                .collect::<Vec<_>>(),
+        )?;
         one(
             e,
             "switchboard_registrations",

@@ -210,6 +210,7 @@ fn hello(instance: &str, process: &str, nonce: [u8; 16]) -> Frame {
         load: 0,
         groups: vec![],
         subscriptions: vec![],
+        credential: String::new(),
     })
 }
 

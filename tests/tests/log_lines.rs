@@ -69,7 +69,7 @@ async fn clients_holding_another_secret_are_logged_once_per_interval() {
     let log = log.await.unwrap();
     let lines = log
         .lines()
-        .filter(|l| l.contains("it holds another cluster secret"))
+        .filter(|l| l.contains("it holds another secret for this credential"))
         .count();
     assert_eq!(
         lines, 1,

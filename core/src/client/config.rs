@@ -8,8 +8,12 @@ use crate::frame::Limits;
 pub struct ClientConfig {
     /// Cluster name.
     pub cluster: String,
-    /// Cluster secret.
+    /// The secret the member proves: the cluster secret, or the named
+    /// secret of [`credential`](ClientConfig::credential).
     pub secret: Secret,
+    /// The name of the credential `secret` belongs to, sent in `Hello`
+    /// and `Resume`; empty (the default) for the cluster secret.
+    pub credential: String,
     /// Instance name.
     pub instance: String,
     /// Process name within the instance.
@@ -70,6 +74,7 @@ impl ClientConfig {
         ClientConfig {
             cluster: cluster.into(),
             secret,
+            credential: String::new(),
             instance: instance.into(),
             process: process.into(),
             incarnation,

@@ -26,6 +26,7 @@ impl Client {
                 server_incarnation: s.server_incarnation,
                 delivered_through: self.incoming.delivered_through(),
                 client_nonce: nonce,
+                credential: self.config.credential.clone(),
             }),
             None => {
                 self.out.hello_built();

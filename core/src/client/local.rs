@@ -56,6 +56,7 @@ impl Local {
                     filter: f.clone(),
                 })
                 .collect(),
+            credential: config.credential.clone(),
         }
     }
 

@@ -145,7 +145,12 @@ impl Outgoing {
     /// A final status (NACK, outcome) for `seq`; false when it was already
     /// final (a re-issued status counts once).
     pub(super) fn finish(&mut self, seq: u64) -> bool {
-        self.outbox.remove(seq).is_some()
+        self.finish_frame(seq).is_some()
+    }
+
+    /// Like [`finish`](Self::finish), returning the frame that was final.
+    pub(super) fn finish_frame(&mut self, seq: u64) -> Option<Frame> {
+        self.outbox.remove(seq).map(|e| e.frame)
     }
 
     /// The session resumed: resend what the server did not receive.

@@ -64,8 +64,13 @@ impl Client {
                 }
                 // Only the first final status counts: a server may re-issue
                 // one after the session was lost and registered again.
-                if !self.out.finish(n.seq) {
+                let Some(refused) = self.out.finish_frame(n.seq) else {
                     return true;
+                };
+                if let Frame::Join(g) = &refused {
+                    // The member is not in the group: a later `Hello` must
+                    // not claim it.
+                    self.local.groups.remove(&g.group);
                 }
                 if self.requests.remove(n.seq) {
                     self.event(ClientEvent::RequestFailed {

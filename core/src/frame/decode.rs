@@ -151,6 +151,23 @@ impl Reader {
         }
     }
 
+    /// A string appended to a frame in a later revision: absent (no bytes
+    /// left) reads as empty. An empty string on the wire is refused, so
+    /// that every value has exactly one encoding.
+    fn optional_string(&mut self, field: &'static str, max: usize) -> Result<String> {
+        if self.buf.is_empty() {
+            return Ok(String::new());
+        }
+        let s = self.string(field, max)?;
+        if s.is_empty() {
+            return Err(DecodeError::InconsistentLength {
+                field,
+                detail: "an optional string present on the wire must not be empty",
+            });
+        }
+        Ok(s)
+    }
+
     fn count(&mut self, field: &'static str, max: usize, min_elem_bytes: usize) -> Result<usize> {
         let count = usize::from(self.u16(field)?);
         if count > max {
@@ -344,6 +361,7 @@ impl Reader {
                     }
                     subs
                 },
+                credential: self.optional_string("credential", NAME_BYTES_MAX)?,
             }),
             kind::RESUME => Frame::Resume(Resume {
                 cluster: self.string("cluster", NAME_BYTES_MAX)?,
@@ -352,6 +370,7 @@ impl Reader {
                 server_incarnation: self.u64("server_incarnation")?,
                 delivered_through: self.u64("delivered_through")?,
                 client_nonce: self.array("client_nonce")?,
+                credential: self.optional_string("credential", NAME_BYTES_MAX)?,
             }),
             kind::CHALLENGE => Frame::Challenge(Challenge {
                 server_incarnation: self.u64("server_incarnation")?,

@@ -76,6 +76,9 @@ impl Frame {
                     w.put_u32(sub.sub_id);
                     put_filter(w, &sub.filter)?;
                 }
+                if !h.credential.is_empty() {
+                    put_str(w, "credential", &h.credential, NAME_BYTES_MAX)?;
+                }
             }
             Frame::Resume(r) => {
                 put_str(w, "cluster", &r.cluster, NAME_BYTES_MAX)?;
@@ -84,6 +87,9 @@ impl Frame {
                 w.put_u64(r.server_incarnation);
                 w.put_u64(r.delivered_through);
                 w.put_slice(&r.client_nonce);
+                if !r.credential.is_empty() {
+                    put_str(w, "credential", &r.credential, NAME_BYTES_MAX)?;
+                }
             }
             Frame::Challenge(c) => {
                 w.put_u64(c.server_incarnation);

@@ -79,6 +79,10 @@ pub struct Hello {
     pub groups: Vec<String>,
     /// Subscriptions the member holds at registration.
     pub subscriptions: Vec<SubscriptionSpec>,
+    /// The named secret the client proves (see
+    /// [`crate::credentials`]); empty for the cluster secret. Optional on
+    /// the wire: encoded only when not empty.
+    pub credential: String,
 }
 
 /// A subscription as carried in [`Hello`].
@@ -108,6 +112,9 @@ pub struct Resume {
     pub delivered_through: u64,
     /// Client's challenge for the server.
     pub client_nonce: [u8; NONCE_BYTES],
+    /// The named secret the client proves, as in [`Hello`]; empty for the
+    /// cluster secret. Optional on the wire: encoded only when not empty.
+    pub credential: String,
 }
 
 /// Server → client: the server's proof and its challenge.

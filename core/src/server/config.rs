@@ -1,6 +1,7 @@
 //! Server settings: every limit is named here with its default.
 
 use crate::auth::Secret;
+use crate::credentials::Credentials;
 use crate::frame::Limits;
 
 /// Settings of a message server. Every queue and table has a bound here.
@@ -14,6 +15,10 @@ pub struct ServerConfig {
     /// new secret without downtime; only the first
     /// [`EXTRA_PROOFS_MAX`](crate::frame::EXTRA_PROOFS_MAX) are used.
     pub extra_secrets: Vec<Secret>,
+    /// Named credentials (named secrets, certificate names) and what each
+    /// credential, the cluster's included, permits. Replaced at run time
+    /// by [`Server::set_credentials`](super::Server::set_credentials).
+    pub credentials: Credentials,
     /// Frame size limit.
     pub limits: Limits,
     /// Largest number of registered members (SAP's `max_clients` is 600).
@@ -106,6 +111,7 @@ impl ServerConfig {
             cluster: cluster.into(),
             secret,
             extra_secrets: Vec::new(),
+            credentials: Credentials::default(),
             limits: Limits::default(),
             members_max: 600,
             handshakes_max: 128,

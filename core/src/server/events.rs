@@ -75,6 +75,11 @@ impl Server {
         if !self.accept_seq(id, p.seq) {
             return;
         }
+        if let EventBody::Custom { topic, .. } = &p.event {
+            if let Some(why) = self.publish_refusal(id, topic) {
+                return self.deny_frame(id, p.seq, super::types::DenialKind::Publish, why);
+            }
+        }
         if self.over_quota(id) {
             return self.nack(id, p.seq, NackReason::OverQuota);
         }
@@ -166,6 +171,9 @@ impl Server {
         }
         if !super::handshake::valid_name(&g.group) {
             return self.nack(id, g.seq, NackReason::Invalid);
+        }
+        if let Some(why) = self.join_refusal(id, &g.group) {
+            return self.deny_frame(id, g.seq, super::types::DenialKind::Join, why);
         }
         let Some(m) = self.members.get_mut(&id) else {
             return;
@@ -269,6 +277,7 @@ impl Server {
             id,
             super::member::Departed {
                 incarnation: m.info.incarnation,
+                credential: m.credential.clone(),
                 // Parked messages die with the session (the same process
                 // resends them): they must not count as received.
                 received_through: m
@@ -296,6 +305,7 @@ impl Server {
             self.flush_control(conn, &mut m.control);
             if let Removal::Failed(r) = how {
                 let (code, text) = match self.violation_detail.take() {
+                    Some((ErrorCode::NotPermitted, detail)) => (ErrorCode::NotPermitted, detail),
                     Some((code, detail)) => (code, format!("protocol violation: {detail}")),
                     None if r == FailReason::SlowConsumer => (
                         ErrorCode::LimitExceeded,

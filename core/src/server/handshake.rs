@@ -3,8 +3,10 @@
 
 use super::member::Member;
 use super::timers::Timer;
+use super::types::DenialKind;
 use super::*;
 use crate::auth::{proofs_equal, Secret, SessionIds};
+use crate::credentials::{CredentialId, CredentialKind, Permissions};
 use crate::frame::{
     Challenge, Gap, Hello, RejectReason, Resume, Resumed, Snapshot, Welcome, NAME_BYTES_MAX,
 };
@@ -14,6 +16,16 @@ use crate::frame::{
 pub(super) enum Start {
     Hello(Box<Hello>),
     Resume(Resume),
+}
+
+/// The credential a handshake proved and what it permits.
+#[derive(Debug, Clone)]
+pub(super) struct Granted {
+    pub id: CredentialId,
+    pub permissions: std::sync::Arc<Permissions>,
+    /// The connection's certificate names (kept to resolve certificate
+    /// credentials again on a reload).
+    pub cert_names: Vec<String>,
 }
 
 /// The nonces of one handshake.
@@ -68,14 +80,16 @@ impl Server {
                     return self.reject(conn, RejectReason::Invalid, "incarnation 0".into());
                 }
                 let nonce = h.client_nonce;
-                self.challenge(conn, Start::Hello(Box::new(h)), &nonce);
+                let claim = h.credential.clone();
+                self.challenge(conn, Start::Hello(Box::new(h)), &nonce, claim);
             }
             (ConnState::AwaitHello, Frame::Resume(r)) => {
                 if r.cluster != self.config.cluster {
                     return self.reject(conn, RejectReason::WrongCluster, "unknown cluster".into());
                 }
                 let nonce = r.client_nonce;
-                self.challenge(conn, Start::Resume(r), &nonce);
+                let claim = r.credential.clone();
+                self.challenge(conn, Start::Resume(r), &nonce, claim);
             }
             (ConnState::AwaitAuth { .. }, Frame::Auth(a)) => {
                 let Some(c) = self.conns.get_mut(&conn) else {
@@ -85,6 +99,7 @@ impl Server {
                 let ConnState::AwaitAuth {
                     start,
                     server_nonce,
+                    claim,
                 } = state
                 else {
                     return;
@@ -93,27 +108,26 @@ impl Server {
                     Start::Hello(h) => h.client_nonce,
                     Start::Resume(r) => r.client_nonce,
                 };
-                // The secret the client proved, among those accepted.
-                let proved = self.config.accepted_secrets().find(|s| {
-                    proofs_equal(
-                        &s.client_proof(&server_nonce, &client_nonce),
-                        &a.client_proof,
-                    )
-                });
-                let Some(secret) = proved.cloned() else {
-                    return self.reject(
-                        conn,
-                        RejectReason::BadSecret,
-                        "authentication failed".into(),
-                    );
+                let Some((secret, granted)) =
+                    self.verify(conn, &claim, &server_nonce, &client_nonce, &a.client_proof)
+                else {
+                    // An unknown credential name and a wrong proof are
+                    // refused alike: the answer tells nothing about which
+                    // names exist.
+                    let text = if claim.is_empty() {
+                        "authentication failed".to_owned()
+                    } else {
+                        format!("authentication failed for credential {claim:?}")
+                    };
+                    return self.reject(conn, RejectReason::BadSecret, text);
                 };
                 let nonces = Nonces {
                     client: client_nonce,
                     server: server_nonce,
                 };
                 match start {
-                    Start::Hello(h) => self.register(conn, *h, nonces, &secret),
-                    Start::Resume(r) => self.resume(conn, r, nonces, &a.session_proof),
+                    Start::Hello(h) => self.register(conn, *h, nonces, &secret, granted),
+                    Start::Resume(r) => self.resume(conn, r, nonces, &a.session_proof, &granted.id),
                 }
             }
             (_, other) => {
@@ -123,19 +137,96 @@ impl Server {
         }
     }
 
-    fn challenge(&mut self, conn: ConnId, start: Start, client_nonce: &[u8; frame::NONCE_BYTES]) {
+    /// The secret and credential a client proved, if its proof holds: for
+    /// an empty claim, any accepted cluster secret (the credential is then
+    /// the connection's certificate credential, if one names its
+    /// certificate, else the cluster's); for a named one, that secret.
+    fn verify(
+        &self,
+        conn: ConnId,
+        claim: &str,
+        server_nonce: &[u8; frame::NONCE_BYTES],
+        client_nonce: &[u8; frame::NONCE_BYTES],
+        proof: &[u8; frame::PROOF_BYTES],
+    ) -> Option<(Secret, Granted)> {
+        let creds = &self.config.credentials;
+        let holds = |s: &Secret| proofs_equal(&s.client_proof(server_nonce, client_nonce), proof);
+        if !claim.is_empty() {
+            let c = creds.secrets.get(claim).filter(|c| holds(&c.secret))?;
+            let id = CredentialId {
+                kind: CredentialKind::Secret,
+                name: claim.to_owned(),
+            };
+            return Some((
+                c.secret.clone(),
+                Granted {
+                    id,
+                    permissions: c.permissions.clone(),
+                    cert_names: Vec::new(),
+                },
+            ));
+        }
+        let secret = self.config.accepted_secrets().find(|s| holds(s))?.clone();
+        let cert_names = self
+            .conns
+            .get(&conn)
+            .map(|c| c.cert_names.clone())
+            .unwrap_or_default();
+        let granted = match creds.for_certificate(&cert_names) {
+            Some(c) => Granted {
+                id: CredentialId {
+                    kind: CredentialKind::Certificate,
+                    name: c.name.clone(),
+                },
+                permissions: c.permissions.clone(),
+                cert_names,
+            },
+            None => Granted {
+                id: CredentialId::cluster(),
+                permissions: creds.cluster.clone(),
+                cert_names,
+            },
+        };
+        Some((secret, granted))
+    }
+
+    fn challenge(
+        &mut self,
+        conn: ConnId,
+        start: Start,
+        client_nonce: &[u8; frame::NONCE_BYTES],
+        claim: String,
+    ) {
         let mut server_nonce = [0u8; frame::NONCE_BYTES];
         self.rng.fill_bytes(&mut server_nonce);
-        let mut proofs = self
-            .config
-            .accepted_secrets()
-            .map(|s| s.server_proof(client_nonce, &server_nonce));
-        let server_proof = proofs.next().unwrap_or_default();
-        let extra_proofs: Vec<_> = proofs.collect();
+        let (server_proof, extra_proofs) = if claim.is_empty() {
+            let mut proofs = self
+                .config
+                .accepted_secrets()
+                .map(|s| s.server_proof(client_nonce, &server_nonce));
+            let first = proofs.next().unwrap_or_default();
+            (first, proofs.collect())
+        } else {
+            let proof = match self.config.credentials.secrets.get(&claim) {
+                Some(c) => c.secret.server_proof(client_nonce, &server_nonce),
+                None => {
+                    // An unknown name: a proof with a throwaway key, which
+                    // the client finds wrong exactly as it would a proof
+                    // with another secret.
+                    let mut key = [0u8; 32];
+                    self.rng.fill_bytes(&mut key);
+                    Secret::new(key.to_vec())
+                        .map(|k| k.server_proof(client_nonce, &server_nonce))
+                        .unwrap_or_default()
+                }
+            };
+            (proof, Vec::new())
+        };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.state = ConnState::AwaitAuth {
                 start,
                 server_nonce,
+                claim,
             };
         }
         let _ = self.write_control(
@@ -188,7 +279,14 @@ impl Server {
     }
 
     /// A new member, authenticated.
-    fn register(&mut self, conn: ConnId, h: Hello, nonces: Nonces, secret: &Secret) {
+    fn register(
+        &mut self,
+        conn: ConnId,
+        h: Hello,
+        nonces: Nonces,
+        secret: &Secret,
+        granted: Granted,
+    ) {
         // Validate everything before touching the view.
         let mut groups: Vec<String> = h.groups.clone();
         groups.sort();
@@ -210,12 +308,28 @@ impl Server {
         let mut services = h.services.clone();
         services.sort();
         services.dedup();
+        let cred = granted.id.clone();
+        if !granted.permissions.register.matches(&h.instance) {
+            let detail = format!(
+                "credential {cred} may not register as instance {:?}",
+                h.instance
+            );
+            return self.deny_handshake(conn, &cred, DenialKind::Register, detail);
+        }
+        if let Some(g) = groups.iter().find(|g| !granted.permissions.join.matches(g)) {
+            let detail = format!("credential {cred} may not join group {g:?}");
+            return self.deny_handshake(conn, &cred, DenialKind::Register, detail);
+        }
         let old = self.by_name.get(&h.instance, &h.process);
         let replacing = old.is_some();
         if let Some(old) = old {
-            let (attached, same) = match self.members.get(&old) {
-                Some(m) => (m.conn.is_some(), m.info.incarnation == h.incarnation),
-                None => (false, false),
+            let (attached, same, owner) = match self.members.get(&old) {
+                Some(m) => (
+                    m.conn.is_some(),
+                    m.info.incarnation == h.incarnation,
+                    Some(m.credential.clone()),
+                ),
+                None => (false, false, None),
             };
             if same && attached {
                 return self.reject(
@@ -223,6 +337,15 @@ impl Server {
                     RejectReason::DuplicateIdentity,
                     format!("{}/{} is already registered", h.instance, h.process),
                 );
+            }
+            // Superseding a live incarnation, or adopting a detached
+            // session, needs the credential that registered it.
+            if owner.is_some_and(|o| o != cred) {
+                let detail = format!(
+                    "{}/{} is registered with another credential than {cred}",
+                    h.instance, h.process
+                );
+                return self.deny_handshake(conn, &cred, DenialKind::Supersede, detail);
             }
         }
         if !replacing && self.members.len() >= self.config.members_max {
@@ -271,7 +394,9 @@ impl Server {
         }
         let id = self.identity_id(&h.instance, &h.process, h.incarnation);
         info.member_id = id;
-        let departed = self.departed.remove(&id);
+        // A removed session is adopted only by the credential that
+        // registered it.
+        let departed = self.departed.remove(&id).filter(|d| d.credential == cred);
         self.departed_order.retain(|d| *d != id);
         // Existing members learn of the joiner in their stream; the joiner
         // learns of itself in its snapshot, taken right after.
@@ -308,6 +433,9 @@ impl Server {
             notices = d.notices;
         }
         let session = m.session;
+        m.credential = cred;
+        m.permissions = granted.permissions;
+        m.cert_names = granted.cert_names;
         m.session_key = Some(secret.session_key(
             &nonces.client,
             &nonces.server,
@@ -411,6 +539,7 @@ impl Server {
         r: Resume,
         nonces: Nonces,
         session_proof: &[u8; frame::PROOF_BYTES],
+        credential: &CredentialId,
     ) {
         let known = r.server_incarnation == self.incarnation
             && self
@@ -435,9 +564,13 @@ impl Server {
             );
         }
         let id = r.member_id;
+        // The session key proves the registration's secret; the credential
+        // must be the registration's as well (a certificate credential's
+        // holder proves the public certificate-auth secret).
         let proved = self
             .members
             .get(&id)
+            .filter(|m| m.credential == *credential)
             .and_then(|m| m.session_key.as_ref())
             .is_some_and(|k| {
                 proofs_equal(

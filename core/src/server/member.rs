@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::types::ConnId;
+use crate::credentials::{CredentialId, Permissions};
 use crate::frame::{Filter, MemberInfo, Send};
 use crate::seq_queue::SeqQueue;
 use crate::time::Tick;
@@ -90,6 +91,9 @@ pub(crate) struct Partial {
 #[derive(Debug)]
 pub(crate) struct Departed {
     pub incarnation: u64,
+    /// The credential its registration proved: only a registration with
+    /// the same one adopts the session.
+    pub credential: CredentialId,
     pub received_through: u64,
     pub pending: SeqQueue<()>,
     pub session: u64,
@@ -160,6 +164,13 @@ pub(crate) struct Member {
     pub inbox_bytes: usize,
     /// Counters of this session.
     pub stats: super::stats::MemberStats,
+    /// The credential its registration proved.
+    pub credential: CredentialId,
+    /// What that credential permits (replaced on a reload).
+    pub permissions: Arc<Permissions>,
+    /// The names of its connection's client certificate, if any (to
+    /// resolve certificate credentials again on a reload).
+    pub cert_names: Vec<String>,
     /// The key derived at registration; a `Resume` must prove it.
     pub session_key: Option<crate::auth::SessionKey>,
     /// The client reports what its application took (`Taken` frames,
@@ -206,6 +217,9 @@ impl Member {
                 ..Default::default()
             },
             session_key: None,
+            credential: CredentialId::cluster(),
+            permissions: Arc::new(Permissions::all()),
+            cert_names: Vec::new(),
             reports_taken: false,
             taken_through: 0,
             untaken: VecDeque::new(),

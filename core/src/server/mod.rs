@@ -29,6 +29,7 @@ mod events;
 mod handshake;
 mod member;
 mod names;
+mod permits;
 mod ready;
 mod reassembly;
 mod routing;
@@ -41,7 +42,7 @@ mod types;
 pub use config::ServerConfig;
 pub use reassembly::ReassemblyDrop;
 pub use stats::MemberStats;
-pub use types::{CloseReason, ConnId, Output, ServerEvent, ServerStats};
+pub use types::{CloseReason, ConnId, DenialKind, Output, ServerEvent, ServerStats};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -61,6 +62,9 @@ struct Conn {
     read_buf: BytesMut,
     /// Counted in `handshakes` (until attached or closed).
     counted: bool,
+    /// The names of the client certificate the driver verified on this
+    /// connection (subject common name, DNS and URI alternative names).
+    cert_names: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -71,6 +75,8 @@ enum ConnState {
     AwaitAuth {
         start: handshake::Start,
         server_nonce: [u8; frame::NONCE_BYTES],
+        /// The named secret the client claims; empty for the cluster's.
+        claim: String,
     },
     /// Registered: carries the member's frames.
     Attached(u64),
@@ -332,6 +338,20 @@ impl Server {
         self.settle();
     }
 
+    /// The client certificate the driver's TLS verified on `conn` carries
+    /// these names (its subject common name, its DNS and URI alternative
+    /// names). Call it before the connection's first bytes. A certificate
+    /// credential naming one of them becomes the credential of a member
+    /// registering on it with the cluster secret. Ignored once the
+    /// handshake has begun.
+    pub fn set_certificate_names(&mut self, conn: ConnId, names: Vec<String>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if matches!(c.state, ConnState::AwaitHello) && c.read_buf.is_empty() {
+                c.cert_names = names;
+            }
+        }
+    }
+
     fn accept_conn(&mut self, conn: ConnId) {
         debug_assert!(!self.conns.contains_key(&conn), "connection id reused");
         self.conns.insert(
@@ -340,6 +360,7 @@ impl Server {
                 state: ConnState::AwaitHello,
                 read_buf: BytesMut::new(),
                 counted: false,
+                cert_names: Vec::new(),
             },
         );
         if self.shutting_down {
@@ -449,6 +470,16 @@ impl Server {
         self.conns
             .get(&conn)
             .is_some_and(|c| matches!(c.state, ConnState::AwaitAuth { .. }))
+    }
+
+    /// The credential name a connection awaiting `Auth` claimed in its
+    /// `Hello` or `Resume` (empty for the cluster secret), for a log line
+    /// when the client gives up there. A query only.
+    pub fn claimed_credential(&self, conn: ConnId) -> Option<&str> {
+        match self.conns.get(&conn).map(|c| &c.state) {
+            Some(ConnState::AwaitAuth { claim, .. }) => Some(claim.as_str()),
+            _ => None,
+        }
     }
 
     /// The connection closed (reset, EOF or write error).

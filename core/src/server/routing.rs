@@ -133,6 +133,9 @@ impl Server {
         if s.flags & flags::REQUEST != 0 && s.flags & flags::REPLY != 0 {
             return self.nack(id, s.seq, NackReason::Invalid);
         }
+        if let Some(why) = self.send_refusal(id, &s.to) {
+            return self.deny_frame(id, s.seq, super::types::DenialKind::Send, why);
+        }
         if s.payload.len() as u64 > u64::from(self.config.message_bytes_max) {
             return self.nack(id, s.seq, NackReason::TooLarge);
         }

@@ -122,6 +122,21 @@ pub enum ServerEvent {
         /// What was wrong.
         detail: String,
     },
+    /// A credential's permissions refused something (see
+    /// [`DenialKind`]); never carries a secret.
+    PermissionDenied {
+        /// The connection, when the refused party has one.
+        conn: Option<ConnId>,
+        /// The member, once registered.
+        member_id: Option<u64>,
+        /// The credential's name.
+        credential: String,
+        /// What was refused.
+        kind: DenialKind,
+        /// What was refused, in words (names the instance, address, group
+        /// or topic).
+        detail: String,
+    },
     /// A cluster event was sequenced (for watchers outside the cluster).
     Sequenced {
         /// Its stream position.
@@ -131,6 +146,55 @@ pub enum ServerEvent {
         /// The event.
         event: ClusterEvent,
     },
+}
+
+/// What a credential's permissions refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DenialKind {
+    /// A registration as an instance outside its patterns, or with a
+    /// group it may not join (`Reject{NotPermitted}`).
+    Register,
+    /// A registration that would supersede (or adopt the session of) a
+    /// member registered with another credential (`Reject{NotPermitted}`).
+    Supersede,
+    /// A message to an address it may not send to (`Nack{NotPermitted}`).
+    Send,
+    /// A `Join` of a group it may not join (`Nack{NotPermitted}`).
+    Join,
+    /// A `Publish` of a topic it may not publish (`Nack{NotPermitted}`).
+    Publish,
+    /// A reload removed the member's credential or no longer permits its
+    /// instance (`Error{NotPermitted}`, disconnected).
+    Revoked,
+}
+
+impl DenialKind {
+    /// Every kind, in [`ServerStats::permission_denials`] order.
+    pub const ALL: [DenialKind; 6] = [
+        DenialKind::Register,
+        DenialKind::Supersede,
+        DenialKind::Send,
+        DenialKind::Join,
+        DenialKind::Publish,
+        DenialKind::Revoked,
+    ];
+
+    /// Its label in logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            DenialKind::Register => "register",
+            DenialKind::Supersede => "supersede",
+            DenialKind::Send => "send",
+            DenialKind::Join => "join",
+            DenialKind::Publish => "publish",
+            DenialKind::Revoked => "revoked",
+        }
+    }
+
+    /// Its index in [`ServerStats::permission_denials`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// Counters for metrics and tests.
@@ -183,6 +247,9 @@ pub struct ServerStats {
     pub failures_by_reason: [u64; FAIL_REASONS.len()],
     /// Members that said goodbye.
     pub leaves: u64,
+    /// Refusals by a credential's permissions, by kind ([`DenialKind::ALL`]
+    /// order).
+    pub permission_denials: [u64; DenialKind::ALL.len()],
     /// Chunked messages reassembled from members.
     pub chunked_in: u64,
     /// Chunked messages dropped before they were complete (reassembly

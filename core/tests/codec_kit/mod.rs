@@ -126,6 +126,7 @@ pub fn hello() -> Hello {
         load: 0,
         groups: vec![],
         subscriptions: vec![],
+        credential: String::new(),
     }
 }
 

@@ -201,6 +201,7 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                 any::<u32>(),
                 names(GROUPS_PER_MEMBER_MAX),
                 subscriptions(),
+                name(),
             )
                 .prop_map(
                     |(
@@ -212,6 +213,7 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                         load,
                         groups,
                         subscriptions,
+                        credential,
                     )| {
                         Frame::Hello(Hello {
                             cluster,
@@ -224,6 +226,7 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                             load,
                             groups,
                             subscriptions,
+                            credential,
                         })
                     },
                 )
@@ -231,8 +234,13 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
         ),
         (
             kind::RESUME,
-            (name(), any::<[u64; 4]>(), any::<[u8; NONCE_BYTES]>())
-                .prop_map(|(cluster, n, client_nonce)| {
+            (
+                name(),
+                any::<[u64; 4]>(),
+                any::<[u8; NONCE_BYTES]>(),
+                name(),
+            )
+                .prop_map(|(cluster, n, client_nonce, credential)| {
                     Frame::Resume(Resume {
                         cluster,
                         member_id: n[0],
@@ -240,6 +248,7 @@ pub fn per_kind() -> Vec<(u8, BoxedStrategy<Frame>)> {
                         server_incarnation: n[2],
                         delivered_through: n[3],
                         client_nonce,
+                        credential,
                     })
                 })
                 .boxed(),
