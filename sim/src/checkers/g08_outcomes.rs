@@ -25,7 +25,7 @@
 //! - A `Nacked` with `TooLarge` is wrong for a message within the server's
 //!   `message_bytes_max`, and for a published event whose payload fits one
 //!   frame; a `Nacked` with `Invalid` is wrong for a well-formed published
-//!   event.
+//!   event and for a join or leave of a well-formed group name.
 
 use super::fast::{HashMap, HashSet};
 
@@ -45,6 +45,15 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut statuses: HashMap<(Proc, u64), Vec<usize>> = HashMap::default();
     let mut stopped: HashMap<Proc, Vec<usize>> = HashMap::default();
     let mut finals: HashSet<Proc> = HashSet::default();
+    let group_ops: HashMap<(Proc, u64), &str> = h
+        .iter()
+        .filter_map(|e| match &e.act {
+            Act::GroupOp {
+                proc, group, seq, ..
+            } => Some(((*proc, *seq), group.as_str())),
+            _ => None,
+        })
+        .collect();
     let published: HashMap<(Proc, u64), (u32, bool)> = h
         .iter()
         .filter_map(|e| match &e.act {
@@ -252,6 +261,20 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             Act::Nacked {
                 proc,
                 seq,
+                reason: NackReason::Invalid,
+            } if group_ops
+                .get(&(*proc, *seq))
+                .is_some_and(|g| well_formed_name(g)) =>
+            {
+                r.add(format!(
+                    "group operation {} seq {seq} Nacked Invalid at t={}: the group name is well formed",
+                    fp(*proc),
+                    e.at
+                ));
+            }
+            Act::Nacked {
+                proc,
+                seq,
                 reason: reason @ (NackReason::UnknownDestination | NackReason::DestinationGone),
             } => {
                 let Some(sent) = facts
@@ -284,6 +307,14 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         }
     }
     r.finish()
+}
+
+/// The protocol's rule for a member, group or service name: non-empty,
+/// at most `NAME_BYTES_MAX` bytes, no control characters.
+fn well_formed_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= switchboard_core::frame::NAME_BYTES_MAX
+        && !name.chars().any(char::is_control)
 }
 
 #[cfg(test)]
@@ -342,6 +373,20 @@ mod tests {
             .nack(A, 7, NackReason::TooLarge)
             .build();
         assert_clean(&check(&over, &bounds()));
+    }
+
+    #[test]
+    fn an_invalid_nack_for_a_join_of_a_well_formed_group_is_flagged() {
+        let h = happy()
+            .join(A, "g2", 7)
+            .nack(A, 7, NackReason::Invalid)
+            .build();
+        assert_flags(&check(&h, &bounds()), "group name is well formed");
+        let bad = happy()
+            .join(A, "", 7)
+            .nack(A, 7, NackReason::Invalid)
+            .build();
+        assert_clean(&check(&bad, &bounds()));
     }
 
     #[test]
