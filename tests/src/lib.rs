@@ -6,6 +6,7 @@
 //! whose streams are collected, with every wait bounded in time.
 #![deny(missing_docs)]
 
+pub mod certs;
 pub mod http;
 
 use std::time::Duration;

@@ -15,12 +15,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use switchboard_client::{Error, Event, EventStream, Member, MemberConfig, MemberTls};
 use switchboard_core::auth::Secret;
 use switchboard_core::frame::{Address, NackReason, RejectReason};
 use switchboard_server::config::{AuthMode, ServerOptions, TlsOptions};
 use switchboard_server::ServerHandle;
+use switchboard_tests::certs::{Ca, Leaf};
 use switchboard_tests::{bounded, http, member_config, server_config, WAIT};
 
 const BILLING: &[u8; 32] = b"billing-secret-billing-secret-12";
@@ -281,63 +281,12 @@ async fn a_reload_that_removes_a_credential_disconnects_its_members_only() {
     srv.shutdown().await;
 }
 
-/// A CA signing member certificates with a common name and, optionally, a
-/// URI alternative name.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-    dir: PathBuf,
-    name: String,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let cert = p.self_signed(&key).unwrap();
-        let ca = Ca {
-            cert,
-            key,
-            dir: dir.to_owned(),
-            name: name.to_owned(),
-        };
-        std::fs::write(ca.file(), ca.cert.pem()).unwrap();
-        ca
-    }
-
-    fn file(&self) -> PathBuf {
-        self.dir.join(format!("{}-ca.pem", self.name))
-    }
-
-    fn issue(&self, file: &str, cn: &str, uri: Option<&str>) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        p.subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        if let Some(u) = uri {
-            p.subject_alt_names
-                .push(SanType::URI(u.try_into().unwrap()));
-        }
-        p.distinguished_name.push(DnType::CommonName, cn);
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        let (c, k) = (
-            self.dir.join(format!("{file}.pem")),
-            self.dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
-
 #[tokio::test]
 async fn a_certificate_name_is_a_credential_over_mutual_tls() {
     let d = dir("certs");
     let server_ca = Ca::new(&d, "server");
     let member_ca = Ca::new(&d, "members");
-    let server_cert = server_ca.issue("server", "switchboard server", None);
+    let server_cert = server_ca.issue("server", "switchboard server");
     // `web` is the certificate with CN web-1, `db` the one with the URI
     // name spiffe://e2e/db; any other member certificate is the cluster
     // credential, which may register as nothing here.
@@ -356,14 +305,21 @@ async fn a_certificate_name_is_a_credential_over_mutual_tls() {
         files: switchboard_runtime::tls::ServerTlsFiles {
             cert: server_cert.0,
             key: server_cert.1,
-            client_ca: Some(member_ca.file()),
+            client_ca: Some(member_ca.ca_file()),
         },
         http: false,
     });
     let srv = start(o).await;
     let member = |file: &str, cn: &str, uri: Option<&str>, instance: &str| {
-        let mut t = MemberTls::new(server_ca.file());
-        t.cert_key = Some(member_ca.issue(file, cn, uri));
+        let mut t = MemberTls::new(server_ca.ca_file());
+        t.cert_key = Some(member_ca.issue_with(
+            file,
+            cn,
+            Leaf {
+                uri,
+                ..Leaf::default()
+            },
+        ));
         let mut c = MemberConfig::with_certificate(
             srv.internal_addr().to_string(),
             switchboard_tests::CLUSTER,

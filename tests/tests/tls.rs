@@ -6,71 +6,18 @@
 //! that never finishes its TLS handshake.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use switchboard_client::{member, Error, Event, Member, MemberConfig, MemberTls};
 use switchboard_server::config::{AuthMode, ServerOptions, TlsOptions};
 use switchboard_server::ServerHandle;
+use switchboard_tests::certs::{Ca, Leaf};
 use switchboard_tests::{bounded, member_config, server_config, Node, CLUSTER, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A failure must come back within this long: no hang.
 const FAIL_FAST: Duration = Duration::from_secs(3);
-
-/// A CA that signs certificates into a directory of PEM files.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-    dir: PathBuf,
-    name: String,
-}
-
-impl Ca {
-    fn new(dir: &Path, name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.distinguished_name.push(DnType::CommonName, name);
-        let cert = p.self_signed(&key).unwrap();
-        let ca = Ca {
-            cert,
-            key,
-            dir: dir.to_owned(),
-            name: name.to_owned(),
-        };
-        std::fs::write(ca.ca_file(), ca.cert.pem()).unwrap();
-        ca
-    }
-
-    fn ca_file(&self) -> PathBuf {
-        self.dir.join(format!("{}-ca.pem", self.name))
-    }
-
-    /// A leaf certificate for `cn` (with 127.0.0.1 and localhost as
-    /// names), written as `<file>.pem` and `<file>.key`; `expired` makes
-    /// one that ran out in 2021.
-    fn issue(&self, file: &str, cn: &str, expired: bool) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        p.subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if expired {
-            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
-        let (c, k) = (
-            self.dir.join(format!("{file}.pem")),
-            self.dir.join(format!("{file}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
 
 /// A fresh directory for one test's files.
 fn dir(test: &str) -> PathBuf {
@@ -95,7 +42,7 @@ impl Pki {
         let server_ca = Ca::new(&d, "server");
         let member_ca = Ca::new(&d, "members");
         let stranger_ca = Ca::new(&d, "stranger");
-        let server = server_ca.issue("server", "switchboard server", false);
+        let server = server_ca.issue("server", "switchboard server");
         Pki {
             server_ca,
             member_ca,
@@ -119,7 +66,7 @@ impl Pki {
     /// `cn` when given.
     fn member_tls(&self, cert_for: Option<&str>) -> MemberTls {
         let mut t = MemberTls::new(self.server_ca.ca_file());
-        t.cert_key = cert_for.map(|cn| self.member_ca.issue(cn, cn, false));
+        t.cert_key = cert_for.map(|cn| self.member_ca.issue(cn, cn));
         t
     }
 }
@@ -238,7 +185,7 @@ async fn mutual_tls_certificate_only_send_broadcast_resume() {
     assert!(tls_error(&e).contains("Certificate"), "{e}");
     // A certificate from a CA the server does not trust is refused.
     let mut t = pki.member_tls(None);
-    t.cert_key = Some(pki.stranger_ca.issue("stranger", "app-x", false));
+    t.cert_key = Some(pki.stranger_ca.issue("stranger", "app-x"));
     let e = connect_fails(cert_member(&srv, "x", t)).await;
     assert!(tls_error(&e).contains("refused"), "{e}");
     // The server counted both, by reason (over HTTPS).
@@ -280,7 +227,14 @@ async fn an_expired_client_certificate_is_refused() {
     let pki = Pki::new("expired");
     let srv = start(options(Some(pki.tls(true, false)), AuthMode::Certificate)).await;
     let mut t = pki.member_tls(None);
-    t.cert_key = Some(pki.member_ca.issue("old", "app-old", true));
+    t.cert_key = Some(pki.member_ca.issue_with(
+        "old",
+        "app-old",
+        Leaf {
+            expired: true,
+            ..Leaf::default()
+        },
+    ));
     let e = connect_fails(cert_member(&srv, "old", t)).await;
     assert!(tls_error(&e).contains("Expired"), "{e}");
     // A valid one still gets in.
@@ -419,7 +373,7 @@ async fn tls_settings_that_cannot_work_are_refused_at_start() {
     assert!(e.to_string().contains("client_ca_file"), "{e}");
     // A key that is not the certificate's.
     let mut t = pki.tls(false, false);
-    t.files.key = pki.member_ca.issue("other", "other", false).1;
+    t.files.key = pki.member_ca.issue("other", "other").1;
     let e = switchboard_server::run(options(Some(t), AuthMode::Secret))
         .await
         .unwrap_err();
@@ -459,7 +413,7 @@ async fn the_cli_member_verbs_take_the_tls_options() {
     let pki = Pki::new("cli");
     let srv = start(options(Some(pki.tls(true, true)), AuthMode::Certificate)).await;
     let mut b = Node::connect(cert_member(&srv, "b", pki.member_tls(Some("app-b")))).await;
-    let (cert, key) = pki.member_ca.issue("cli", "cli", false);
+    let (cert, key) = pki.member_ca.issue("cli", "cli");
     let internal = srv.internal_addr().to_string();
     let external = srv.external_addr().to_string();
     let ca = pki.server_ca.ca_file();
