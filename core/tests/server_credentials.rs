@@ -307,6 +307,37 @@ fn a_reload_removes_the_members_of_a_removed_credential_only() {
     assert!(!c.server.view().any(|m| m.member_id == o_id));
 }
 
+#[test]
+fn a_reload_removes_a_member_holding_a_group_it_may_no_longer_join() {
+    let mut c = cluster(6);
+    let b = c.add_with(member("billing", billing_secret(), "billing-eu", 61));
+    let b2 = c.add_with(member("billing", billing_secret(), "billing-us", 62));
+    c.start();
+    let now = c.now;
+    c.nodes[b].client.join(now, "billing-batch").unwrap();
+    c.nodes[b2].client.join(now, "billing-web").unwrap();
+    c.run_for(50, 10);
+    let (b_id, b2_id) = (c.member_id(b), c.member_id(b2));
+    assert!(c
+        .server
+        .view()
+        .any(|m| m.member_id == b_id && m.groups.iter().any(|g| g == "billing-batch")));
+    // `billing` may now join only billing-web*: the holder of billing-batch
+    // is told and removed, the other stays.
+    let mut narrowed = credentials();
+    if let Some(cred) = narrowed.secrets.get_mut("billing") {
+        let mut p = (*cred.permissions).clone();
+        p.join = Patterns::parse(&["billing-web*"]).unwrap();
+        cred.permissions = Arc::new(p);
+    }
+    let now = c.now;
+    assert_eq!(c.server.set_credentials(now, narrowed), 1);
+    c.run_for(50, 10);
+    assert!(!c.server.view().any(|m| m.member_id == b_id));
+    assert!(c.server.is_attached(b2_id));
+    assert_eq!(denials(&c, DenialKind::Revoked), 1);
+}
+
 /// Sends a `Hello` naming `credential` on a raw connection, answers the
 /// challenge with a proof made with `secret`; returns the server's proof
 /// check (with `secret`) and the reject's reason and text.

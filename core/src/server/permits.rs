@@ -103,7 +103,20 @@ impl Server {
         for (id, m) in self.members.iter_mut() {
             let creds = &self.config.credentials;
             match creds.permissions_of(&m.credential, &m.cert_names) {
-                Some(p) if p.register.matches(&m.info.instance) => m.permissions = p,
+                Some(p) if p.register.matches(&m.info.instance) => {
+                    // A group it holds that the credential may no longer
+                    // join removes it too: it is no longer allowed as it is.
+                    match m.info.groups.iter().find(|g| !p.join.matches(g)) {
+                        Some(g) => revoked.push((
+                            *id,
+                            format!(
+                                "credential {} no longer permits group {g:?} (access rules reloaded)",
+                                m.credential
+                            ),
+                        )),
+                        None => m.permissions = p,
+                    }
+                }
                 Some(_) => revoked.push((
                     *id,
                     format!(
