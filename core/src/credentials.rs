@@ -10,6 +10,7 @@
 //! adapter's.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::auth::Secret;
@@ -117,6 +118,71 @@ impl Patterns {
     }
 }
 
+/// A source: one address, a network, or every address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Every address.
+    Any,
+    /// A network: its address and prefix length (an address is a /32 or
+    /// /128).
+    Net(IpAddr, u8),
+}
+
+impl Source {
+    /// Parses `*`, `ADDRESS` or `ADDRESS/PREFIX`.
+    pub fn parse(s: &str) -> Result<Source, String> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(Source::Any);
+        }
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address, a network (CIDR) or \"*\""))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("{s:?}: the prefix length must be 0 to {max}")),
+            },
+        };
+        Ok(Source::Net(addr, prefix))
+    }
+
+    /// True when `ip` is in this source. An IPv4 address mapped into IPv6
+    /// (`::ffff:a.b.c.d`) is matched as the IPv4 address.
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (*self, ip) {
+            (Source::Any, _) => true,
+            (Source::Net(IpAddr::V4(net), p), IpAddr::V4(a)) => {
+                prefix_eq(u32::from(net).into(), u32::from(a).into(), p, 32)
+            }
+            (Source::Net(IpAddr::V6(net), p), IpAddr::V6(a)) => {
+                prefix_eq(u128::from(net), u128::from(a), p, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// True when the first `prefix` of `bits` bits of `a` and `b` are equal.
+fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
+    debug_assert!(u32::from(prefix) <= bits);
+    let shift = bits - u32::from(prefix);
+    if shift >= 128 {
+        return true;
+    }
+    (a >> shift) == (b >> shift)
+}
+
 /// What the holder of a credential may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions {
@@ -133,6 +199,9 @@ pub struct Permissions {
     pub join: Patterns,
     /// Topics of the custom events it may publish.
     pub publish: Patterns,
+    /// Source addresses it may be used from (a handshake from any other is
+    /// refused); every address when empty.
+    pub sources: Vec<Source>,
 }
 
 impl Permissions {
@@ -145,6 +214,16 @@ impl Permissions {
             broadcast: true,
             join: Patterns::any(),
             publish: Patterns::any(),
+            sources: Vec::new(),
+        }
+    }
+
+    /// True when a handshake from `peer` may use this credential (an
+    /// unknown peer address, as in a test driver, may).
+    pub fn permits_source(&self, peer: Option<IpAddr>) -> bool {
+        match peer {
+            Some(ip) => self.sources.is_empty() || self.sources.iter().any(|s| s.matches(ip)),
+            None => true,
         }
     }
 }

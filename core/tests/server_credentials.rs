@@ -14,7 +14,7 @@ use bytes::Bytes;
 use harness::Cluster;
 use switchboard_core::auth::Secret;
 use switchboard_core::client::{ClientConfig, ClientEvent, SendOptions};
-use switchboard_core::credentials::{Credentials, Patterns, Permissions, SecretCredential};
+use switchboard_core::credentials::{Credentials, Patterns, Permissions, SecretCredential, Source};
 use switchboard_core::frame::{self, Auth, Frame, Hello};
 use switchboard_core::frame::{Address, EventBody, NackReason, RejectReason};
 use switchboard_core::server::{DenialKind, ServerConfig};
@@ -39,6 +39,7 @@ fn credentials() -> Credentials {
         broadcast: false,
         join: Patterns::parse(&["billing*"]).unwrap(),
         publish: Patterns::parse(&["billing/*"]).unwrap(),
+        sources: Vec::new(),
     };
     let mut secrets = BTreeMap::new();
     secrets.insert(
@@ -410,4 +411,40 @@ fn an_unknown_name_is_refused_exactly_like_a_wrong_secret() {
     let (proved, reject) = raw_attempt("billing", &harness::secret());
     assert!(!proved);
     assert_eq!(reject.map(|r| r.0), Some(RejectReason::BadSecret));
+}
+
+#[test]
+fn a_credential_limited_to_source_addresses_is_refused_from_others() {
+    let mut creds = credentials();
+    if let Some(cred) = creds.secrets.get_mut("billing") {
+        let mut p = (*cred.permissions).clone();
+        p.sources = vec![Source::parse("10.1.0.0/16").unwrap()];
+        cred.permissions = Arc::new(p);
+    }
+    let mut cfg = harness::server_config();
+    cfg.credentials = creds;
+    let mut c = Cluster::with_config(7, cfg);
+    let inside = c.add_with(member("billing", billing_secret(), "billing-eu", 71));
+    let outside = c.add_with(member("billing", billing_secret(), "billing-us", 72));
+    c.nodes[inside].peer = Some("10.1.2.3".parse().unwrap());
+    c.nodes[outside].peer = Some("10.2.0.1".parse().unwrap());
+    c.run_for(100, 10);
+    assert!(c.nodes[inside].client.is_ready());
+    assert_eq!(rejected(&c, outside), Some(RejectReason::NotPermitted));
+    assert!(!c.nodes[outside].client.is_ready());
+    // Refused on every attempt (the client retries with backoff).
+    assert!(denials(&c, DenialKind::Register) >= 1);
+    // A reload that moves the credential to another network removes the
+    // member using it from the old one.
+    let mut moved = credentials();
+    if let Some(cred) = moved.secrets.get_mut("billing") {
+        let mut p = (*cred.permissions).clone();
+        p.sources = vec![Source::parse("10.2.0.0/16").unwrap()];
+        cred.permissions = Arc::new(p);
+    }
+    let inside_id = c.member_id(inside);
+    let now = c.now;
+    assert_eq!(c.server.set_credentials(now, moved), 1);
+    c.run_for(50, 10);
+    assert!(!c.server.view().any(|m| m.member_id == inside_id));
 }

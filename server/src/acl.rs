@@ -34,7 +34,7 @@ use serde::Deserialize;
 use switchboard_core::auth::Secret;
 use switchboard_core::credentials::{
     CertificateCredential, Credentials, Patterns, Permissions, SecretCredential, CLUSTER,
-    CREDENTIALS_MAX,
+    CREDENTIALS_MAX, PATTERNS_MAX,
 };
 
 /// Rules in a file at most.
@@ -53,70 +53,7 @@ pub enum Action {
     Deny,
 }
 
-/// A source: one address, a network, or every address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Every address.
-    Any,
-    /// A network: its address and prefix length (an address is a /32 or
-    /// /128).
-    Net(IpAddr, u8),
-}
-
-impl Source {
-    /// Parses `*`, `ADDRESS` or `ADDRESS/PREFIX`.
-    pub fn parse(s: &str) -> Result<Source, String> {
-        let s = s.trim();
-        if s == "*" {
-            return Ok(Source::Any);
-        }
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{s:?} is not an address, a network (CIDR) or \"*\""))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => match p.parse::<u8>() {
-                Ok(n) if n <= max => n,
-                _ => return Err(format!("{s:?}: the prefix length must be 0 to {max}")),
-            },
-        };
-        Ok(Source::Net(addr, prefix))
-    }
-
-    /// True when `ip` is in this source. An IPv4 address mapped into IPv6
-    /// (`::ffff:a.b.c.d`) is matched as the IPv4 address.
-    pub fn matches(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (*self, ip) {
-            (Source::Any, _) => true,
-            (Source::Net(IpAddr::V4(net), p), IpAddr::V4(a)) => {
-                prefix_eq(u32::from(net).into(), u32::from(a).into(), p, 32)
-            }
-            (Source::Net(IpAddr::V6(net), p), IpAddr::V6(a)) => {
-                prefix_eq(u128::from(net), u128::from(a), p, 128)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// True when the first `prefix` of `bits` bits of `a` and `b` are equal.
-fn prefix_eq(a: u128, b: u128, prefix: u8, bits: u32) -> bool {
-    debug_assert!(u32::from(prefix) <= bits);
-    let shift = bits - u32::from(prefix);
-    if shift >= 128 {
-        return true;
-    }
-    (a >> shift) == (b >> shift)
-}
+pub use switchboard_core::credentials::Source;
 
 /// One rule as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -139,6 +76,7 @@ struct CredentialText {
     broadcast: Option<bool>,
     join: Option<Vec<String>>,
     publish: Option<Vec<String>>,
+    sources: Option<Vec<String>>,
 }
 
 impl CredentialText {
@@ -154,6 +92,16 @@ impl CredentialText {
             broadcast: self.broadcast.unwrap_or(true),
             join: list("join", &self.join)?,
             publish: list("publish", &self.publish)?,
+            sources: match &self.sources {
+                None => Vec::new(),
+                Some(v) if v.len() > PATTERNS_MAX => {
+                    return Err(format!("sources: more than {PATTERNS_MAX} entries"))
+                }
+                Some(v) => v
+                    .iter()
+                    .map(|s| Source::parse(s).map_err(|e| format!("sources: {e}")))
+                    .collect::<Result<_, _>>()?,
+            },
         })
     }
 }
@@ -470,7 +418,7 @@ mod tests {
     fn credentials_parse_with_defaults_and_the_cluster_entry() {
         let text = "[[rule]]\naction = \"permit\"\nsource = \"*\"\n\
             [[credential]]\nname = \"billing\"\nsecret_file = \"/ok\"\nregister = [\"billing-*\"]\n\
-            broadcast = false\npublish = [\"billing/*\"]\n\
+            broadcast = false\npublish = [\"billing/*\"]\nsources = [\"10.1.0.0/16\", \"192.0.2.7\"]\n\
             [[credential]]\nname = \"web\"\ncertificate = \"web.example\"\nregister = [\"web\"]\n\
             [[credential]]\nname = \"cluster\"\nregister = []\n";
         let a = Acl::parse_with(text, secret_of).unwrap_or_else(|e| panic!("{e}"));
@@ -480,6 +428,14 @@ mod tests {
         assert!(b.register.matches("billing-eu") && !b.register.matches("web"));
         assert!(!b.broadcast && b.send_instances.matches("anything"));
         assert!(b.publish.matches("billing/x") && !b.publish.matches("other"));
+        assert!(
+            b.permits_source(Some(ip("10.1.200.3"))) && b.permits_source(Some(ip("192.0.2.7")))
+        );
+        assert!(!b.permits_source(Some(ip("10.2.0.1"))));
+        // Without `sources`, every address.
+        assert!(c.certificates[0]
+            .permissions
+            .permits_source(Some(ip("10.2.0.1"))));
         assert_eq!(c.certificates.len(), 1);
         assert_eq!(c.certificates[0].certificate, "web.example");
         // The cluster credential may register as nothing now.
@@ -499,6 +455,11 @@ mod tests {
             (
                 "[[credential]]\nname = \"a\"\nsecret_file = \"/ok\"\ncertificate = \"x\"\nregister = [\"*\"]\n",
                 "exactly one",
+            ),
+            // A source that is not an address or a network.
+            (
+                "[[credential]]\nname = \"a\"\nsecret_file = \"/ok\"\nregister = [\"*\"]\nsources = [\"10.0.0.0/33\"]\n",
+                "sources",
             ),
             // The same name twice.
             (

@@ -350,6 +350,7 @@ impl Core {
                 }
                 self.conns.insert(conn, ConnEntry { peer, writer, gate });
                 self.server.handle_connected(now, conn);
+                self.server.set_peer_address(conn, peer.ip());
                 Some(conn)
             }
             CoreMsg::Bytes { conn, data, budget } => {

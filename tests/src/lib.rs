@@ -218,3 +218,41 @@ pub fn switchboard_bin() -> std::path::PathBuf {
     })
     .clone()
 }
+
+/// Connects from a given local address.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundNet(pub std::net::IpAddr);
+
+impl switchboard_runtime::net::Connector for BoundNet {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+
+    #[allow(clippy::manual_async_fn)]
+    fn connect(
+        &self,
+        addr: String,
+    ) -> impl std::future::Future<
+        Output = std::io::Result<(
+            tokio::net::tcp::OwnedReadHalf,
+            tokio::net::tcp::OwnedWriteHalf,
+        )>,
+    > + Send
+           + 'static {
+        let local = std::net::SocketAddr::new(self.0, 0);
+        async move {
+            let target = tokio::net::lookup_host(addr)
+                .await?
+                .next()
+                .ok_or_else(|| std::io::Error::other("no address"))?;
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(local)?;
+            let s = sock.connect(target).await?;
+            s.set_nodelay(true)?;
+            Ok(s.into_split())
+        }
+    }
+
+    fn rng(&self) -> Box<dyn rand::RngCore + Send> {
+        switchboard_runtime::net::entropy_rng()
+    }
+}

@@ -8,52 +8,16 @@
 //! binds before connecting.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use switchboard_client::{member, Event, EventStream, Member, MemberConfig};
 use switchboard_core::frame::RejectReason;
-use switchboard_runtime::net::{entropy_rng, Connector};
-use switchboard_tests::{bounded, http, secret, CLUSTER, WAIT};
+use switchboard_tests::{bounded, http, secret, BoundNet, CLUSTER, WAIT};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
-
-/// Connects from a given local address.
-#[derive(Debug, Clone, Copy)]
-struct BoundNet(IpAddr);
-
-impl Connector for BoundNet {
-    type Read = OwnedReadHalf;
-    type Write = OwnedWriteHalf;
-
-    #[allow(clippy::manual_async_fn)]
-    fn connect(
-        &self,
-        addr: String,
-    ) -> impl Future<Output = std::io::Result<(OwnedReadHalf, OwnedWriteHalf)>> + Send + 'static
-    {
-        let local = SocketAddr::new(self.0, 0);
-        async move {
-            let target = tokio::net::lookup_host(addr)
-                .await?
-                .next()
-                .ok_or_else(|| std::io::Error::other("no address"))?;
-            let sock = tokio::net::TcpSocket::new_v4()?;
-            sock.bind(local)?;
-            let s = sock.connect(target).await?;
-            s.set_nodelay(true)?;
-            Ok(s.into_split())
-        }
-    }
-
-    fn rng(&self) -> Box<dyn rand::RngCore + Send> {
-        entropy_rng()
-    }
-}
 
 fn dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("switchboard-acl-{}", std::process::id()));

@@ -21,7 +21,7 @@ use switchboard_core::frame::{Address, NackReason, RejectReason};
 use switchboard_server::config::{AuthMode, ServerOptions, TlsOptions};
 use switchboard_server::ServerHandle;
 use switchboard_tests::certs::{Ca, Leaf};
-use switchboard_tests::{bounded, http, member_config, server_config, WAIT};
+use switchboard_tests::{bounded, http, member_config, server_config, BoundNet, WAIT};
 
 const BILLING: &[u8; 32] = b"billing-secret-billing-secret-12";
 const OTHER: &[u8; 32] = b"other-secret-other-secret-other!";
@@ -548,4 +548,43 @@ async fn a_credential_secret_file_others_may_read_stops_the_server_unless_allowe
     let (m, _e) = connect(config_at(&internal, "billing", BILLING, "billing-eu")).await;
     assert!(m.member_id().is_some());
     drop(child);
+}
+
+#[tokio::test]
+async fn a_credential_limited_to_an_address_is_refused_from_another() {
+    let d = dir("sources");
+    std::fs::write(
+        d.join("acl.toml"),
+        format!(
+            "[[rule]]\naction = \"permit\"\nsource = \"*\"\n\
+             [[credential]]\nname = \"lab\"\nsecret_file = \"{}\"\nregister = [\"*\"]\nsources = [\"127.0.0.2\"]\n",
+            secret_file(&d, "lab", OTHER).display()
+        ),
+    )
+    .unwrap();
+    let mut o = ServerOptions::loopback_ephemeral(server_config());
+    o.acl_file = Some(d.join("acl.toml"));
+    let srv = start(o).await;
+    // From 127.0.0.1 the credential is refused, naming the address.
+    let (reason, text) = rejected(as_credential(&srv, "lab", OTHER, "lab-a")).await;
+    assert_eq!(reason, RejectReason::NotPermitted, "{text}");
+    assert!(text.contains("may not be used from 127.0.0.1"), "{text}");
+    // From 127.0.0.2 it registers and sends.
+    let (m, _events) = bounded(
+        "member from 127.0.0.2",
+        Member::connect_with(
+            as_credential(&srv, "lab", OTHER, "lab-b"),
+            BoundNet([127, 0, 0, 2].into()),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("member did not connect: {e}"));
+    bounded(
+        "send",
+        m.send(switchboard_client::member("lab-b", "p1"), "hi"),
+    )
+    .await
+    .unwrap();
+    m.goodbye().await;
+    srv.shutdown().await;
 }

@@ -121,6 +121,14 @@ impl Server {
                     };
                     return self.reject(conn, RejectReason::BadSecret, text);
                 };
+                let peer = self.conns.get(&conn).and_then(|c| c.peer);
+                if !granted.permissions.permits_source(peer) {
+                    let detail = match peer {
+                        Some(ip) => format!("credential {} may not be used from {ip}", granted.id),
+                        None => format!("credential {} may not be used here", granted.id),
+                    };
+                    return self.deny_handshake(conn, &granted.id, DenialKind::Register, detail);
+                }
                 let nonces = Nonces {
                     client: client_nonce,
                     server: server_nonce,

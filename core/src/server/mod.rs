@@ -65,6 +65,8 @@ struct Conn {
     /// The names of the client certificate the driver verified on this
     /// connection (subject common name, DNS and URI alternative names).
     cert_names: Vec<String>,
+    /// The peer's address, when the driver said (`set_peer_address`).
+    peer: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug)]
@@ -352,6 +354,15 @@ impl Server {
         }
     }
 
+    /// `conn` comes from `peer`: a credential limited to other source
+    /// addresses (`Permissions::sources`) is refused on it. Call it right
+    /// after `handle_connected`. Without it every source is permitted.
+    pub fn set_peer_address(&mut self, conn: ConnId, peer: std::net::IpAddr) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Some(peer);
+        }
+    }
+
     fn accept_conn(&mut self, conn: ConnId) {
         debug_assert!(!self.conns.contains_key(&conn), "connection id reused");
         self.conns.insert(
@@ -361,6 +372,7 @@ impl Server {
                 read_buf: BytesMut::new(),
                 counted: false,
                 cert_names: Vec::new(),
+                peer: None,
             },
         );
         if self.shutting_down {

@@ -104,17 +104,29 @@ impl Server {
             let creds = &self.config.credentials;
             match creds.permissions_of(&m.credential, &m.cert_names) {
                 Some(p) if p.register.matches(&m.info.instance) => {
+                    let peer = m.conn.and_then(|c| self.conns.get(&c)).and_then(|c| c.peer);
                     // A group it holds that the credential may no longer
-                    // join removes it too: it is no longer allowed as it is.
-                    match m.info.groups.iter().find(|g| !p.join.matches(g)) {
-                        Some(g) => revoked.push((
+                    // join, or an address it may no longer be used from,
+                    // removes it too: it is no longer allowed as it is.
+                    if let Some(g) = m.info.groups.iter().find(|g| !p.join.matches(g)) {
+                        revoked.push((
                             *id,
                             format!(
                                 "credential {} no longer permits group {g:?} (access rules reloaded)",
                                 m.credential
                             ),
-                        )),
-                        None => m.permissions = p,
+                        ));
+                    } else if !p.permits_source(peer) {
+                        revoked.push((
+                            *id,
+                            format!(
+                                "credential {} may no longer be used from {} (access rules reloaded)",
+                                m.credential,
+                                peer.map_or_else(|| "here".to_owned(), |ip| ip.to_string())
+                            ),
+                        ));
+                    } else {
+                        m.permissions = p;
                     }
                 }
                 Some(_) => revoked.push((

@@ -37,6 +37,8 @@ pub struct Node {
     pub paused: bool,
     /// The process is dead or frozen: the driver no longer runs it.
     pub stopped: bool,
+    /// The source address its connections come from, told to the server.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 pub struct Cluster {
@@ -99,6 +101,7 @@ impl Cluster {
             outbound: VecDeque::new(),
             paused: false,
             stopped: false,
+            peer: None,
         });
         idx
     }
@@ -140,6 +143,9 @@ impl Cluster {
                         self.nodes[i].inbound.clear();
                         self.nodes[i].outbound.clear();
                         self.server.handle_connected(self.now, conn);
+                        if let Some(ip) = self.nodes[i].peer {
+                            self.server.set_peer_address(conn, ip);
+                        }
                         self.nodes[i].client.handle_connected(self.now);
                     } else {
                         self.nodes[i].client.handle_closed(self.now);
