@@ -181,6 +181,9 @@ struct Core {
     gated: BTreeSet<ConnId>,
     /// `instance/process` per member id, for log lines that carry only ids.
     names: HashMap<u64, String>,
+    /// The peer address and credential each member registered with, for
+    /// the audit lines of supersedes and evictions.
+    audit: HashMap<u64, (String, String)>,
     /// Recent cluster events for watchers.
     events: EventLog,
     /// When the clock's origin was, in wall-clock time.
@@ -219,6 +222,7 @@ pub(crate) async fn run(
         conns: HashMap::new(),
         gated: BTreeSet::new(),
         names: HashMap::new(),
+        audit: HashMap::new(),
         events: EventLog::new(),
         start,
     };
@@ -714,9 +718,13 @@ impl Core {
                 member_id,
                 name,
                 incarnation,
+                conn,
+                credential,
             } => {
-                tracing::info!(member_id, %name, incarnation = %to_hex(&incarnation.to_be_bytes()), "member joined");
+                let peer = self.peer(conn);
+                tracing::info!(member_id, %name, %peer, %credential, incarnation = %to_hex(&incarnation.to_be_bytes()), "member joined");
                 self.names.insert(member_id, name);
+                self.audit.insert(member_id, (peer, credential));
             }
             ServerEvent::MemberDetached { member_id } => {
                 let name = self.names.get(&member_id).map_or("?", String::as_str);
@@ -730,6 +738,7 @@ impl Core {
                 tracing::info!(member_id, %name, replayed, "member resumed its session");
             }
             ServerEvent::MemberLeft { member_id, name } => {
+                self.audit.remove(&member_id);
                 // The name is forgotten with the cluster event that
                 // follows (its watchers still want it).
                 tracing::info!(member_id, %name, "member left");
@@ -739,8 +748,14 @@ impl Core {
                 name,
                 reason,
             } => {
+                let (peer, credential) = self
+                    .audit
+                    .remove(&member_id)
+                    .unwrap_or_else(|| ("?".to_owned(), "?".to_owned()));
                 if reason == FailReason::SlowConsumer {
-                    tracing::warn!(member_id, %name, "member evicted: slow consumer (stayed over its queue limit)");
+                    tracing::warn!(member_id, %name, %peer, %credential, "member evicted: slow consumer (stayed over its queue limit)");
+                } else if reason == FailReason::Superseded {
+                    tracing::warn!(member_id, %name, %peer, %credential, "member superseded: a new incarnation of its process registered with the same credential");
                 } else if reason == FailReason::ProtocolViolation {
                     let detail = self.last_protocol_error.take().unwrap_or_default();
                     // It was counted as a refusal; it is logged here instead.
@@ -750,9 +765,9 @@ impl Core {
                             self.refusals.remove("protocol_error");
                         }
                     }
-                    tracing::warn!(member_id, %name, %detail, "member failed: protocol violation");
+                    tracing::warn!(member_id, %name, %peer, %credential, %detail, "member failed: protocol violation");
                 } else {
-                    tracing::warn!(member_id, %name, ?reason, "member failed");
+                    tracing::warn!(member_id, %name, %peer, %credential, ?reason, "member failed");
                 }
             }
             ServerEvent::ReassemblyDropped {

@@ -518,6 +518,13 @@ async fn sighup_revokes_a_removed_credential_and_refusals_are_logged_with_peer_a
         .find(|l| l.contains("kind=\"revoked\"") || l.contains("kind=revoked"))
         .unwrap_or_else(|| panic!("no revocation line:\n{log}"));
     assert!(revoked.contains("credential=billing"), "{revoked}");
+    // The removal itself is an audit line with the member's address and
+    // credential too.
+    let removed = log
+        .lines()
+        .find(|l| l.contains("member failed") && l.contains("credential=billing"))
+        .unwrap_or_else(|| panic!("no removal line with the credential:\n{log}"));
+    assert!(removed.contains("peer=127.0.0.1:"), "{removed}");
     // No secret, in hex or as text, is ever written.
     for s in [&BILLING[..], &OTHER[..]] {
         assert!(!log.contains(&switchboard_runtime::secret::to_hex(s)));

@@ -441,7 +441,7 @@ impl Server {
             notices = d.notices;
         }
         let session = m.session;
-        m.credential = cred;
+        m.credential = cred.clone();
         m.permissions = granted.permissions;
         m.cert_names = granted.cert_names;
         m.session_key = Some(secret.session_key(
@@ -474,6 +474,8 @@ impl Server {
                 member_id: id,
                 name: format!("{}/{}", h.instance, h.process),
                 incarnation: h.incarnation,
+                conn,
+                credential: cred.to_string(),
             }));
         // Messages parked for this member may go now.
         self.wake.note_parked();

@@ -63,6 +63,10 @@ pub enum ServerEvent {
         name: String,
         /// Its incarnation.
         incarnation: u64,
+        /// The connection it registered on.
+        conn: ConnId,
+        /// The credential it proved (for audit lines).
+        credential: String,
     },
     /// A member's connection dropped; its session waits for a resume.
     MemberDetached {
