@@ -123,3 +123,35 @@ fn a_client_that_does_not_report_taking_is_counted_on_receipt() {
     c.settle();
     assert_eq!(outcomes(&mut c, 0), vec![(seq, 1, vec![])]);
 }
+
+#[test]
+fn a_member_whose_application_stops_taking_is_evicted_as_a_slow_consumer() {
+    let mut cfg = harness::server_config();
+    cfg.member_queue_items_max = 4;
+    cfg.slow_consumer_grace_ms = 200;
+    let mut c = Cluster::with_config(5, cfg);
+    c.add("a", "sender");
+    let mut rcfg = ClientConfig::new(harness::CLUSTER, harness::secret(), "b", "receiver", 78);
+    rcfg.report_taken = true;
+    let r = c.add_with(rcfg);
+    c.start();
+    c.settle();
+    let rid = c.member_id(r);
+    let to = Address::MemberId(rid);
+    let now = c.now;
+    for _ in 0..5 {
+        c.nodes[0]
+            .client
+            .send(now, to.clone(), Bytes::from_static(b"x"), CONFIRM)
+            .unwrap();
+    }
+    // The receiver's client acknowledges receipt at once, its application
+    // takes nothing: the messages move from the queue to the untaken list
+    // and the member stays over its limit of 4 past the grace.
+    c.run_for(1_000, 20);
+    assert_eq!(
+        c.server.stats().evictions,
+        1,
+        "a member over its limit for longer than the grace must be evicted"
+    );
+}

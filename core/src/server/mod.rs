@@ -116,6 +116,9 @@ pub struct Server {
     outputs: VecDeque<Output>,
     dirty: ready::Ready,
     scratch: Vec<u64>,
+    /// Received items waiting for the application to take them, found
+    /// while processing one `DeliveryAck` (kept for its capacity).
+    scratch_untaken: Vec<u64>,
     /// Reused list of the pieces of a transmit.
     tx_parts: Vec<Bytes>,
     /// Wake-ups recorded by input handlers, run by `settle`.
@@ -173,6 +176,7 @@ impl Server {
             outputs: VecDeque::new(),
             dirty: ready::Ready::default(),
             scratch: Vec::new(),
+            scratch_untaken: Vec::new(),
             tx_parts: Vec::new(),
             wake: settle::Wakeups::default(),
             shutting_down: false,

@@ -598,6 +598,8 @@ impl Server {
     pub(super) fn on_delivery_ack(&mut self, id: u64, through: u64) {
         let mut done = std::mem::take(&mut self.scratch);
         done.clear();
+        let mut waiting = std::mem::take(&mut self.scratch_untaken);
+        waiting.clear();
         let half = (
             self.config.member_queue_items_max / 2,
             self.config.member_queue_bytes_max / 2,
@@ -616,7 +618,21 @@ impl Server {
                 }
                 let bytes = front.bytes;
                 if front.tracked {
-                    done.push(front.gseq);
+                    // A message that asks for an outcome, to a client that
+                    // reports what its application takes, waits for that
+                    // (moved to `untaken` now, so that the limits below see
+                    // it); any other is delivered.
+                    let gseq = front.gseq;
+                    let wait = m.reports_taken
+                        && gseq > m.taken_through
+                        && self.inflight.get(gseq).is_some_and(|f| f.confirm);
+                    if wait {
+                        debug_assert!(m.untaken.back().is_none_or(|&b| b < gseq));
+                        m.untaken.push_back(gseq);
+                        waiting.push(gseq);
+                    } else {
+                        done.push(gseq);
+                    }
                 }
                 if front.notice.is_some() {
                     m.notices_queued -= 1;
@@ -675,27 +691,19 @@ impl Server {
             }
         }
         for gseq in done.drain(..) {
-            self.received_one(gseq, id);
+            self.resolve_one(gseq, None, id);
+        }
+        for gseq in waiting.drain(..) {
+            self.received_untaken(gseq);
         }
         self.scratch = done;
+        self.scratch_untaken = waiting;
     }
 
-    /// Member `id`'s client received tracked item `gseq`: delivered, or,
-    /// when the message asks for an outcome and the client reports what
-    /// its application takes, received and waiting to be taken.
-    fn received_one(&mut self, gseq: u64, id: u64) {
-        let wait = self.members.get(&id).is_some_and(|m| {
-            m.reports_taken
-                && gseq > m.taken_through
-                && self.inflight.get(gseq).is_some_and(|f| f.confirm)
-        });
-        if !wait {
-            return self.resolve_one(gseq, None, id);
-        }
-        if let Some(m) = self.members.get_mut(&id) {
-            debug_assert!(m.untaken.back().is_none_or(|&b| b < gseq));
-            m.untaken.push_back(gseq);
-        }
+    /// An addressee's client received tracked item `gseq` (already in its
+    /// `untaken` list): it waits for the application to take it, and no
+    /// longer for receipt.
+    fn received_untaken(&mut self, gseq: u64) {
         let Some(f) = self.inflight.get_mut(gseq) else {
             debug_assert!(false, "tracked item without an in-flight record");
             return;
