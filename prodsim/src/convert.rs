@@ -24,16 +24,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use switchboard_sim::checkers::CHECKERS;
-use switchboard_sim::history::{Act, Bounds, History, MsgId, Proc, ViewChange, Violation};
+use switchboard_sim::history::{Act, Bounds, History, Ms, MsgId, Proc, ViewChange, Violation};
 
-use crate::record::{ApiAct, ApiEntry, CallKind, CallResult};
+use crate::record::{ApiAct, ApiEntry, CallKind, CallResult, PAYLOAD_BYTES};
 
 /// Synthetic sequences of group operations start here.
 const GROUP_SEQ_BASE: u64 = 1 << 60;
-
-/// Payload length of every message the workload sends
-/// ([`payload`](crate::record::payload)).
-const PAYLOAD_BYTES: u32 = 16;
 
 /// Converts and runs every checker.
 pub fn check(log: &[ApiEntry], b: &Bounds) -> Vec<Violation> {
@@ -78,9 +74,43 @@ pub fn to_history(log: &[ApiEntry]) -> History {
     }
     let mut h = History::default();
     let mut removed: BTreeSet<(u64, u64)> = BTreeSet::new();
+    // A session is in the history from when it began, not from when its
+    // application read the event: a member that reads its stream late
+    // (slow reader, flood) may have lost that session meanwhile, and its
+    // removal must follow its registration. When it began is known from
+    // the first other member that read its `Joined` at the registration's
+    // position.
+    let mut joined: BTreeMap<(u64, u64, u64), Ms> = BTreeMap::new();
     for e in log {
-        let at = e.at;
-        match &e.act {
+        if let ApiAct::ViewEvent {
+            run,
+            gseq,
+            change: ViewChange::Joined(id),
+            ..
+        } = &e.act
+        {
+            let t = joined.entry((*run, *id, *gseq)).or_insert(e.at);
+            *t = (*t).min(e.at);
+        }
+    }
+    let mut ordered: Vec<(Ms, &ApiAct)> = log
+        .iter()
+        .map(|e| match &e.act {
+            ApiAct::Registered {
+                run,
+                member_id,
+                position,
+                ..
+            } => {
+                let began = joined.get(&(*run, *member_id, *position));
+                (began.map_or(e.at, |t| (*t).min(e.at)), &e.act)
+            }
+            act => (e.at, act),
+        })
+        .collect();
+    ordered.sort_by_key(|(at, _)| *at);
+    for (at, act) in ordered {
+        match act {
             ApiAct::Started {
                 proc,
                 instance,
@@ -98,7 +128,11 @@ pub fn to_history(log: &[ApiEntry]) -> History {
             ApiAct::ServerCrashed { run } => h.push(at, Act::ServerCrashed { server: *run }),
             ApiAct::Call { proc, call, kind } => match kind {
                 CallKind::Send {
-                    to, tag, confirm, ..
+                    to,
+                    tag,
+                    confirm,
+                    bytes,
+                    ..
                 } => {
                     if let Some(id) = ids.get(tag) {
                         h.push(
@@ -115,7 +149,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                                 // request's final status, so G8's rules for
                                 // requests cannot be judged here.
                                 request: false,
-                                bytes: PAYLOAD_BYTES,
+                                bytes: *bytes,
                             },
                         );
                     }
@@ -304,7 +338,7 @@ pub fn to_history(log: &[ApiEntry]) -> History {
                     );
                 }
             }
-            ApiAct::SubItem { .. } => {}
+            ApiAct::SubItem { .. } | ApiAct::ServerMemory { .. } => {}
             ApiAct::Fault {
                 slot,
                 from,
@@ -342,7 +376,9 @@ pub fn to_history(log: &[ApiEntry]) -> History {
 
 /// Counters of what a run reached.
 pub fn reached(log: &[ApiEntry]) -> Vec<(&'static str, u64)> {
-    let mut c = [0u64; 9];
+    let mut c = [0u64; 11];
+    // Budget evictions per server run (each sample holds the run's count).
+    let mut cut: BTreeMap<u64, u64> = BTreeMap::new();
     for e in log {
         match &e.act {
             ApiAct::Registered { session_lost, .. } => {
@@ -362,9 +398,21 @@ pub fn reached(log: &[ApiEntry]) -> Vec<(&'static str, u64)> {
             } => c[6] += 1,
             ApiAct::SubItem { .. } => c[7] += 1,
             ApiAct::Call { .. } => c[8] += 1,
+            ApiAct::ServerMemory {
+                run,
+                held,
+                budget,
+                evictions,
+                ..
+            } => {
+                c[9] += u64::from(*held > budget / 2);
+                let n = cut.entry(*run).or_default();
+                *n = (*n).max(*evictions);
+            }
             _ => {}
         }
     }
+    c[10] = cut.values().sum();
     [
         "registrations",
         "sessions_lost",
@@ -375,6 +423,8 @@ pub fn reached(log: &[ApiEntry]) -> Vec<(&'static str, u64)> {
         "nacks",
         "subscription_items",
         "calls",
+        "memory_samples_over_half_budget",
+        "budget_evictions",
     ]
     .into_iter()
     .zip(c)
@@ -450,6 +500,34 @@ mod tests {
     }
 
     #[test]
+    fn a_registration_read_late_counts_from_when_others_saw_it_join() {
+        // The member's application reads its second registration (position
+        // 200) only at 900, after that session failed (300): the session
+        // began when P read its join at 210, so the failure at 300 is a new
+        // removal, and the member is out of session from 300.
+        let joined = e(
+            210,
+            ApiAct::ViewEvent {
+                proc: P,
+                run: 1,
+                gseq: 200,
+                change: ViewChange::Joined(5),
+                epoch: 200,
+            },
+        );
+        let mut late = reg(200);
+        late.at = 900;
+        let log = [reg(0), failed(100, P), joined, failed(300, P), late];
+        assert_eq!(removals(&to_history(&log)), vec![100, 300]);
+        // Without the witness it would count from 900, and the failure at
+        // 300 would seem to be the first session's again.
+        let mut late = reg(200);
+        late.at = 900;
+        let log = [reg(0), failed(100, P), failed(300, P), late];
+        assert_eq!(removals(&to_history(&log)), vec![100]);
+    }
+
+    #[test]
     fn a_send_gets_its_id_from_its_result_or_a_delivery() {
         let call = |call, tag| {
             e(
@@ -463,6 +541,7 @@ mod tests {
                         confirm: false,
                         request: false,
                         probe: false,
+                        bytes: PAYLOAD_BYTES,
                     },
                 },
             )

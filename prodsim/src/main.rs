@@ -29,11 +29,11 @@ struct Args {
     json: bool,
     /// Fault kinds: `+kind` adds one to the default mix, `-kind` removes
     /// one (partition, hold, delay, reset, member-crash, server-crash,
-    /// slow-reader, stop-reading, stop-reading-sub); comma separated.
+    /// slow-reader, stop-reading, stop-reading-sub, flood); comma separated.
     #[arg(long, default_value = "")]
     faults: String,
     /// Arm a deliberate adapter bug: reorder-writes, drop-event,
-    /// reorder-when-full, stall-on-lagging-sub.
+    /// reorder-when-full, stall-on-lagging-sub, ignore-budget.
     #[arg(long)]
     bug: Option<String>,
 }

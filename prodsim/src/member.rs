@@ -22,11 +22,16 @@ use tokio::task::spawn_local;
 
 use crate::net::SimConnector;
 use crate::plan::StreamKind;
-use crate::record::{payload, read_payload, ApiAct, CallKind, CallResult};
+use crate::record::{payload_sized, read_payload, ApiAct, CallKind, CallResult, PAYLOAD_BYTES};
 use crate::world::{now_ms, Shared, SERVER_ADDR};
 
 /// Tags of replies have this bit set.
 const REPLY_TAG: u64 = 1 << 63;
+
+/// Payload of a flood message, bytes (chunked on the wire).
+const FLOOD_BYTES: u32 = 96 * 1024;
+/// A flooding member's sends not yet resolved at most.
+const FLOOD_OUTSTANDING_MAX: usize = 32;
 
 /// Groups the workload uses.
 const GROUPS: [&str; 2] = ["g0", "g1"];
@@ -83,6 +88,10 @@ pub async fn host(sh: Arc<Shared>, slot: usize) -> turmoil::Result {
         process,
     );
     config.core.incarnation = incarnation;
+    // Room for a flood to reach the server's memory budget: a sender's
+    // unconfirmed messages are bounded by its outbox (8 MiB by default,
+    // half the simulated server's budget).
+    config.core.outbox_bytes_max = 32 << 20;
     config.events_max = crate::world::EVENTS_MAX;
     config.commands_max = 64;
     let connected_run = Arc::new(AtomicU64::new(0));
@@ -114,6 +123,7 @@ pub async fn host(sh: Arc<Shared>, slot: usize) -> turmoil::Result {
             Err(e) => sub.resolve(call, CallResult::Failed(e.to_string())),
         }
     });
+    spawn_local(flood(l.clone()));
     workload(l, mix(incarnation, 3)).await;
     std::future::pending::<()>().await;
     Ok(())
@@ -177,7 +187,15 @@ async fn workload(l: Rc<Local>, seed: u64) {
         let unread = l.unread(StreamKind::Main).is_some() || l.unread(StreamKind::Sub).is_some();
         if unread {
             let tag = l.tag();
-            send(&l, Address::Broadcast, tag, false, false, true);
+            send(
+                &l,
+                Address::Broadcast,
+                tag,
+                false,
+                false,
+                true,
+                PAYLOAD_BYTES,
+            );
             continue;
         }
         let to = match rng.gen_range(0..6) {
@@ -203,15 +221,15 @@ async fn workload(l: Rc<Local>, seed: u64) {
         match rng.gen_range(0..100) {
             0..=44 => {
                 let tag = l.tag();
-                send(&l, to, tag, false, false, false);
+                send(&l, to, tag, false, false, false, PAYLOAD_BYTES);
             }
             45..=59 => {
                 let tag = l.tag();
-                send(&l, to, tag, true, false, false);
+                send(&l, to, tag, true, false, false, PAYLOAD_BYTES);
             }
             60..=67 => {
                 let tag = l.tag();
-                send(&l, to, tag, false, true, false);
+                send(&l, to, tag, false, true, false, PAYLOAD_BYTES);
             }
             68..=77 => {
                 let group = GROUPS[rng.gen_range(0..2)].to_owned();
@@ -254,7 +272,9 @@ async fn workload(l: Rc<Local>, seed: u64) {
                             },
                             Pending::Other,
                         );
-                        let r = c.me.post(to.clone(), payload(tag)).await;
+                        let r =
+                            c.me.post(to.clone(), payload_sized(tag, PAYLOAD_BYTES))
+                                .await;
                         c.resolve(call, done(r));
                     }
                     let call = c.call(CallKind::Flush, Pending::Other);
@@ -289,8 +309,39 @@ fn done<T>(r: Result<T, Error>) -> CallResult {
     }
 }
 
+/// While a flood fault names this member as the flooder: plain sends of
+/// large messages to the flooded member, as fast as they are acked (at most
+/// [`FLOOD_OUTSTANDING_MAX`] unresolved), one per 5 ms at most.
+async fn flood(l: Rc<Local>) {
+    let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    while now_ms() < l.sh.cfg.active_ms {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        running.retain(|h| !h.is_finished());
+        let Some((target, until)) = l.sh.flood(l.proc.slot) else {
+            continue;
+        };
+        if now_ms() >= until || running.len() >= FLOOD_OUTSTANDING_MAX {
+            continue;
+        }
+        let to = Address::Member {
+            instance: instance_of(target),
+            process: process_of(target),
+        };
+        let tag = l.tag();
+        running.push(send(&l, to, tag, false, false, false, FLOOD_BYTES));
+    }
+}
+
 /// Starts a send, confirmed send or request of a fresh tag.
-fn send(l: &Rc<Local>, to: Address, tag: u64, confirm: bool, request: bool, probe: bool) {
+fn send(
+    l: &Rc<Local>,
+    to: Address,
+    tag: u64,
+    confirm: bool,
+    request: bool,
+    probe: bool,
+    bytes: u32,
+) -> tokio::task::JoinHandle<()> {
     let c = l.clone();
     spawn_local(async move {
         let p = if confirm || request {
@@ -304,10 +355,12 @@ fn send(l: &Rc<Local>, to: Address, tag: u64, confirm: bool, request: bool, prob
             confirm,
             request,
             probe,
+            bytes,
         };
         let call = c.call(kind, p);
+        let payload = || payload_sized(tag, bytes);
         let result = if request {
-            match c.me.request(to, payload(tag), Duration::from_secs(3)).await {
+            match c.me.request(to, payload(), Duration::from_secs(3)).await {
                 Ok(_) => CallResult::Reply,
                 Err(Error::Request(RequestError::Nacked(reason))) => {
                     CallResult::Failed(format!("request refused: {reason:?}"))
@@ -317,7 +370,7 @@ fn send(l: &Rc<Local>, to: Address, tag: u64, confirm: bool, request: bool, prob
                 Err(e) => CallResult::Failed(e.to_string()),
             }
         } else if confirm {
-            match c.me.send_confirmed(to, payload(tag)).await {
+            match c.me.send_confirmed(to, payload()).await {
                 Ok(o) => CallResult::Outcome {
                     seq: o.seq,
                     delivered: o.delivered,
@@ -327,14 +380,14 @@ fn send(l: &Rc<Local>, to: Address, tag: u64, confirm: bool, request: bool, prob
                 Err(e) => CallResult::Failed(e.to_string()),
             }
         } else {
-            match c.me.send(to, payload(tag)).await {
+            match c.me.send(to, payload()).await {
                 Ok(seq) => CallResult::Acked(seq),
                 Err(Error::Nacked { seq, reason }) => CallResult::Nacked { seq, reason },
                 Err(e) => CallResult::Failed(e.to_string()),
             }
         };
         c.resolve(call, result);
-    });
+    })
 }
 
 /// Notes each new session (member id, server run) as the connection state
@@ -432,7 +485,9 @@ async fn read_events(l: Rc<Local>, mut events: EventStream, seed: u64) {
                     let c = l.clone();
                     let tag = REPLY_TAG | l.tag();
                     spawn_local(async move {
-                        let _ = c.me.reply(m.reply_to(), payload(tag)).await;
+                        let _ =
+                            c.me.reply(m.reply_to(), payload_sized(tag, PAYLOAD_BYTES))
+                                .await;
                     });
                 }
             }

@@ -64,11 +64,16 @@ pub enum FaultKind {
     /// (its event stream is still read): the subscription lags, and the
     /// member goes on acking, sending and being heard.
     StopReadingSub,
+    /// The member's application stops reading its event stream while the
+    /// next member (slot + 1) sends it large messages (96 KiB) as fast as
+    /// its acks come back: the member's queue at the server grows until the
+    /// server's memory budget (or its queue limit) cuts it off.
+    Flood,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::Partition,
         FaultKind::Hold,
         FaultKind::Delay,
@@ -78,9 +83,10 @@ impl FaultKind {
         FaultKind::SlowReader,
         FaultKind::StopReading,
         FaultKind::StopReadingSub,
+        FaultKind::Flood,
     ];
     /// The default mix.
-    pub const DEFAULT: [FaultKind; 8] = [
+    pub const DEFAULT: [FaultKind; 9] = [
         FaultKind::Partition,
         FaultKind::Hold,
         FaultKind::Delay,
@@ -89,6 +95,7 @@ impl FaultKind {
         FaultKind::ServerCrash,
         FaultKind::SlowReader,
         FaultKind::StopReadingSub,
+        FaultKind::Flood,
     ];
 
     /// Its name (CLI, JSON, history).
@@ -103,6 +110,7 @@ impl FaultKind {
             FaultKind::SlowReader => "slow-reader",
             FaultKind::StopReading => "stop-reading",
             FaultKind::StopReadingSub => "stop-reading-sub",
+            FaultKind::Flood => "flood",
         }
     }
 
@@ -169,6 +177,7 @@ pub fn generate(seed: u64, cfg: &ProdConfig) -> Plan {
                 FaultKind::Reset => 1,
                 FaultKind::MemberCrash | FaultKind::ServerCrash => rng.gen_range(200..8_000),
                 FaultKind::SlowReader => rng.gen_range(500..6_000),
+                FaultKind::Flood => rng.gen_range(2_000..6_000),
                 FaultKind::StopReading | FaultKind::StopReadingSub => cfg.active_ms + cfg.heal_ms,
             };
             let slot = if kind == FaultKind::ServerCrash {
@@ -176,7 +185,9 @@ pub fn generate(seed: u64, cfg: &ProdConfig) -> Plan {
             } else {
                 Some(rng.gen_range(0..cfg.members))
             };
-            let stream = if kind == FaultKind::StopReadingSub || rng.gen_bool(0.5) {
+            let stream = if kind == FaultKind::Flood {
+                StreamKind::Main
+            } else if kind == FaultKind::StopReadingSub || rng.gen_bool(0.5) {
                 StreamKind::Sub
             } else {
                 StreamKind::Main
@@ -210,6 +221,7 @@ pub fn bug_name(f: Fault) -> &'static str {
         Fault::DropEventWhenFull => "drop-event",
         Fault::ReorderWhenFull => "reorder-when-full",
         Fault::StallOnLaggingSubscription => "stall-on-lagging-sub",
+        Fault::IgnoreMemoryBudget => "ignore-budget",
     }
 }
 
@@ -220,6 +232,7 @@ pub fn parse_bug(s: &str) -> Option<Fault> {
         Fault::DropEventWhenFull,
         Fault::ReorderWhenFull,
         Fault::StallOnLaggingSubscription,
+        Fault::IgnoreMemoryBudget,
     ]
     .into_iter()
     .find(|f| bug_name(*f) == s)

@@ -9,6 +9,11 @@
 //!   member was told it fell behind (a `Gap`, or a registration that lost
 //!   the session). A member frozen because one stream is unread, with
 //!   nothing said, breaks it.
+//! * **The server stays inside its memory budget.** Every sample of what
+//!   the server holds (its state machine's queues and buffers, the reads
+//!   waiting for it, the transmits waiting for the writers) is at most
+//!   `memory_max_bytes` plus [`BUDGET_SLACK`] of it: the budget is
+//!   enforced every 20 ms, so what arrives in between may pass it briefly.
 
 use std::collections::BTreeMap;
 
@@ -20,14 +25,23 @@ use crate::record::{ApiAct, ApiEntry, CallKind};
 /// How long a plain send may wait for its ack on a healthy link, ms.
 pub const STALL_MS: u64 = 10_000;
 
+/// What a sample may hold above the budget, as a fraction of it (1/8):
+/// the budget is checked at most every 20 ms, after a batch of input.
+pub const BUDGET_SLACK: usize = 8;
+
 /// Name of the first promise.
 pub const RESOLVES: &str = "A1 every call resolves";
 /// Name of the second promise.
 pub const NO_SILENT_STALL: &str = "A2 no silent stall";
+/// Name of the third promise.
+pub const WITHIN_BUDGET: &str = "A3 server within its memory budget";
 
 /// Faults that do not excuse a slow ack (they concern only the reading).
 fn excuses(kind: &str) -> bool {
-    !matches!(kind, "slow-reader" | "stop-reading" | "stop-reading-sub")
+    !matches!(
+        kind,
+        "slow-reader" | "stop-reading" | "stop-reading-sub" | "flood"
+    )
 }
 
 /// Checks both promises.
@@ -40,6 +54,7 @@ pub fn check(log: &[ApiEntry], _cfg: &ProdConfig) -> Vec<Violation> {
     let mut crashes: Vec<(u64, Proc)> = Vec::new();
     let mut told: Vec<(u64, Proc)> = Vec::new();
     let mut faults: Vec<(Option<usize>, u64, u64)> = Vec::new();
+    let mut over_budget = 0usize;
     for e in log {
         match &e.act {
             ApiAct::Call { proc, call, kind } => {
@@ -62,6 +77,29 @@ pub fn check(log: &[ApiEntry], _cfg: &ProdConfig) -> Vec<Violation> {
                 until,
                 kind,
             } if excuses(kind) => faults.push((*slot, *from, *until)),
+            ApiAct::ServerMemory {
+                run,
+                held,
+                state,
+                input,
+                write_queue,
+                budget,
+                ..
+            } if *held > budget + budget / BUDGET_SLACK => {
+                over_budget += 1;
+                if over_budget <= 10 {
+                    out.push(Violation {
+                        guarantee: WITHIN_BUDGET,
+                        detail: format!(
+                            "server run {run} at {} ms held {held} bytes (state {state}, \
+                             reads {input}, write queue {write_queue}), budget {budget} \
+                             plus {} allowed",
+                            e.at,
+                            budget / BUDGET_SLACK
+                        ),
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -152,6 +190,7 @@ mod tests {
                     confirm: false,
                     request: false,
                     probe: true,
+                    bytes: crate::record::PAYLOAD_BYTES,
                 },
             },
         )
@@ -242,5 +281,29 @@ mod tests {
         );
         let log = [slow, send(100, 1), acked(12_000, 1), fin(30_000)];
         assert_eq!(names(&log), vec![NO_SILENT_STALL]);
+    }
+
+    fn memory(at: u64, held: usize) -> ApiEntry {
+        e(
+            at,
+            ApiAct::ServerMemory {
+                run: 1,
+                held,
+                state: held,
+                input: 0,
+                write_queue: 0,
+                budget: 16 << 20,
+                evictions: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn a_server_over_its_budget_and_allowance_fails() {
+        let budget = 16usize << 20;
+        let edge = budget + budget / BUDGET_SLACK;
+        assert!(names(&[memory(10, budget), memory(20, edge), fin(30_000)]).is_empty());
+        let n = names(&[memory(10, budget), memory(20, edge + 1), fin(30_000)]);
+        assert_eq!(n, vec![WITHIN_BUDGET]);
     }
 }

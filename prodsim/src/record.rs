@@ -22,6 +22,8 @@ pub enum CallKind {
         request: bool,
         /// A probe sent while one of the member's streams is unread.
         probe: bool,
+        /// Payload length, bytes.
+        bytes: u32,
     },
     /// `post` of a tagged payload (no seq is returned).
     Post {
@@ -207,6 +209,23 @@ pub enum ApiAct {
         /// Kind name.
         kind: &'static str,
     },
+    /// A sample of what the server holds against its memory budget.
+    ServerMemory {
+        /// Server run.
+        run: u64,
+        /// Everything the budget counts, bytes.
+        held: usize,
+        /// Of it: the state machine's queues and buffers.
+        state: usize,
+        /// Of it: reads not yet processed.
+        input: usize,
+        /// Of it: transmits not yet written.
+        write_queue: usize,
+        /// The budget, bytes.
+        budget: usize,
+        /// Members cut off for the budget in this run so far.
+        evictions: u64,
+    },
     /// End of run: a live member's state.
     Final {
         /// The process.
@@ -269,11 +288,23 @@ pub fn trace_hash(log: &[ApiEntry]) -> u64 {
     h
 }
 
+/// Length of an ordinary payload: the tag and its checksum.
+pub const PAYLOAD_BYTES: u32 = 16;
+
 /// The payload of a tagged message: the tag and a checksum of it.
 pub fn payload(tag: u64) -> bytes::Bytes {
-    let mut v = Vec::with_capacity(16);
+    payload_sized(tag, PAYLOAD_BYTES)
+}
+
+/// A tagged payload of `len` bytes (at least [`PAYLOAD_BYTES`]): the tag,
+/// the checksum of tag and length, then filler derived from the tag, so
+/// that a truncated, extended or altered copy shows.
+pub fn payload_sized(tag: u64, len: u32) -> bytes::Bytes {
+    let len = len.max(PAYLOAD_BYTES) as usize;
+    let mut v = Vec::with_capacity(len);
     v.extend_from_slice(&tag.to_be_bytes());
-    v.extend_from_slice(&checksum(tag).to_be_bytes());
+    v.extend_from_slice(&checksum(tag, len).to_be_bytes());
+    v.extend((16..len).map(|i| filler(tag, i)));
     bytes::Bytes::from(v)
 }
 
@@ -281,11 +312,20 @@ pub fn payload(tag: u64) -> bytes::Bytes {
 pub fn read_payload(p: &[u8]) -> Option<(u64, bool)> {
     let tag = u64::from_be_bytes(p.get(..8)?.try_into().ok()?);
     let sum = u64::from_be_bytes(p.get(8..16)?.try_into().ok()?);
-    Some((tag, sum == checksum(tag) && p.len() == 16))
+    let intact = sum == checksum(tag, p.len())
+        && p[16..]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == filler(tag, i + 16));
+    Some((tag, intact))
 }
 
-fn checksum(tag: u64) -> u64 {
-    tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5157_1c4e
+fn filler(tag: u64, i: usize) -> u8 {
+    (tag as u8) ^ (i as u8) ^ ((i >> 8) as u8)
+}
+
+fn checksum(tag: u64, len: usize) -> u64 {
+    tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5157_1c4e ^ (len as u64) << 40
 }
 
 #[cfg(test)]
@@ -300,5 +340,12 @@ mod tests {
         bad[15] ^= 1;
         assert_eq!(read_payload(&bad), Some((0x1234, false)));
         assert_eq!(read_payload(b"short"), None);
+        let big = payload_sized(0x99, 5_000);
+        assert_eq!(big.len(), 5_000);
+        assert_eq!(read_payload(&big), Some((0x99, true)));
+        let mut bad = big.to_vec();
+        bad[4_000] ^= 1;
+        assert_eq!(read_payload(&bad), Some((0x99, false)));
+        assert_eq!(read_payload(&big[..4_999]), Some((0x99, false)));
     }
 }

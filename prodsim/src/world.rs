@@ -27,6 +27,13 @@ pub const CLUSTER: &str = "prodsim";
 /// fills within a run).
 pub const EVENTS_MAX: usize = 12;
 
+/// The server's memory budget: the smallest the server accepts (16 MiB),
+/// so that a flood of large messages to a member that stops reading
+/// reaches it within a run.
+pub const MEMORY_MAX_BYTES: usize = switchboard_server::config::MEMORY_MAX_BYTES_MIN;
+/// How often the server's memory is sampled, ms of simulated time.
+pub const MEMORY_SAMPLE_MS: u64 = 50;
+
 /// The cluster secret.
 pub fn secret() -> Secret {
     // 32 fixed bytes are a valid secret; the error path cannot happen.
@@ -81,6 +88,7 @@ pub struct Shared {
     procs: Mutex<Vec<Option<Proc>>>,
     resets: Vec<AtomicBool>,
     reading: Mutex<Vec<Option<(StreamKind, u64)>>>,
+    floods: Mutex<Vec<Option<(usize, u64)>>>,
 }
 
 impl Shared {
@@ -96,6 +104,7 @@ impl Shared {
             procs: Mutex::new(vec![None; n]),
             resets: (0..n).map(|_| AtomicBool::new(false)).collect(),
             reading: Mutex::new(vec![None; n]),
+            floods: Mutex::new(vec![None; n]),
         }
     }
 
@@ -128,6 +137,15 @@ impl Shared {
 
     fn set_reading(&self, slot: usize, r: Option<(StreamKind, u64)>) {
         self.reading.lock().unwrap_or_else(PoisonError::into_inner)[slot] = r;
+    }
+
+    /// The member a slot floods now, with the flood's end.
+    pub fn flood(&self, slot: usize) -> Option<(usize, u64)> {
+        self.floods.lock().unwrap_or_else(PoisonError::into_inner)[slot]
+    }
+
+    fn set_flood(&self, slot: usize, f: Option<(usize, u64)>) {
+        self.floods.lock().unwrap_or_else(PoisonError::into_inner)[slot] = f;
     }
 }
 
@@ -302,6 +320,18 @@ fn simulate(seed: u64, cfg: &ProdConfig, plan: &Plan) -> (Vec<ApiEntry>, Option<
                         sh.set_reading(slot, None);
                     }
                 }
+                (FaultKind::Flood, start, _) => {
+                    if let Some(slot) = f.slot {
+                        let flooder = (slot + 1) % cfg.members;
+                        if start {
+                            sh.set_reading(slot, Some((StreamKind::Main, f.until)));
+                            sh.set_flood(flooder, Some((slot, f.until)));
+                        } else {
+                            sh.set_reading(slot, None);
+                            sh.set_flood(flooder, None);
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -327,8 +357,22 @@ async fn server_host(sh: Arc<Shared>) -> turmoil::Result {
     let mut opts = ServerOptions::new(server_config());
     opts.internal = ([0, 0, 0, 0], 3900).into();
     opts.connections_max = 64;
+    opts.memory_max_bytes = MEMORY_MAX_BYTES;
     let rng = Box::new(ChaCha8Rng::seed_from_u64(member::mix(sh.seed, run)));
-    let _server = switchboard_server::run_with(opts, listener, rng)?;
-    std::future::pending::<()>().await;
-    Ok(())
+    let server = switchboard_server::run_with(opts, listener, rng)?;
+    // Samples what the server holds against its budget.
+    loop {
+        tokio::time::sleep(Duration::from_millis(MEMORY_SAMPLE_MS)).await;
+        if let Some(m) = server.memory().await {
+            sh.rec.push(ApiAct::ServerMemory {
+                run,
+                held: m.held_bytes,
+                state: m.state_bytes,
+                input: m.input_bytes,
+                write_queue: m.write_queue_bytes,
+                budget: m.budget_bytes,
+                evictions: m.budget_evictions,
+            });
+        }
+    }
 }

@@ -52,6 +52,10 @@ fn the_default_sweep_has_no_violations() {
         "resumes",
         "deliveries",
         "subscription_items",
+        // The memory budget is reached and enforced (floods), so that the
+        // budget promise (A3) is judged on samples near the budget.
+        "memory_samples_over_half_budget",
+        "budget_evictions",
     ] {
         assert!(reached(name) > 0, "the sweep never reached {name}");
     }
@@ -135,6 +139,18 @@ fn a_member_frozen_by_an_unread_stream_is_caught() {
         seed.is_some(),
         "a member frozen by an unread stream went unnoticed"
     );
+}
+
+/// A server that measures what it holds but never cuts a member off for
+/// its memory budget: the floods of the default mix take it past the
+/// budget.
+#[test]
+fn a_server_that_ignores_its_memory_budget_is_caught() {
+    let seed = first_caught(
+        &with_bug(Fault::IgnoreMemoryBudget),
+        &[promises::WITHIN_BUDGET],
+    );
+    assert!(seed.is_some(), "an ignored memory budget went unnoticed");
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub enum Fault {
     /// subscription is full, instead of dropping that subscription's
     /// events (the "watch freeze": one unread stream stalls the member).
     StallOnLaggingSubscription,
+    /// The server's core task measures what it holds but never cuts off a
+    /// member for the memory budget.
+    IgnoreMemoryBudget,
 }
 
 thread_local! {

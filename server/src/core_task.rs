@@ -63,6 +63,8 @@ pub(crate) enum CoreMsg {
         from: u64,
         reply: oneshot::Sender<Subscription>,
     },
+    /// What the server holds against its memory budget now.
+    Memory(oneshot::Sender<MemoryUse>),
     /// New access rules (reloaded): applied to new connections, and every
     /// open connection they no longer permit is closed; the reply is how
     /// many were.
@@ -150,6 +152,37 @@ impl DenialLog {
 
 /// Addresses remembered in cool-down at most.
 const COOLDOWN_ADDRESSES_MAX: usize = 65_536;
+
+/// What the server holds against its memory budget
+/// ([`ServerHandle::memory`](crate::ServerHandle::memory)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// Everything the budget counts: the three parts below.
+    pub held_bytes: usize,
+    /// The state machine's queues and buffers (`Server::memory_bytes`).
+    pub state_bytes: usize,
+    /// Reads handed to the state machine and not yet processed.
+    pub input_bytes: usize,
+    /// Transmits handed to the connections' writers, not yet written.
+    pub write_queue_bytes: usize,
+    /// The budget (`memory_max_bytes`).
+    pub budget_bytes: usize,
+    /// Members cut off for the budget since the start.
+    pub budget_evictions: u64,
+}
+
+/// True when the deliberate bug "the budget is never enforced" is armed
+/// (production-path simulator only).
+#[cfg(feature = "fault-injection")]
+fn budget_ignored() -> bool {
+    switchboard_runtime::fault::armed(switchboard_runtime::fault::Fault::IgnoreMemoryBudget)
+}
+
+/// Without fault injection the budget is always enforced.
+#[cfg(not(feature = "fault-injection"))]
+fn budget_ignored() -> bool {
+    false
+}
 
 /// How often the memory budget is checked at most.
 const BUDGET_CHECK_INTERVAL: Duration = Duration::from_millis(20);
@@ -428,6 +461,10 @@ impl Core {
                 let _ = reply.send(snap);
                 None
             }
+            CoreMsg::Memory(reply) => {
+                let _ = reply.send(self.memory_use());
+                None
+            }
             CoreMsg::Acl { acl, reply } => {
                 let closed = self.apply_acl(acl);
                 let _ = reply.send(closed);
@@ -659,6 +696,25 @@ impl Core {
         self.refusals.clear();
     }
 
+    /// What the server holds against its budget now (the sum
+    /// [`check_budget`](Core::check_budget) compares with it).
+    fn memory_use(&self) -> MemoryUse {
+        let state_bytes = self.server.memory_bytes();
+        let input_bytes = self
+            .guard
+            .input_bytes_max
+            .saturating_sub(self.guard.input.available_permits());
+        let write_queue_bytes = self.guard.queued.load(Ordering::Relaxed);
+        MemoryUse {
+            held_bytes: state_bytes + input_bytes + write_queue_bytes,
+            state_bytes,
+            input_bytes,
+            write_queue_bytes,
+            budget_bytes: self.guard.memory_max_bytes,
+            budget_evictions: self.budget_evictions,
+        }
+    }
+
     /// Keeps what peers make the server hold under `memory_max_bytes`: the
     /// state machine's queues and buffers plus the reads waiting for it.
     /// Over it, the member holding the most is cut off (it is the one that
@@ -671,15 +727,10 @@ impl Core {
         }
         self.last_budget_check = now;
         let budget = self.guard.memory_max_bytes;
-        let input = self
-            .guard
-            .input_bytes_max
-            .saturating_sub(self.guard.input.available_permits());
         let mut cut = false;
         loop {
-            let queued = self.guard.queued.load(Ordering::Relaxed);
-            let held = self.server.memory_bytes() + input + queued;
-            if held <= budget {
+            let held = self.memory_use().held_bytes;
+            if held <= budget || budget_ignored() {
                 break;
             }
             let Some((id, name, bytes)) = self.server.largest_member() else {

@@ -52,6 +52,7 @@ mod page;
 mod snapshot;
 mod view;
 
+pub use core_task::MemoryUse;
 pub use view::{MemberView, MembersView, StatsView};
 
 use std::net::SocketAddr;
@@ -189,6 +190,19 @@ impl ServerHandle {
             .await
             .map_err(|_| ReloadError::Stopped)?;
         rx.await.map_err(|_| ReloadError::Stopped)
+    }
+
+    /// What the server holds against its memory budget now
+    /// (`memory_max_bytes`): the state machine's queues and buffers, the
+    /// reads waiting for it and the transmits waiting for the writers;
+    /// `None` once the server has stopped.
+    pub async fn memory(&self) -> Option<MemoryUse> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.core_tx
+            .send(core_task::CoreMsg::Memory(reply))
+            .await
+            .ok()?;
+        rx.await.ok()
     }
 
     /// A trigger for a graceful shutdown that can be moved elsewhere (a
