@@ -20,6 +20,13 @@
 //!   `Facts::live_addressee_at_nack`; for a group or anycast address,
 //!   in the group throughout; for an instance, group or broadcast, not the
 //!   sender).
+//! - A `Nacked` with `UnknownDestination` or `DestinationGone` received
+//!   before the restart grace of the sender's server ended is wrong: in the
+//!   grace an unresolvable message is parked, not refused (the first start
+//!   of a history is taken to have no grace, as the simulator runs it; the
+//!   parked list's cap, 4,096, is never reached there).
+//! - An `Outcome` is given only for a message sent with `confirm` or
+//!   `request`.
 //! - A `Nacked` with `Incomplete` (dropped in reassembly) is wrong for a
 //!   message that fit one frame: there was nothing to reassemble.
 //! - A `Nacked` with `TooLarge` is wrong for a message within the server's
@@ -146,6 +153,16 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         }
     }
 
+    // Server runs' start times; the first start has no grace.
+    let mut starts: HashMap<u64, u64> = HashMap::default();
+    let mut first_run = None;
+    for e in h.iter() {
+        if let Act::ServerStarted { server } = e.act {
+            first_run.get_or_insert(server);
+            starts.entry(server).or_insert(e.at);
+        }
+    }
+
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::Outcome {
@@ -155,6 +172,19 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                 missed,
             } => {
                 let id = msg_id(*proc, *seq);
+                if let Some(sent) = facts
+                    .sent_by_seq
+                    .get(&(*proc, *seq))
+                    .map(|&i| &facts.sents[i])
+                    .filter(|s| !(s.confirm || s.request))
+                {
+                    r.add(format!(
+                        "Outcome for {} at t={}: it was sent at t={} without confirm or request",
+                        fm(id),
+                        e.at,
+                        sent.at
+                    ));
+                }
                 let receivers: HashSet<Proc> = facts
                     .delivered
                     .get(&id)
@@ -290,6 +320,19 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                 else {
                     continue;
                 };
+                if let Some(&start) = starts.get(&k).filter(|_| first_run != Some(k)) {
+                    if e.at < start + b.restart_grace_ms {
+                        r.add(format!(
+                            "{} to {:?} Nacked {reason:?} at t={}, within the restart grace of server {k} \
+                             (started t={start}, grace {} ms): it must be parked until the grace ends",
+                            fm(sent.id),
+                            sent.to,
+                            e.at,
+                            b.restart_grace_ms
+                        ));
+                        continue;
+                    }
+                }
                 if let Some(s) = facts.live_addressee_at_nack(h, &sessions, sent, k, idx) {
                     r.add(format!(
                         "{} to {:?} Nacked {reason:?} at t={} but addressee {} (member {}) was in session in server {k} \
@@ -359,6 +402,52 @@ mod tests {
             .final_ok(A)
             .build();
         assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_destination_nack_within_a_restart_grace_is_flagged() {
+        // Server 2 restarts at t=1000 with a grace of 2,000 ms.
+        let restarted = || {
+            happy_run()
+                .server_crash(1)
+                .at(1_000)
+                .server_start(2)
+                .reg(A, 2, 1, 1, &[1])
+                .send(A, 10, Address::MemberId(99))
+        };
+        let h = restarted()
+            .at(1_500)
+            .nack(A, 10, NackReason::DestinationGone)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "within the restart grace of server 2",
+        );
+        let h = restarted()
+            .at(2_999)
+            .nack(A, 10, NackReason::UnknownDestination)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "within the restart grace of server 2",
+        );
+        // After the grace the same NACK is right.
+        let h = restarted()
+            .at(3_000)
+            .nack(A, 10, NackReason::UnknownDestination)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn an_outcome_for_a_message_that_asked_for_none_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .ack(A, 4)
+            .deliver(B, 1, 2, 10, 4, id(A, 4))
+            .outcome(A, 4, 1, vec![])
+            .build();
+        assert_flags(&check(&h, &bounds()), "without confirm or request");
     }
 
     #[test]
@@ -605,12 +694,14 @@ mod tests {
             .nack(A, 5, NackReason::OverQuota)
             .build();
         assert_clean(&check(&h, &bounds()));
-        // Member 2 of another server does not count.
+        // Member 2 of another server does not count (the NACK comes after
+        // the restart grace).
         let h = happy()
             .server_crash(1)
             .server_start(2)
             .reg(A, 2, 1, 1, &[1])
             .send(A, 4, Address::MemberId(2))
+            .at(5_000)
             .nack(A, 4, NackReason::UnknownDestination)
             .build();
         assert_clean(&check(&h, &bounds()));
