@@ -4,6 +4,11 @@
 //!
 //! - Each (sender, seq) has at most one final status (`Nacked` or
 //!   `Outcome`).
+//! - Within one server run a message or published event is never `Nacked`
+//!   after it was `Acked`: the server acks a `seq` only once it sequenced
+//!   it or transmitted its NACK, so a client that saw the ack either saw
+//!   the NACK first or never gets one from that run. (A later run may
+//!   refuse the resend.)
 //! - A message sent with `confirm` or `request` has exactly one when its
 //!   sender never crashed or said goodbye after sending and has a `Final`.
 //! - An `Outcome` counts no more deliveries than distinct processes that
@@ -121,6 +126,44 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                 v.len(),
                 all.join(", ")
             ));
+        }
+    }
+
+    // No NACK after an ack of the same server run.
+    let data: HashSet<(Proc, u64)> = facts
+        .sents
+        .iter()
+        .map(|s| (s.proc, s.id.seq))
+        .chain(published.keys().copied())
+        .collect();
+    let mut acked_in: HashMap<(Proc, u64, u64), usize> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        match &e.act {
+            Act::Acked { proc, seq } if data.contains(&(*proc, *seq)) => {
+                if let Some(sid) = sessions.latest_before(*proc, idx) {
+                    acked_in
+                        .entry((*proc, *seq, sessions.all[sid].server))
+                        .or_insert(idx);
+                }
+            }
+            Act::Nacked { proc, seq, reason } if data.contains(&(*proc, *seq)) => {
+                let Some(k) = sessions
+                    .latest_before(*proc, idx)
+                    .map(|sid| sessions.all[sid].server)
+                else {
+                    continue;
+                };
+                if let Some(&a) = acked_in.get(&(*proc, *seq, k)) {
+                    r.add(format!(
+                        "{} from {} Nacked {reason:?} at t={} after server {k} acked it at t={}",
+                        fm(msg_id(*proc, *seq)),
+                        fp(*proc),
+                        e.at,
+                        h.entries[a].at
+                    ));
+                }
+            }
+            _ => {}
         }
     }
 
@@ -405,6 +448,45 @@ mod tests {
             .nack(A, 7, NackReason::TooLarge)
             .build();
         assert_flags(&check(&h, &bounds()), "fits one frame");
+    }
+
+    #[test]
+    fn a_nack_after_an_ack_of_the_same_server_run_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .ack(A, 4)
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "Nacked UnknownDestination at t=43 after server 1 acked it",
+        );
+        let h = happy()
+            .publish(A, 4, 1)
+            .ack(A, 4)
+            .nack(A, 4, NackReason::OverQuota)
+            .build();
+        assert_flags(&check(&h, &bounds()), "after server 1 acked it");
+        // The NACK first, then an ack past it: the order the server keeps.
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .nack(A, 4, NackReason::OverQuota)
+            .ack(A, 4)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_resend_refused_by_the_next_server_run_passes() {
+        let h = happy_run()
+            .send(A, 4, Address::MemberId(2))
+            .ack(A, 4)
+            .server_crash(1)
+            .server_start(2)
+            .reg(A, 2, 1, 1, &[1])
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]
