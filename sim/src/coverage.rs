@@ -55,6 +55,10 @@ pub struct Coverage {
     pub partner_gone: u64,
     /// Events published.
     pub publishes: u64,
+    /// Subscriptions the clients accepted.
+    pub subscriptions: u64,
+    /// Unsubscriptions the clients accepted.
+    pub unsubscriptions: u64,
     /// Non-membership events seen.
     pub events_seen: u64,
     /// Published events handed to applications (service, load and custom
@@ -146,6 +150,8 @@ impl Coverage {
         self.request_timeouts += o.request_timeouts;
         self.partner_gone += o.partner_gone;
         self.publishes += o.publishes;
+        self.subscriptions += o.subscriptions;
+        self.unsubscriptions += o.unsubscriptions;
         self.events_seen += o.events_seen;
         self.published_deliveries += o.published_deliveries;
         self.nacks += o.nacks;

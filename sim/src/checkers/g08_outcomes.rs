@@ -27,6 +27,10 @@
 //!   sender).
 //! - A `Nacked` with `Incomplete` (dropped in reassembly) is wrong for a
 //!   message that fit one frame: there was nothing to reassemble.
+//! - A `Nacked` with `OverQuota` of a subscription is wrong while the
+//!   process had subscribed fewer than `SUBSCRIPTIONS_MAX` times before it:
+//!   the server refuses a new subscription only when the member already
+//!   holds that many.
 //! - A `Nacked` with `TooLarge` is wrong for a message within the server's
 //!   `message_bytes_max`, and for a published event whose payload fits one
 //!   frame; a `Nacked` with `Invalid` is wrong for a well-formed published
@@ -34,7 +38,7 @@
 
 use super::fast::{HashMap, HashSet};
 
-use switchboard_core::frame::NackReason;
+use switchboard_core::frame::{NackReason, SUBSCRIPTIONS_MAX};
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
 use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
@@ -189,8 +193,34 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         }
     }
 
+    // The number of subscriptions each process issued before each of its
+    // `Subscribe` sequences.
+    let mut subscribed: HashMap<Proc, usize> = HashMap::default();
+    let mut subscribes_before: HashMap<(Proc, u64), usize> = HashMap::default();
+    for e in h.iter() {
+        if let Act::Subscribed { proc, seq, .. } = &e.act {
+            let n = subscribed.entry(*proc).or_default();
+            subscribes_before.insert((*proc, *seq), *n);
+            *n += 1;
+        }
+    }
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
+            Act::Nacked {
+                proc,
+                seq,
+                reason: NackReason::OverQuota,
+            } if subscribes_before
+                .get(&(*proc, *seq))
+                .is_some_and(|&n| n < SUBSCRIPTIONS_MAX) =>
+            {
+                r.add(format!(
+                    "subscription {} seq {seq} Nacked OverQuota at t={}: it had subscribed only {} times before",
+                    fp(*proc),
+                    e.at,
+                    subscribes_before[&(*proc, *seq)]
+                ));
+            }
             Act::Outcome {
                 proc,
                 seq,
@@ -486,6 +516,22 @@ mod tests {
             .reg(A, 2, 1, 1, &[1])
             .nack(A, 4, NackReason::UnknownDestination)
             .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn an_over_quota_nack_of_a_subscription_within_the_limit_is_flagged() {
+        let h = happy()
+            .subscribe(B, 3, 1, every_event())
+            .nack(B, 3, NackReason::OverQuota)
+            .build();
+        assert_flags(&check(&h, &bounds()), "subscribed only 0 times before");
+        // The 65th subscription may be refused.
+        let mut hb = happy();
+        for n in 0..65 {
+            hb = hb.subscribe(B, 3 + n, n as u32 + 1, every_event());
+        }
+        let h = hb.nack(B, 67, NackReason::OverQuota).build();
         assert_clean(&check(&h, &bounds()));
     }
 

@@ -117,8 +117,11 @@ struct Slot {
     /// Client-bound events waiting for the process (paused, not reading),
     /// in arrival order.
     held: std::collections::VecDeque<Ev>,
-    /// Group operations whose effect the server has not confirmed yet.
-    pending_group_ops: BTreeSet<u64>,
+    /// Group operations, subscriptions and unsubscriptions whose effect
+    /// the server has not confirmed yet.
+    pending_state_ops: BTreeSet<u64>,
+    /// Ids of the process's subscriptions, oldest first.
+    subs: std::collections::VecDeque<u32>,
     /// The member id of the client's session as last seen (a refused
     /// resume drops it).
     session_member: Option<u64>,
@@ -241,7 +244,8 @@ impl World {
                 gone: false,
                 pending_confirms: BTreeSet::new(),
                 held: std::collections::VecDeque::new(),
-                pending_group_ops: BTreeSet::new(),
+                pending_state_ops: BTreeSet::new(),
+                subs: std::collections::VecDeque::new(),
                 session_member: None,
                 handed: 0,
             });

@@ -53,7 +53,8 @@ impl World {
         s.timer = None;
         s.pending_confirms.clear();
         s.held.clear();
-        s.pending_group_ops.clear();
+        s.pending_state_ops.clear();
+        s.subs.clear();
         s.session_member = None;
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
@@ -384,7 +385,7 @@ impl World {
             }
         }
         self.note_refused_resume(slot);
-        self.confirm_group_ops(slot);
+        self.confirm_state_ops(slot);
         self.arm_client(slot);
     }
 
@@ -405,9 +406,10 @@ impl World {
         }
     }
 
-    /// Records an `Acked` for group operations once the server has their
-    /// effect (acked, resumed past, or carried by a registration).
-    fn confirm_group_ops(&mut self, slot: usize) {
+    /// Records an `Acked` for group operations, subscriptions and
+    /// unsubscriptions once the server has their effect (acked, resumed
+    /// past, or carried by a registration).
+    fn confirm_state_ops(&mut self, slot: usize) {
         let Some(through) = self.slots[slot]
             .client
             .as_ref()
@@ -416,11 +418,11 @@ impl World {
             return;
         };
         let proc = self.slots[slot].proc;
-        while let Some(&seq) = self.slots[slot].pending_group_ops.first() {
+        while let Some(&seq) = self.slots[slot].pending_state_ops.first() {
             if seq > through {
                 break;
             }
-            self.slots[slot].pending_group_ops.pop_first();
+            self.slots[slot].pending_state_ops.pop_first();
             self.record(Act::Acked { proc, seq });
         }
     }
