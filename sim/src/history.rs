@@ -403,9 +403,10 @@ pub enum Act {
         /// Which fault.
         kind: &'static str,
     },
-    /// A member's server queue went over its soft item limit (`over`) or
-    /// back under it (also when the member was removed or the server
-    /// crashed). Notices (NACKs, outcomes) are not counted, as in the core.
+    /// A member's server queue went over its soft item or byte limit
+    /// (`over`) or back under both (also when the member was removed or
+    /// the server crashed). Notices (NACKs, outcomes) count toward the
+    /// bytes, not the items, as in the core.
     QueueOver {
         /// Server incarnation.
         server: u64,

@@ -334,6 +334,7 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
 
     unsubscriptions(&mut subs, end, &mut plan);
     firehose(seed, cfg, &mut plan);
+    bulk(seed, cfg, &mut plan);
 
     // Faults, each kind at its own seed-chosen rate, all over by `end`.
     let mut fr = stream(seed, Stream::Faults, 0);
@@ -475,6 +476,52 @@ fn firehose(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
             },
         });
         at += FIREHOSE_EVERY_MS;
+    }
+}
+
+/// Share of the seeds with the slow-consumer fault on that also have a
+/// bulk sender ([`bulk`]).
+pub const BULK_P: f64 = 0.3;
+/// Payload sizes of bulk messages, bytes (chunked).
+pub const BULK_BYTES: std::ops::Range<usize> = 24_000..64_000;
+/// Time between two bulk messages, ms.
+pub const BULK_EVERY_MS: u64 = 20;
+
+/// In a share of the seeds whose fault selection includes slow consumers
+/// ([`BULK_P`]), one member stops reading for 1.5–3 s, one to three times,
+/// while another sends it a large message every 20 ms: its queue passes the
+/// byte soft limit long before the item limit (a few dozen messages fill
+/// it), so throttling and slow-consumer eviction happen by bytes. Drawn
+/// from its own stream, so the other seeds' plans are unchanged.
+fn bulk(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
+    let mut b = stream(seed, Stream::Workload, 3);
+    let n = cfg.members.max(1);
+    if n < 2 || !plan.faults.contains(&FaultKind::Slow) || !b.gen_bool(BULK_P) {
+        return;
+    }
+    let slot = b.gen_range(0..n);
+    let reader = (slot + b.gen_range(1..n)) % n;
+    let last = cfg.duration_ms.saturating_sub(4_000).max(1_001);
+    for _ in 0..b.gen_range(1..=3) {
+        let at = b.gen_range(1_000..last);
+        let ms = b.gen_range(1_500..3_000);
+        plan.steps.push(Step {
+            at,
+            action: Action::Slow { slot: reader, ms },
+        });
+        let mut t = at;
+        while t < at + ms {
+            plan.steps.push(Step {
+                at: t,
+                action: Action::Send {
+                    slot,
+                    to: Target::Name(reader),
+                    confirm: b.gen_bool(0.5),
+                    size: b.gen_range(BULK_BYTES),
+                },
+            });
+            t += BULK_EVERY_MS;
+        }
     }
 }
 

@@ -175,10 +175,12 @@ pub struct World {
     coverage: Coverage,
     end_ms: Ms,
     /// Members of the current server run whose queue is over its soft
-    /// item limit (see `Act::QueueOver`).
+    /// item or byte limit (see `Act::QueueOver`).
     over_limit: BTreeSet<u64>,
     /// The server's soft queue limit, items.
     queue_items_max: usize,
+    /// The server's soft queue limit, bytes.
+    queue_bytes_max: usize,
     /// Members of the current server run that are throttled (counted in
     /// coverage as they become so).
     throttled: BTreeSet<u64>,
@@ -219,6 +221,7 @@ impl World {
             end_ms: cfg.duration_ms + cfg.liveness_bound_ms(),
             over_limit: BTreeSet::new(),
             queue_items_max: cfg.server_config().member_queue_items_max,
+            queue_bytes_max: cfg.server_config().member_queue_bytes_max,
             throttled: BTreeSet::new(),
             cfg,
         };

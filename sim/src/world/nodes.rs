@@ -282,12 +282,13 @@ impl World {
     }
 
     /// Records each member queue of the current server run that went over
-    /// its soft item limit, or back under it (or was removed).
+    /// its soft item or byte limit, or back under both (or was removed).
     fn note_queues_over_limit(&mut self) {
         let Some(server) = &self.server else {
             return;
         };
         let items_max = self.queue_items_max;
+        let bytes_max = self.queue_bytes_max;
         let throttled: BTreeSet<u64> = server
             .view()
             .map(|m| m.member_id)
@@ -299,11 +300,13 @@ impl World {
         let Some(server) = &self.server else {
             return;
         };
+        // `queue_len` leaves notices out already, as the core's item limit
+        // does; their bytes count toward the byte limit, as in the core.
+        let over_items = |id: u64| server.queue_len(id).unwrap_or(0) > items_max;
         let over: BTreeSet<u64> = server
             .view()
-            // `queue_len` leaves notices out already, as the core's limit does.
-            .filter(|m| server.queue_len(m.member_id).unwrap_or(0) > items_max)
             .map(|m| m.member_id)
+            .filter(|&id| over_items(id) || server.queue_bytes(id).unwrap_or(0) > bytes_max)
             .collect();
         if over == self.over_limit {
             return;
@@ -311,6 +314,9 @@ impl World {
         let server = self.server_inc;
         let went_under: Vec<u64> = self.over_limit.difference(&over).copied().collect();
         let went_over: Vec<u64> = over.difference(&self.over_limit).copied().collect();
+        // Over the byte limit while within the item limit: the bytes bind.
+        self.coverage.byte_limit_binds +=
+            went_over.iter().filter(|&&id| !over_items(id)).count() as u64;
         for member_id in went_under {
             self.record(Act::QueueOver {
                 server,
