@@ -1,6 +1,6 @@
 //! The server state machine against peers that break the rules on purpose:
 //! oversized frames before authentication, a flood of handshakes, sequence
-//! numbers that jump out of the window.
+//! numbers that jump out of the window, subscriptions past the quota.
 #![allow(clippy::unwrap_used)]
 
 mod harness;
@@ -10,9 +10,9 @@ use harness::Cluster;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use switchboard_core::frame::{
-    self, Address, FailReason, Filter, Frame, Hello, Limits, RejectReason, Send, SubscriptionSpec,
-    GROUPS_PER_MEMBER_MAX, HANDSHAKE_FRAME_BYTES_MAX, NAME_BYTES_MAX, SERVICES_MAX,
-    SUBSCRIPTIONS_MAX, TOPIC_BYTES_MAX,
+    self, Address, FailReason, Filter, Frame, Hello, Limits, RejectReason, Send, Subscribe,
+    SubscriptionSpec, GROUPS_PER_MEMBER_MAX, HANDSHAKE_FRAME_BYTES_MAX, NAME_BYTES_MAX,
+    SERVICES_MAX, SUBSCRIPTIONS_MAX, TOPIC_BYTES_MAX,
 };
 use switchboard_core::server::{CloseReason, ConnId, Output, Server, ServerConfig};
 use switchboard_core::time::Tick;
@@ -187,6 +187,42 @@ fn a_resend_far_behind_the_window_is_a_protocol_violation() {
 fn a_sequence_within_the_window_is_accepted() {
     let (c, out) = member_sending(1 + frame::SEQ_WINDOW, 1);
     let conn = c.nodes[0].conn.unwrap();
+    assert_eq!(closed(&out, conn), None, "{out:?}");
+}
+
+/// A member that asks for more than `SUBSCRIPTIONS_MAX` subscriptions (the
+/// client refuses the extra one itself; a raw peer need not) has the extra
+/// one refused `OverQuota`; replacing a subscription it holds is still
+/// accepted when it is full.
+#[test]
+fn a_subscription_past_the_quota_is_refused_but_a_held_one_may_be_replaced() {
+    let mut c = Cluster::new(3);
+    let a = c.add("a", "p");
+    c.start();
+    c.run_for(4_000, 100);
+    let conn = c.nodes[a].conn.unwrap();
+    let max = SUBSCRIPTIONS_MAX as u64;
+    // Sub ids 0..=max (one too many), then sub id 0 again.
+    let frames: Vec<Frame> = (1..=max + 2)
+        .map(|seq| {
+            Frame::Subscribe(Subscribe {
+                seq,
+                sub_id: if seq == max + 2 { 0 } else { (seq - 1) as u32 },
+                filter: Filter::all(),
+            })
+        })
+        .collect();
+    let now = c.now;
+    c.server.handle_bytes(now, conn, &bytes_of(&frames));
+    let out = outputs(&mut c.server);
+    let nacks: Vec<(u64, frame::NackReason)> = frames_to(&out, conn)
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Nack(n) => Some((n.seq, n.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacks, vec![(max + 1, frame::NackReason::OverQuota)]);
     assert_eq!(closed(&out, conn), None, "{out:?}");
 }
 

@@ -55,6 +55,10 @@ pub struct Coverage {
     pub partner_gone: u64,
     /// Events published.
     pub publishes: u64,
+    /// Subscriptions the clients accepted.
+    pub subscriptions: u64,
+    /// Unsubscriptions the clients accepted.
+    pub unsubscriptions: u64,
     /// Non-membership events seen.
     pub events_seen: u64,
     /// Published events handed to applications (service, load and custom
@@ -75,8 +79,11 @@ pub struct Coverage {
     pub past_seq_window: u64,
     /// Resumes refused (`Reject{SessionUnknown}`).
     pub refused_resumes: u64,
-    /// Member queues that went over their soft item limit.
+    /// Member queues that went over their soft item or byte limit.
     pub queues_over_limit: u64,
+    /// Member queues that went over their soft byte limit while within
+    /// their item limit (large messages to a slow consumer).
+    pub byte_limit_binds: u64,
     /// Chunked sends.
     pub chunked_sends: u64,
     /// Chunked deliveries.
@@ -146,6 +153,8 @@ impl Coverage {
         self.request_timeouts += o.request_timeouts;
         self.partner_gone += o.partner_gone;
         self.publishes += o.publishes;
+        self.subscriptions += o.subscriptions;
+        self.unsubscriptions += o.unsubscriptions;
         self.events_seen += o.events_seen;
         self.published_deliveries += o.published_deliveries;
         self.nacks += o.nacks;
@@ -156,6 +165,7 @@ impl Coverage {
         self.past_seq_window += o.past_seq_window;
         self.refused_resumes += o.refused_resumes;
         self.queues_over_limit += o.queues_over_limit;
+        self.byte_limit_binds += o.byte_limit_binds;
         self.chunked_sends += o.chunked_sends;
         self.chunked_deliveries += o.chunked_deliveries;
         self.reassembly_drops += o.reassembly_drops;
@@ -178,7 +188,7 @@ impl Coverage {
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 14] {
+    pub fn paths(&self) -> [(&'static str, u64); 16] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -194,6 +204,8 @@ impl Coverage {
             ("superseded", self.superseded),
             ("heartbeat_failure", self.heartbeat_failures),
             ("published_delivery", self.published_deliveries),
+            ("unsubscription", self.unsubscriptions),
+            ("byte_limit_bind", self.byte_limit_binds),
         ]
     }
 }
@@ -217,6 +229,7 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("throttled", 4.0),
     ("past_seq_window", 1.0),
     ("published_delivery", 900.0),
+    ("byte_limit_bind", 0.12),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of
@@ -241,6 +254,7 @@ impl Coverage {
             "throttled" => self.throttled,
             "past_seq_window" => self.past_seq_window,
             "published_delivery" => self.published_deliveries,
+            "byte_limit_bind" => self.byte_limit_binds,
             _ => 0,
         }
     }
@@ -298,6 +312,7 @@ mod tests {
             throttled: c(get("throttled")),
             past_seq_window: c(get("past_seq_window")),
             published_deliveries: c(get("published_delivery")),
+            byte_limit_binds: c(get("byte_limit_bind")),
             sends: 1_000,
             nacks: 60,
             ..Coverage::default()
@@ -328,6 +343,7 @@ mod tests {
                 "throttled" => c.throttled = 0,
                 "past_seq_window" => c.past_seq_window = 0,
                 "published_delivery" => c.published_deliveries = 0,
+                "byte_limit_bind" => c.byte_limit_binds = 0,
                 other => panic!("floor {other} has no test"),
             }
             let v = c.below_floors(200);

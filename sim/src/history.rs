@@ -2,7 +2,9 @@
 //! simulator saw it. Checkers read only this, so a hand-made history can
 //! test a checker without running anything.
 
-use switchboard_core::frame::{Address, ClusterEvent, EventBody, FailReason, Missed, NackReason};
+use switchboard_core::frame::{
+    Address, ClusterEvent, EventBody, EventKind, FailReason, Missed, NackReason,
+};
 
 /// Virtual time in milliseconds.
 pub type Ms = u64;
@@ -80,6 +82,35 @@ pub fn delivered_digest(event: &ClusterEvent) -> Option<(u64, u64)> {
         _ => return None,
     };
     Some((member_id, event_digest(&body)))
+}
+
+/// The kind and topic a subscription filter judges a published event by
+/// (`Filter::matches`: the topic of a service event is the service name;
+/// a load event has none).
+pub fn event_kind_topic(body: &EventBody) -> (EventKind, &str) {
+    match body {
+        EventBody::ServiceState { service, .. } => (EventKind::Service, service),
+        EventBody::Load(_) => (EventKind::Load, ""),
+        EventBody::Custom { topic, .. } => (EventKind::Custom, topic),
+    }
+}
+
+/// A subscription filter as the history records it: the fields of
+/// `switchboard_core::frame::Filter`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubFilter {
+    /// Bit mask of `EventKind`s.
+    pub kinds: u16,
+    /// Topic prefix (empty: any).
+    pub topic_prefix: String,
+}
+
+impl SubFilter {
+    /// Whether a published event of `kind` on `topic` passes the filter,
+    /// by the core's own rule (`Filter::matches`).
+    pub fn matches(&self, kind: EventKind, topic: &str) -> bool {
+        self.kinds & kind.bit() != 0 && topic.starts_with(&self.topic_prefix)
+    }
 }
 
 /// FNV-1a, 64 bits.
@@ -287,6 +318,37 @@ pub enum Act {
         /// name non-empty, within `NAME_BYTES_MAX`, without control
         /// characters): an `Invalid` NACK for it is wrong.
         valid: bool,
+        /// Its kind, for subscription filters ([`event_kind_topic`]).
+        kind: EventKind,
+        /// Its topic, for subscription filters ([`event_kind_topic`]).
+        topic: String,
+    },
+    /// The application subscribed to published events and the client
+    /// accepted it (a `Subscribe` with this sequence is queued). The
+    /// server applies it when it processes the frame, or at a later
+    /// registration whose `Hello` carries it; the simulator records an
+    /// `Acked` of `seq` once the server has its effect (acked, resumed
+    /// past or carried by a registration, `Client::effective_through`).
+    Subscribed {
+        /// The subscriber.
+        proc: Proc,
+        /// Sequence of the `Subscribe`.
+        seq: u64,
+        /// Subscription id (unique per process incarnation).
+        sub_id: u32,
+        /// What it selects.
+        filter: SubFilter,
+    },
+    /// The application dropped a subscription and the client accepted it
+    /// (an `Unsubscribe` with this sequence is queued; later `Hello`s no
+    /// longer carry the subscription). Acked like [`Act::Subscribed`].
+    Unsubscribed {
+        /// The subscriber.
+        proc: Proc,
+        /// Sequence of the `Unsubscribe`.
+        seq: u64,
+        /// Subscription id dropped.
+        sub_id: u32,
     },
     /// A published event was handed to the application (as a subscriber,
     /// or as any member for a service or load change).
@@ -341,9 +403,10 @@ pub enum Act {
         /// Which fault.
         kind: &'static str,
     },
-    /// A member's server queue went over its soft item limit (`over`) or
-    /// back under it (also when the member was removed or the server
-    /// crashed). Notices (NACKs, outcomes) are not counted, as in the core.
+    /// A member's server queue went over its soft item or byte limit
+    /// (`over`) or back under both (also when the member was removed or
+    /// the server crashed). Notices (NACKs, outcomes) count toward the
+    /// bytes, not the items, as in the core.
     QueueOver {
         /// Server incarnation.
         server: u64,

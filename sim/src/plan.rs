@@ -7,6 +7,8 @@ use std::fmt;
 
 use rand::Rng;
 
+use switchboard_core::frame::{EventKind, Filter};
+
 use crate::config::{FaultKind, FaultSelection, SimConfig};
 use crate::history::Ms;
 use crate::rng::{stream, Stream};
@@ -99,8 +101,15 @@ pub enum Action {
         /// Group.
         group: &'static str,
     },
-    /// Subscribe to custom and service events.
+    /// Subscribe to published events.
     Subscribe {
+        /// Slot.
+        slot: usize,
+        /// Which filter ([`sub_filter`]).
+        filter: u8,
+    },
+    /// Drop the slot's oldest subscription (if it holds one).
+    Unsubscribe {
         /// Slot.
         slot: usize,
     },
@@ -170,7 +179,8 @@ impl Action {
             | Action::Publish { slot, .. }
             | Action::Join { slot, .. }
             | Action::Leave { slot, .. }
-            | Action::Subscribe { slot }
+            | Action::Subscribe { slot, .. }
+            | Action::Unsubscribe { slot }
             | Action::Goodbye { slot } => Some(*slot),
             _ => None,
         }
@@ -244,6 +254,9 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
     // Workload: every member joins some groups, some subscribe; then a mix
     // of operations at a seed-chosen rate.
     let mut w = stream(seed, Stream::Workload, 0);
+    // Filters and unsubscriptions come from a stream of their own, so the
+    // rest of the plan is the same as before they existed.
+    let mut subs = stream(seed, Stream::Workload, 2);
     for slot in 0..n {
         for g in GROUPS {
             if w.gen_bool(0.5) {
@@ -256,7 +269,10 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
         if w.gen_bool(0.5) {
             plan.steps.push(Step {
                 at: w.gen_range(0..200),
-                action: Action::Subscribe { slot },
+                action: Action::Subscribe {
+                    slot,
+                    filter: subs.gen_range(0..SUB_FILTERS),
+                },
             });
         }
     }
@@ -299,7 +315,10 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
                 slot,
                 group: GROUPS[w.gen_range(0..GROUPS.len())],
             },
-            _ => Action::Subscribe { slot },
+            _ => Action::Subscribe {
+                slot,
+                filter: subs.gen_range(0..SUB_FILTERS),
+            },
         };
         plan.steps.push(Step { at, action });
     }
@@ -313,7 +332,9 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
         });
     }
 
+    unsubscriptions(&mut subs, end, &mut plan);
     firehose(seed, cfg, &mut plan);
+    bulk(seed, cfg, &mut plan);
 
     // Faults, each kind at its own seed-chosen rate, all over by `end`.
     let mut fr = stream(seed, Stream::Faults, 0);
@@ -376,6 +397,45 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
     plan
 }
 
+/// Number of subscription filters the workload draws from ([`sub_filter`]).
+pub const SUB_FILTERS: u8 = 10;
+
+/// Share of subscriptions the workload drops again, 0.5–5 s later.
+pub const UNSUBSCRIBE_P: f64 = 0.3;
+
+/// The filter of a planned subscription: mostly every event; some only
+/// custom events on `cache/` (what the workload publishes), some only
+/// service and load changes, one a topic nothing is published on.
+pub fn sub_filter(filter: u8) -> Filter {
+    match filter {
+        0..=5 => Filter::all(),
+        6 | 7 => Filter::topic("cache/"),
+        8 => Filter::kinds(&[EventKind::Service, EventKind::Load]),
+        _ => Filter::topic("jobs/"),
+    }
+}
+
+/// For a share ([`UNSUBSCRIBE_P`]) of the planned subscriptions, an
+/// unsubscription by the same slot 0.5–5 s later (of its oldest
+/// subscription then).
+fn unsubscriptions(subs: &mut impl Rng, end: Ms, plan: &mut Plan) {
+    let mut extra = Vec::new();
+    for s in &plan.steps {
+        if let Action::Subscribe { slot, .. } = s.action {
+            if subs.gen_bool(UNSUBSCRIBE_P) {
+                let at = s.at + subs.gen_range(500..5_000);
+                if at < end {
+                    extra.push(Step {
+                        at,
+                        action: Action::Unsubscribe { slot },
+                    });
+                }
+            }
+        }
+    }
+    plan.steps.extend(extra);
+}
+
 /// Share of seeds with a firehose sender.
 pub const FIREHOSE_P: f64 = 0.1;
 /// Messages per firehose burst.
@@ -416,6 +476,52 @@ fn firehose(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
             },
         });
         at += FIREHOSE_EVERY_MS;
+    }
+}
+
+/// Share of the seeds with the slow-consumer fault on that also have a
+/// bulk sender ([`bulk`]).
+pub const BULK_P: f64 = 0.3;
+/// Payload sizes of bulk messages, bytes (chunked).
+pub const BULK_BYTES: std::ops::Range<usize> = 24_000..64_000;
+/// Time between two bulk messages, ms.
+pub const BULK_EVERY_MS: u64 = 20;
+
+/// In a share of the seeds whose fault selection includes slow consumers
+/// ([`BULK_P`]), one member stops reading for 1.5–3 s, one to three times,
+/// while another sends it a large message every 20 ms: its queue passes the
+/// byte soft limit long before the item limit (a few dozen messages fill
+/// it), so throttling and slow-consumer eviction happen by bytes. Drawn
+/// from its own stream, so the other seeds' plans are unchanged.
+fn bulk(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
+    let mut b = stream(seed, Stream::Workload, 3);
+    let n = cfg.members.max(1);
+    if n < 2 || !plan.faults.contains(&FaultKind::Slow) || !b.gen_bool(BULK_P) {
+        return;
+    }
+    let slot = b.gen_range(0..n);
+    let reader = (slot + b.gen_range(1..n)) % n;
+    let last = cfg.duration_ms.saturating_sub(4_000).max(1_001);
+    for _ in 0..b.gen_range(1..=3) {
+        let at = b.gen_range(1_000..last);
+        let ms = b.gen_range(1_500..3_000);
+        plan.steps.push(Step {
+            at,
+            action: Action::Slow { slot: reader, ms },
+        });
+        let mut t = at;
+        while t < at + ms {
+            plan.steps.push(Step {
+                at: t,
+                action: Action::Send {
+                    slot,
+                    to: Target::Name(reader),
+                    confirm: b.gen_bool(0.5),
+                    size: b.gen_range(BULK_BYTES),
+                },
+            });
+            t += BULK_EVERY_MS;
+        }
     }
 }
 

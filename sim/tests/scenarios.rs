@@ -382,6 +382,33 @@ fn slow_consumer_is_evicted_while_others_keep_receiving() {
     }
 }
 
+/// (4b) Large messages to a member that stops reading: its queue passes the
+/// byte soft limit (1 MiB in the simulator) with a few dozen items, far
+/// below the item limit (256). The simulator records it over its limit
+/// (`QueueOver`, which G11's eviction rule judges), its sender is
+/// throttled, and it is evicted as a slow consumer.
+#[test]
+fn large_messages_to_a_slow_consumer_bind_the_byte_limit() {
+    let mut s = Scenario::new(3, 1)
+        .duration(T0 + 6_000)
+        .at(T0 + 400, Action::Slow { slot: 2, ms: 3_000 });
+    for i in 0..100u64 {
+        s = s.at(T0 + 500 + i * 20, send(0, Target::Name(2), false, 48_000));
+    }
+    let (run, h) = run_clean(s, 7);
+    let first_id = member_ids(&h, procs(&h, 2)[0])[0];
+    assert!(
+        h.count(
+            |a| matches!(a, Act::QueueOver { member_id, over: true, .. } if *member_id == first_id)
+        ) >= 1
+    );
+    assert!(run.coverage.byte_limit_binds >= 1 && run.coverage.throttled >= 1);
+    assert_eq!(
+        h.count(|a| matches!(a, Act::ServerRemoved { member_id, reason: Some(FailReason::SlowConsumer), .. } if *member_id == first_id)),
+        1
+    );
+}
+
 /// (5) A process crashes and restarts as a new incarnation before its old
 /// session expires: the new one supersedes the old member.
 #[test]

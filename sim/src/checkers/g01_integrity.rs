@@ -16,15 +16,19 @@
 //! For every `Notified` (a published event handed over): a `Published` with
 //! the same identity exists, by the process of that incarnation, with the
 //! same content digest; and when the publisher registered in the delivering
-//! server, the event names one of its member ids there. (Which members a
-//! published event reaches is not judged: subscriptions are not in the
-//! history.)
+//! server, the event names one of its member ids there; and the receiver
+//! held a subscription that selects it: a `Subscribed` of the receiver
+//! before the `Notified` whose filter matches the event's kind and topic,
+//! and that it had not dropped with an unsubscription the server confirmed
+//! (`Acked`) before the event was published. (That every subscriber gets
+//! it is G5's.)
 
 use super::fast::{HashMap, HashSet};
 
 use switchboard_core::frame::Address;
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
+use super::subscriptions::Subscriptions;
 use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
 
 /// Name of the guarantee.
@@ -51,7 +55,8 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
             published.insert(*id, (*proc, *digest));
         }
     }
-    for e in h.iter() {
+    let subs = Subscriptions::build(h);
+    for (idx, e) in h.entries.iter().enumerate() {
         let Act::Notified {
             proc: recv,
             server,
@@ -79,6 +84,20 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 "{what}: content digest {digest:x} but {} published {d:x}",
                 fp(publisher)
             ));
+        }
+        if let Some(p) = subs.published(*id) {
+            let held = subs.of(*recv).iter().any(|sub| {
+                sub.idx < idx
+                    && sub.filter.matches(p.kind, p.topic)
+                    && sub.unsub_acked.is_none_or(|u| u >= p.idx)
+            });
+            if !held {
+                r.add(format!(
+                    "{what}: no subscription of it selects a {:?} event on {:?} (none held, or dropped \
+                     and confirmed before the event was published at t={})",
+                    p.kind, p.topic, p.at
+                ));
+            }
         }
         if let Some(ids) = member_ids.get(&(publisher, *server)) {
             if !ids.contains(from) {
@@ -177,6 +196,7 @@ mod tests {
     #[test]
     fn a_published_event_handed_over_intact_passes() {
         let h = happy()
+            .subscribe(B, 3, 1, every_event())
             .publish(A, 9, 77)
             .notify(B, 1, 2, 20, 1, id(A, 9), 77)
             .build();
@@ -192,6 +212,7 @@ mod tests {
     #[test]
     fn an_altered_event_is_flagged() {
         let h = happy()
+            .subscribe(B, 3, 1, every_event())
             .publish(A, 9, 77)
             .notify(B, 1, 2, 20, 1, id(A, 9), 78)
             .build();
@@ -201,10 +222,70 @@ mod tests {
     #[test]
     fn an_event_naming_another_publisher_is_flagged() {
         let h = happy()
+            .subscribe(B, 3, 1, every_event())
             .publish(A, 9, 77)
             .notify(B, 1, 2, 20, 3, id(A, 9), 77)
             .build();
         assert_flags(&check(&h, &bounds()), "names member 3");
+    }
+
+    #[test]
+    fn an_event_handed_to_a_process_without_a_matching_subscription_is_flagged() {
+        // B never subscribed.
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_flags(&check(&h, &bounds()), "no subscription of it selects");
+        // B's only subscription selects another topic.
+        let h = happy()
+            .subscribe(B, 3, 1, topic("jobs/"))
+            .ack(B, 3)
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_flags(&check(&h, &bounds()), "no subscription of it selects");
+        // B subscribed only after it was handed the event.
+        let h = happy()
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .subscribe(B, 3, 1, every_event())
+            .build();
+        assert_flags(&check(&h, &bounds()), "no subscription of it selects");
+    }
+
+    #[test]
+    fn an_event_handed_over_after_a_confirmed_unsubscription_is_flagged() {
+        let h = happy()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .unsubscribe(B, 4, 1)
+            .ack(B, 4)
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_flags(&check(&h, &bounds()), "no subscription of it selects");
+        // Unsubscribed, but the server had not confirmed it when the event
+        // was published: it may have been sequenced before.
+        let h = happy()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .unsubscribe(B, 4, 1)
+            .publish(A, 9, 77)
+            .ack(B, 4)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // Another subscription still selects it.
+        let h = happy()
+            .subscribe(B, 3, 1, every_event())
+            .subscribe(B, 4, 2, topic("cache/"))
+            .unsubscribe(B, 5, 1)
+            .ack(B, 5)
+            .publish(A, 9, 77)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]

@@ -22,6 +22,16 @@
 //! `Facts::live_addressee_at_nack`) leaves that addressee without the
 //! message unless it delivered it anyway.
 //!
+//! Published events reach their subscribers: for each `Published` event
+//! that a server `K` acked (and did not NACK), it was sequenced in `K` no
+//! earlier than `T` = the later of its publication and the end of `K`'s
+//! restart grace (`restart_grace_ms` after `K` started; 0 for the first
+//! server start, which has no grace). Every process with a session in `K`
+//! that started strictly before `T` and never ended, and that held a
+//! subscription selecting the event — confirmed (`Acked`, not `Nacked`)
+//! strictly before `T`, its unsubscription not issued before the
+//! publisher's ack — must have a `Notified` of it, in any server.
+//!
 //! Loss is announced: a resume refused (`ResumeRefused`) by the server run
 //! that removed the session (the process's latest session with that member
 //! id in that run, ended by a `ServerRemoved`) must have been preceded by a
@@ -29,10 +39,11 @@
 
 use switchboard_core::frame::{Address, NackReason};
 
-use super::fast::HashMap;
+use super::fast::{HashMap, HashSet};
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
-use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
+use super::subscriptions::Subscriptions;
+use crate::history::{Act, Bounds, History, Ms, MsgId, Proc, Violation};
 
 /// Name of the guarantee.
 pub const NAME: &str = "G5 ack means delivery";
@@ -173,8 +184,96 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             }
         }
     }
+    published_events_reach_subscribers(h, b, &facts, &sessions, &runs, &mut r);
     refused_resumes_are_announced(h, &sessions, &mut r);
     r.finish()
+}
+
+/// Every subscriber whose subscription was in force when a published event
+/// was sequenced, and whose session survives, is handed the event.
+fn published_events_reach_subscribers(
+    h: &History,
+    b: &Bounds,
+    facts: &Facts<'_>,
+    sessions: &Sessions,
+    runs: &Runs,
+    r: &mut Report,
+) {
+    let subs = Subscriptions::build(h);
+    if subs.by_proc.is_empty() {
+        return;
+    }
+    let mut notified: HashSet<(MsgId, Proc)> = HashSet::default();
+    for e in h.iter() {
+        if let Act::Notified { proc, id, .. } = &e.act {
+            notified.insert((*id, *proc));
+        }
+    }
+    let first_server = runs.list.first().map(|run| run.server);
+    for p in &subs.published {
+        let key = (p.proc, p.id.seq);
+        let Some(acks) = facts.acks.get(&key) else {
+            continue;
+        };
+        let server_of = |idx: usize| {
+            sessions
+                .latest_before(p.proc, idx)
+                .map(|sid| sessions.all[sid].server)
+        };
+        let nacked_by: Vec<u64> = facts
+            .nacks
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|&n| server_of(n))
+            .collect();
+        let mut judged: Vec<u64> = Vec::new();
+        for &a in acks.iter().filter(|&&a| a > p.idx) {
+            let Some(k) = server_of(a) else {
+                continue;
+            };
+            if judged.contains(&k) || nacked_by.contains(&k) {
+                continue;
+            }
+            judged.push(k);
+            let Some(run) = runs.list.iter().find(|run| run.server == k) else {
+                continue;
+            };
+            let grace = if Some(k) == first_server {
+                0
+            } else {
+                b.restart_grace_ms
+            };
+            let t = p.at.max(run.start_at + grace);
+            for ses in sessions.never_ended_since(k, t) {
+                if notified.contains(&(p.id, ses.proc)) {
+                    continue;
+                }
+                let in_force = subs.of(ses.proc).iter().find(|sub| {
+                    sub.filter.matches(p.kind, p.topic)
+                        && !sub.nacked
+                        && sub.acked.is_some_and(|(_, at)| at < t)
+                        && sub.unsub_idx.is_none_or(|u| u > a)
+                });
+                if let Some(sub) = in_force {
+                    r.add(format!(
+                        "event {} published by {} at t={} and acked at t={} in server {k} (sequenced at t={t} \
+                         or later): never handed to subscriber {} (member {}, registered t={}, session never \
+                         ended), whose subscription seq {} was confirmed at t={}",
+                        fm(p.id),
+                        fp(p.proc),
+                        p.at,
+                        h.entries[a].at,
+                        fp(ses.proc),
+                        ses.member_id,
+                        ses.start_at,
+                        sub.seq,
+                        sub.acked.map_or(0, |(_, at)| at)
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// A resume refused by the server run that removed the session comes after
@@ -308,6 +407,97 @@ mod tests {
     use super::check;
     use crate::checkers::testkit::*;
     use crate::history::Proc;
+
+    /// B holds a subscription to every event (confirmed); A publishes
+    /// event 9 and server 1 acks it.
+    fn subscribed_and_published() -> Hb {
+        happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .publish(A, 9, 77)
+            .ack(A, 9)
+    }
+
+    #[test]
+    fn an_event_not_handed_to_a_subscriber_is_flagged() {
+        let h = subscribed_and_published().build();
+        assert_flags(&check(&h, &bounds()), "never handed to subscriber p1#200");
+        let h = subscribed_and_published()
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn subscribers_not_owed_the_event_are_exempt() {
+        let ok = |hb: Hb| assert_clean(&check(&hb.build(), &bounds()));
+        // A filter that does not select it.
+        ok(happy_run()
+            .subscribe(B, 3, 1, topic("jobs/"))
+            .ack(B, 3)
+            .publish(A, 9, 77)
+            .ack(A, 9));
+        // Confirmed only after the event was published.
+        ok(happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .publish(A, 9, 77)
+            .ack(B, 3)
+            .ack(A, 9));
+        // Refused.
+        ok(happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .nack(B, 3, NackReason::OverQuota)
+            .ack(B, 3)
+            .publish(A, 9, 77)
+            .ack(A, 9));
+        // Dropped before the publisher's ack.
+        ok(happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .publish(A, 9, 77)
+            .unsubscribe(B, 4, 1)
+            .ack(A, 9));
+        // The subscriber's session ended.
+        ok(subscribed_and_published().crash(B));
+        // Never acked, or NACKed, by the server.
+        ok(happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .publish(A, 9, 77));
+        ok(happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .publish(A, 9, 77)
+            .nack(A, 9, NackReason::OverQuota)
+            .ack(A, 9));
+    }
+
+    /// Server 1 crashes; server 2 starts at t=1000 (grace 2,000 ms). A
+    /// re-registers and publishes at once; B, whose subscription server 1
+    /// confirmed, is back at `b_back_at`; server 2 acks the event at 3,100.
+    fn published_in_the_grace(b_back_at: u64) -> Hb {
+        happy_run()
+            .subscribe(B, 3, 1, every_event())
+            .ack(B, 3)
+            .server_crash(1)
+            .at(1000)
+            .server_start(2)
+            .reg(A, 2, 1, 1, &[1])
+            .publish(A, 9, 77)
+            .at(b_back_at)
+            .reg(B, 2, 2, 2, &[1, 2])
+            .at(3100)
+            .ack(A, 9)
+    }
+
+    #[test]
+    fn an_event_sequenced_in_the_grace_before_a_subscriber_is_back_is_flagged() {
+        let h = published_in_the_grace(1500).build();
+        assert_flags(&check(&h, &bounds()), "(sequenced at t=3000 or later)");
+        // Back after the grace: the event may have gone out before.
+        let h = published_in_the_grace(3050).build();
+        assert_clean(&check(&h, &bounds()));
+    }
 
     #[test]
     fn good_history_passes() {

@@ -4,6 +4,11 @@
 //!
 //! - Each (sender, seq) has at most one final status (`Nacked` or
 //!   `Outcome`).
+//! - Within one server run a message or published event is never `Nacked`
+//!   after it was `Acked`: the server acks a `seq` only once it sequenced
+//!   it or transmitted its NACK, so a client that saw the ack either saw
+//!   the NACK first or never gets one from that run. (A later run may
+//!   refuse the resend.)
 //! - A message sent with `confirm` or `request` has exactly one when its
 //!   sender never crashed or said goodbye after sending and has a `Final`.
 //! - An `Outcome` counts no more deliveries than distinct processes that
@@ -29,6 +34,10 @@
 //!   `request`.
 //! - A `Nacked` with `Incomplete` (dropped in reassembly) is wrong for a
 //!   message that fit one frame: there was nothing to reassemble.
+//! - A `Nacked` with `OverQuota` of a subscription is wrong while the
+//!   process had subscribed fewer than `SUBSCRIPTIONS_MAX` times before it:
+//!   the server refuses a new subscription only when the member already
+//!   holds that many.
 //! - A `Nacked` with `TooLarge` is wrong for a message within the server's
 //!   `message_bytes_max`, and for a published event whose payload fits one
 //!   frame; a `Nacked` with `Invalid` is wrong for a well-formed published
@@ -36,7 +45,7 @@
 
 use super::fast::{HashMap, HashSet};
 
-use switchboard_core::frame::NackReason;
+use switchboard_core::frame::{NackReason, SUBSCRIPTIONS_MAX};
 
 use super::sessions::{fm, fp, Facts, Report, Sessions};
 use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
@@ -131,6 +140,44 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         }
     }
 
+    // No NACK after an ack of the same server run.
+    let data: HashSet<(Proc, u64)> = facts
+        .sents
+        .iter()
+        .map(|s| (s.proc, s.id.seq))
+        .chain(published.keys().copied())
+        .collect();
+    let mut acked_in: HashMap<(Proc, u64, u64), usize> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        match &e.act {
+            Act::Acked { proc, seq } if data.contains(&(*proc, *seq)) => {
+                if let Some(sid) = sessions.latest_before(*proc, idx) {
+                    acked_in
+                        .entry((*proc, *seq, sessions.all[sid].server))
+                        .or_insert(idx);
+                }
+            }
+            Act::Nacked { proc, seq, reason } if data.contains(&(*proc, *seq)) => {
+                let Some(k) = sessions
+                    .latest_before(*proc, idx)
+                    .map(|sid| sessions.all[sid].server)
+                else {
+                    continue;
+                };
+                if let Some(&a) = acked_in.get(&(*proc, *seq, k)) {
+                    r.add(format!(
+                        "{} from {} Nacked {reason:?} at t={} after server {k} acked it at t={}",
+                        fm(msg_id(*proc, *seq)),
+                        fp(*proc),
+                        e.at,
+                        h.entries[a].at
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
     // Exactly one when asked for and the sender lived to the end.
     for sent in &facts.sents {
         if !(sent.confirm || sent.request) || !finals.contains(&sent.proc) {
@@ -163,8 +210,34 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         }
     }
 
+    // The number of subscriptions each process issued before each of its
+    // `Subscribe` sequences.
+    let mut subscribed: HashMap<Proc, usize> = HashMap::default();
+    let mut subscribes_before: HashMap<(Proc, u64), usize> = HashMap::default();
+    for e in h.iter() {
+        if let Act::Subscribed { proc, seq, .. } = &e.act {
+            let n = subscribed.entry(*proc).or_default();
+            subscribes_before.insert((*proc, *seq), *n);
+            *n += 1;
+        }
+    }
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
+            Act::Nacked {
+                proc,
+                seq,
+                reason: NackReason::OverQuota,
+            } if subscribes_before
+                .get(&(*proc, *seq))
+                .is_some_and(|&n| n < SUBSCRIPTIONS_MAX) =>
+            {
+                r.add(format!(
+                    "subscription {} seq {seq} Nacked OverQuota at t={}: it had subscribed only {} times before",
+                    fp(*proc),
+                    e.at,
+                    subscribes_before[&(*proc, *seq)]
+                ));
+            }
             Act::Outcome {
                 proc,
                 seq,
@@ -494,6 +567,62 @@ mod tests {
             .nack(A, 7, NackReason::TooLarge)
             .build();
         assert_flags(&check(&h, &bounds()), "fits one frame");
+    }
+
+    #[test]
+    fn a_nack_after_an_ack_of_the_same_server_run_is_flagged() {
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .ack(A, 4)
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "Nacked UnknownDestination at t=43 after server 1 acked it",
+        );
+        let h = happy()
+            .publish(A, 4, 1)
+            .ack(A, 4)
+            .nack(A, 4, NackReason::OverQuota)
+            .build();
+        assert_flags(&check(&h, &bounds()), "after server 1 acked it");
+        // The NACK first, then an ack past it: the order the server keeps.
+        let h = happy()
+            .send(A, 4, Address::MemberId(2))
+            .nack(A, 4, NackReason::OverQuota)
+            .ack(A, 4)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_resend_refused_by_the_next_server_run_passes() {
+        let h = happy_run()
+            .send(A, 4, Address::MemberId(2))
+            .ack(A, 4)
+            .server_crash(1)
+            .server_start(2)
+            .reg(A, 2, 1, 1, &[1])
+            .at(5_000)
+            .nack(A, 4, NackReason::UnknownDestination)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn an_over_quota_nack_of_a_subscription_within_the_limit_is_flagged() {
+        let h = happy()
+            .subscribe(B, 3, 1, every_event())
+            .nack(B, 3, NackReason::OverQuota)
+            .build();
+        assert_flags(&check(&h, &bounds()), "subscribed only 0 times before");
+        // The 65th subscription may be refused.
+        let mut hb = happy();
+        for n in 0..65 {
+            hb = hb.subscribe(B, 3 + n, n as u32 + 1, every_event());
+        }
+        let h = hb.nack(B, 67, NackReason::OverQuota).build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! bytes (its frames counted afresh), and the largest client outbox at most
 //! `outbox_items_max`.
 //!
-//! A member whose queue went over its soft item limit (`QueueOver`) and
-//! stayed over it for longer than `slow_consumer_grace_ms` (plus
+//! A member whose queue went over its soft item or byte limit
+//! (`QueueOver`) and stayed over it for longer than `slow_consumer_grace_ms` (plus
 //! [`SLACK_MS`] of clock rounding) without being removed, in any way, from
 //! that server run is flagged: the server must evict it as a slow consumer.
 //! Its interval ends when it goes back under the limit, is removed

@@ -25,6 +25,7 @@ pub mod g09_liveness;
 pub mod g10_failure_detection;
 pub mod g11_bounded_memory;
 pub(crate) mod sessions;
+pub(crate) mod subscriptions;
 
 /// A checker: judges a history against one guarantee.
 pub type Checker = fn(&History, &Bounds) -> Vec<Violation>;
@@ -56,9 +57,25 @@ pub fn check_all(h: &History, b: &Bounds) -> Vec<Violation> {
 #[cfg(test)]
 #[allow(dead_code)]
 pub(crate) mod testkit {
-    use switchboard_core::frame::{Address, FailReason, Missed, NackReason};
+    use switchboard_core::frame::{Address, EventKind, FailReason, Missed, NackReason};
 
-    use crate::history::{Act, Bounds, History, Ms, MsgId, Proc, ViewChange, Violation};
+    use crate::history::{Act, Bounds, History, Ms, MsgId, Proc, SubFilter, ViewChange, Violation};
+
+    /// A filter that selects every event.
+    pub(crate) fn every_event() -> SubFilter {
+        SubFilter {
+            kinds: EventKind::ALL,
+            topic_prefix: String::new(),
+        }
+    }
+
+    /// A filter for custom events whose topic starts with `prefix`.
+    pub(crate) fn topic(prefix: &str) -> SubFilter {
+        SubFilter {
+            kinds: EventKind::Custom.bit(),
+            topic_prefix: prefix.into(),
+        }
+    }
 
     /// Slot 0, instance "alpha", process "a".
     pub(crate) const A: Proc = Proc {
@@ -299,14 +316,45 @@ pub(crate) mod testkit {
                 intact: true,
             })
         }
-        /// `p` published event `seq` with content digest `digest`.
+        /// `p` published event `seq` with content digest `digest`: a
+        /// custom event on topic `cache/x`.
         pub(crate) fn publish(self, p: Proc, seq: u64, digest: u64) -> Self {
+            self.publish_on(p, seq, digest, EventKind::Custom, "cache/x")
+        }
+        /// `p` published event `seq` of `kind` on `topic`.
+        pub(crate) fn publish_on(
+            self,
+            p: Proc,
+            seq: u64,
+            digest: u64,
+            kind: EventKind,
+            topic: &str,
+        ) -> Self {
             self.act(Act::Published {
                 proc: p,
                 id: id(p, seq),
                 digest,
                 bytes: 8,
                 valid: true,
+                kind,
+                topic: topic.into(),
+            })
+        }
+        /// `p` subscribed (sequence `seq`, id `sub_id`) with `filter`.
+        pub(crate) fn subscribe(self, p: Proc, seq: u64, sub_id: u32, filter: SubFilter) -> Self {
+            self.act(Act::Subscribed {
+                proc: p,
+                seq,
+                sub_id,
+                filter,
+            })
+        }
+        /// `p` dropped subscription `sub_id` (sequence `seq`).
+        pub(crate) fn unsubscribe(self, p: Proc, seq: u64, sub_id: u32) -> Self {
+            self.act(Act::Unsubscribed {
+                proc: p,
+                seq,
+                sub_id,
             })
         }
         /// `r` (member `member_id` in server `k`) was handed published event

@@ -117,8 +117,11 @@ struct Slot {
     /// Client-bound events waiting for the process (paused, not reading),
     /// in arrival order.
     held: std::collections::VecDeque<Ev>,
-    /// Group operations whose effect the server has not confirmed yet.
-    pending_group_ops: BTreeSet<u64>,
+    /// Group operations, subscriptions and unsubscriptions whose effect
+    /// the server has not confirmed yet.
+    pending_state_ops: BTreeSet<u64>,
+    /// Ids of the process's subscriptions, oldest first.
+    subs: std::collections::VecDeque<u32>,
     /// The member id of the client's session as last seen (a refused
     /// resume drops it).
     session_member: Option<u64>,
@@ -172,10 +175,12 @@ pub struct World {
     coverage: Coverage,
     end_ms: Ms,
     /// Members of the current server run whose queue is over its soft
-    /// item limit (see `Act::QueueOver`).
+    /// item or byte limit (see `Act::QueueOver`).
     over_limit: BTreeSet<u64>,
     /// The server's soft queue limit, items.
     queue_items_max: usize,
+    /// The server's soft queue limit, bytes.
+    queue_bytes_max: usize,
     /// Members of the current server run that are throttled (counted in
     /// coverage as they become so).
     throttled: BTreeSet<u64>,
@@ -216,6 +221,7 @@ impl World {
             end_ms: cfg.duration_ms + cfg.liveness_bound_ms(),
             over_limit: BTreeSet::new(),
             queue_items_max: cfg.server_config().member_queue_items_max,
+            queue_bytes_max: cfg.server_config().member_queue_bytes_max,
             throttled: BTreeSet::new(),
             cfg,
         };
@@ -241,7 +247,8 @@ impl World {
                 gone: false,
                 pending_confirms: BTreeSet::new(),
                 held: std::collections::VecDeque::new(),
-                pending_group_ops: BTreeSet::new(),
+                pending_state_ops: BTreeSet::new(),
+                subs: std::collections::VecDeque::new(),
                 session_member: None,
                 handed: 0,
             });

@@ -53,7 +53,8 @@ impl World {
         s.timer = None;
         s.pending_confirms.clear();
         s.held.clear();
-        s.pending_group_ops.clear();
+        s.pending_state_ops.clear();
+        s.subs.clear();
         s.session_member = None;
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
@@ -281,12 +282,13 @@ impl World {
     }
 
     /// Records each member queue of the current server run that went over
-    /// its soft item limit, or back under it (or was removed).
+    /// its soft item or byte limit, or back under both (or was removed).
     fn note_queues_over_limit(&mut self) {
         let Some(server) = &self.server else {
             return;
         };
         let items_max = self.queue_items_max;
+        let bytes_max = self.queue_bytes_max;
         let throttled: BTreeSet<u64> = server
             .view()
             .map(|m| m.member_id)
@@ -298,11 +300,13 @@ impl World {
         let Some(server) = &self.server else {
             return;
         };
+        // `queue_len` leaves notices out already, as the core's item limit
+        // does; their bytes count toward the byte limit, as in the core.
+        let over_items = |id: u64| server.queue_len(id).unwrap_or(0) > items_max;
         let over: BTreeSet<u64> = server
             .view()
-            // `queue_len` leaves notices out already, as the core's limit does.
-            .filter(|m| server.queue_len(m.member_id).unwrap_or(0) > items_max)
             .map(|m| m.member_id)
+            .filter(|&id| over_items(id) || server.queue_bytes(id).unwrap_or(0) > bytes_max)
             .collect();
         if over == self.over_limit {
             return;
@@ -310,6 +314,9 @@ impl World {
         let server = self.server_inc;
         let went_under: Vec<u64> = self.over_limit.difference(&over).copied().collect();
         let went_over: Vec<u64> = over.difference(&self.over_limit).copied().collect();
+        // Over the byte limit while within the item limit: the bytes bind.
+        self.coverage.byte_limit_binds +=
+            went_over.iter().filter(|&&id| !over_items(id)).count() as u64;
         for member_id in went_under {
             self.record(Act::QueueOver {
                 server,
@@ -384,7 +391,7 @@ impl World {
             }
         }
         self.note_refused_resume(slot);
-        self.confirm_group_ops(slot);
+        self.confirm_state_ops(slot);
         self.arm_client(slot);
     }
 
@@ -405,9 +412,10 @@ impl World {
         }
     }
 
-    /// Records an `Acked` for group operations once the server has their
-    /// effect (acked, resumed past, or carried by a registration).
-    fn confirm_group_ops(&mut self, slot: usize) {
+    /// Records an `Acked` for group operations, subscriptions and
+    /// unsubscriptions once the server has their effect (acked, resumed
+    /// past, or carried by a registration).
+    fn confirm_state_ops(&mut self, slot: usize) {
         let Some(through) = self.slots[slot]
             .client
             .as_ref()
@@ -416,11 +424,11 @@ impl World {
             return;
         };
         let proc = self.slots[slot].proc;
-        while let Some(&seq) = self.slots[slot].pending_group_ops.first() {
+        while let Some(&seq) = self.slots[slot].pending_state_ops.first() {
             if seq > through {
                 break;
             }
-            self.slots[slot].pending_group_ops.pop_first();
+            self.slots[slot].pending_state_ops.pop_first();
             self.record(Act::Acked { proc, seq });
         }
     }

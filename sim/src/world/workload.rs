@@ -7,7 +7,7 @@ use switchboard_core::client::SendOptions;
 use switchboard_core::frame::{Address, EventBody};
 
 use super::World;
-use crate::history::{Act, MsgId};
+use crate::history::{Act, MsgId, SubFilter};
 use crate::plan::{Action, Target};
 use crate::rng::mix;
 
@@ -284,6 +284,8 @@ impl World {
                     }
                     _ => true,
                 };
+                let (kind, topic) = crate::history::event_kind_topic(&body);
+                let topic = topic.to_owned();
                 if let Ok(seq) = c.publish(now, body) {
                     self.coverage.publishes += 1;
                     let proc = self.slots[slot].proc;
@@ -296,6 +298,8 @@ impl World {
                         digest,
                         bytes,
                         valid,
+                        kind,
+                        topic,
                     });
                 }
                 self.drain_client(slot);
@@ -317,7 +321,7 @@ impl World {
                     // The frame just queued carries the newest sequence;
                     // the outbox holds it until acked.
                     let seq = c.last_seq();
-                    self.slots[slot].pending_group_ops.insert(seq);
+                    self.slots[slot].pending_state_ops.insert(seq);
                     self.record(Act::GroupOp {
                         proc,
                         group: group.to_owned(),
@@ -327,17 +331,46 @@ impl World {
                 }
                 self.drain_client(slot);
             }
-            Action::Subscribe { slot } => {
+            Action::Subscribe { slot, filter } => {
+                let proc = self.slots[slot].proc;
                 let Some(c) = self.slots[slot].client.as_mut() else {
                     return;
                 };
-                let _ = c.subscribe(
-                    now,
-                    switchboard_core::frame::Filter {
-                        kinds: switchboard_core::frame::EventKind::ALL,
-                        topic_prefix: String::new(),
-                    },
-                );
+                let filter = crate::plan::sub_filter(filter);
+                if let Ok(sub_id) = c.subscribe(now, filter.clone()) {
+                    // The frame just queued carries the newest sequence.
+                    let seq = c.last_seq();
+                    self.coverage.subscriptions += 1;
+                    self.slots[slot].pending_state_ops.insert(seq);
+                    self.slots[slot].subs.push_back(sub_id);
+                    self.record(Act::Subscribed {
+                        proc,
+                        seq,
+                        sub_id,
+                        filter: SubFilter {
+                            kinds: filter.kinds,
+                            topic_prefix: filter.topic_prefix,
+                        },
+                    });
+                }
+                self.drain_client(slot);
+            }
+            Action::Unsubscribe { slot } => {
+                let proc = self.slots[slot].proc;
+                let Some(&sub_id) = self.slots[slot].subs.front() else {
+                    return;
+                };
+                let Some(c) = self.slots[slot].client.as_mut() else {
+                    return;
+                };
+                let before = c.outbox_len();
+                if c.unsubscribe(now, sub_id).is_ok() && c.outbox_len() > before {
+                    let seq = c.last_seq();
+                    self.coverage.unsubscriptions += 1;
+                    self.slots[slot].subs.pop_front();
+                    self.slots[slot].pending_state_ops.insert(seq);
+                    self.record(Act::Unsubscribed { proc, seq, sub_id });
+                }
                 self.drain_client(slot);
             }
             Action::Goodbye { slot } => {
