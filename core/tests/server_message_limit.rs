@@ -63,3 +63,43 @@ fn a_single_frame_message_over_the_limit_is_refused_and_one_at_it_delivered() {
         "only the message at the limit"
     );
 }
+
+/// `sender_inflight_max`: a sender with that many messages sequenced but
+/// not yet received by every addressee gets its next one refused
+/// (`Nack{OverQuota}`). The simulator's clients never reach it (their
+/// outbox holds fewer messages than the server's quota); a client
+/// configured with a larger outbox does.
+#[test]
+fn a_sender_over_its_in_flight_quota_is_refused() {
+    const QUOTA: usize = 4;
+    let mut cfg = harness::server_config();
+    cfg.sender_inflight_max = QUOTA;
+    let mut c = Cluster::with_config(6, cfg);
+    c.add("a", "sender");
+    c.add("b", "receiver");
+    c.start();
+    c.settle();
+    // The receiver stops reading: nothing becomes stable.
+    c.freeze(1);
+    let to = Address::MemberId(c.member_id(1));
+    let now = c.now;
+    let seqs: Vec<u64> = (0..QUOTA as u8 + 2)
+        .map(|i| {
+            c.nodes[0]
+                .client
+                .send(
+                    now,
+                    to.clone(),
+                    Bytes::from(vec![i]),
+                    SendOptions::default(),
+                )
+                .unwrap()
+        })
+        .collect();
+    c.run_for(200, 10);
+    let refused: Vec<(u64, NackReason)> = seqs[QUOTA..]
+        .iter()
+        .map(|s| (*s, NackReason::OverQuota))
+        .collect();
+    assert_eq!(nacks(&mut c, 0), refused);
+}
