@@ -279,7 +279,7 @@ type Witness<'a> = (&'a [String], Proc, Ms);
 /// `gseq`: the services of its latest `MemberJoined` at or before `gseq`
 /// with the service events after it (through `gseq`) applied; `None` if
 /// no `MemberJoined` of it is logged at or before `gseq`.
-fn replay(facts: &BTreeMap<u64, &ServiceFact>, gseq: u64) -> Option<BTreeSet<String>> {
+fn replay<'a>(facts: &BTreeMap<u64, &'a ServiceFact>, gseq: u64) -> Option<BTreeSet<&'a str>> {
     let (&base, joined) = facts
         .range(..=gseq)
         .rev()
@@ -287,13 +287,13 @@ fn replay(facts: &BTreeMap<u64, &ServiceFact>, gseq: u64) -> Option<BTreeSet<Str
     let ServiceFact::Joined(services) = joined else {
         return None;
     };
-    let mut set: BTreeSet<String> = services.iter().cloned().collect();
+    let mut set: BTreeSet<&str> = services.iter().map(String::as_str).collect();
     for (_, f) in facts.range((Bound::Excluded(base), Bound::Included(gseq))) {
         if let ServiceFact::Change { service, up } = f {
             if *up {
-                set.insert(service.clone());
+                set.insert(service);
             } else {
-                set.remove(service);
+                set.remove(service.as_str());
             }
         }
     }
@@ -378,6 +378,8 @@ fn check_services(h: &History, r: &mut Report) {
                                 fp(p)
                             ));
                         }
+                        // (e) judged the first witness of this position.
+                        continue;
                     }
                     None => {
                         first.insert(
@@ -386,7 +388,9 @@ fn check_services(h: &History, r: &mut Report) {
                         );
                     }
                 }
-                // (e) What the server's ordered event stream says.
+                // (e) What the server's ordered event stream says (for
+                // the first witness of the position; (d) holds the others
+                // to it).
                 let Some(members) = log.get(server) else {
                     continue;
                 };
@@ -399,7 +403,7 @@ fn check_services(h: &History, r: &mut Report) {
                     ));
                     continue;
                 };
-                let got: BTreeSet<String> = services.iter().cloned().collect();
+                let got: BTreeSet<&str> = services.iter().map(String::as_str).collect();
                 if got != want {
                     r.add(format!(
                         "{} saw member {member_id} in server {server} at gseq {gseq} (t={}) with services \
