@@ -10,9 +10,9 @@ use harness::Cluster;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use switchboard_core::frame::{
-    self, Address, FailReason, Filter, Frame, Hello, Limits, RejectReason, Send, Subscribe,
-    SubscriptionSpec, GROUPS_PER_MEMBER_MAX, HANDSHAKE_FRAME_BYTES_MAX, NAME_BYTES_MAX,
-    SERVICES_MAX, SUBSCRIPTIONS_MAX, TOPIC_BYTES_MAX,
+    self, Address, EventBody, FailReason, Filter, Frame, Hello, Limits, Publish, RejectReason,
+    Send, Subscribe, SubscriptionSpec, GROUPS_PER_MEMBER_MAX, HANDSHAKE_FRAME_BYTES_MAX,
+    NAME_BYTES_MAX, SERVICES_MAX, SUBSCRIPTIONS_MAX, TOPIC_BYTES_MAX,
 };
 use switchboard_core::server::{CloseReason, ConnId, Output, Server, ServerConfig};
 use switchboard_core::time::Tick;
@@ -223,6 +223,56 @@ fn a_subscription_past_the_quota_is_refused_but_a_held_one_may_be_replaced() {
         })
         .collect();
     assert_eq!(nacks, vec![(max + 1, frame::NackReason::OverQuota)]);
+    assert_eq!(closed(&out, conn), None, "{out:?}");
+}
+
+/// A member that announces more than `SERVICES_MAX` services (a raw peer;
+/// the simulator's clients stay within it) has the extra up refused
+/// `OverQuota`; an up of a service it holds changes nothing, and once a
+/// down made room a new up is accepted. The server's view holds exactly
+/// the services accepted.
+#[test]
+fn a_service_past_the_quota_is_refused_and_the_view_holds_the_accepted_ones() {
+    let mut c = Cluster::new(3);
+    let a = c.add("a", "p");
+    c.start();
+    c.run_for(4_000, 100);
+    let conn = c.nodes[a].conn.unwrap();
+    let member = c.member_id(a);
+    let max = SERVICES_MAX as u64;
+    let service = |i: u64| format!("s{i:02}");
+    let publish = |seq: u64, service: String, up: bool| {
+        Frame::Publish(Publish {
+            seq,
+            event: EventBody::ServiceState { service, up },
+        })
+    };
+    // Ups of s00..=s{max} (one too many), s00 again, s00 down, s{max} up.
+    let mut frames: Vec<Frame> = (1..=max + 1)
+        .map(|seq| publish(seq, service(seq - 1), true))
+        .collect();
+    frames.push(publish(max + 2, service(0), true));
+    frames.push(publish(max + 3, service(0), false));
+    frames.push(publish(max + 4, service(max), true));
+    let now = c.now;
+    c.server.handle_bytes(now, conn, &bytes_of(&frames));
+    let out = outputs(&mut c.server);
+    let nacks: Vec<(u64, frame::NackReason)> = frames_to(&out, conn)
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Nack(n) => Some((n.seq, n.reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nacks, vec![(max + 1, frame::NackReason::OverQuota)]);
+    let services = c
+        .server
+        .view()
+        .find(|m| m.member_id == member)
+        .map(|m| m.services.clone())
+        .unwrap();
+    let want: Vec<String> = (1..=max).map(service).collect();
+    assert_eq!(services, want);
     assert_eq!(closed(&out, conn), None, "{out:?}");
 }
 

@@ -150,6 +150,21 @@ impl ViewChange {
     }
 }
 
+/// What a sequenced event says of a member's services
+/// ([`Act::ServerServices`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ServiceFact {
+    /// `MemberJoined`: the member's services at registration.
+    Joined(Vec<String>),
+    /// `ServiceState`: the service is now up (true) or down.
+    Change {
+        /// Service name.
+        service: String,
+        /// Up or down.
+        up: bool,
+    },
+}
+
 /// One observable act.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Act {
@@ -380,6 +395,37 @@ pub enum Act {
         change: ViewChange,
         /// The view epoch the event carried (one more per view change).
         epoch: u64,
+    },
+    /// A member saw another member's (or its own) advertised services at
+    /// a stream position: in the snapshot of its registration (`gseq` is
+    /// the snapshot's position) or in a `MemberJoined` event (`gseq` is the
+    /// event's). Either way it is the services as of that position, after
+    /// every event at or before it.
+    ServicesSeen {
+        /// The witness.
+        proc: Proc,
+        /// Server incarnation.
+        server: u64,
+        /// Stream position.
+        gseq: u64,
+        /// The member described.
+        member_id: u64,
+        /// Its services, as the snapshot or event listed them.
+        services: Vec<String>,
+    },
+    /// The server sequenced an event that sets a member's services
+    /// (server-side log of its ordered event stream, independent of any
+    /// member's stream): a `MemberJoined` with the services it registered
+    /// with, or a service up/down event the member published.
+    ServerServices {
+        /// Server incarnation.
+        server: u64,
+        /// Stream position of the event.
+        gseq: u64,
+        /// The member.
+        member_id: u64,
+        /// What the event says.
+        fact: ServiceFact,
     },
     /// The server declared a member failed or saw it leave (server-side
     /// log, independent of any member's stream).

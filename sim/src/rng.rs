@@ -20,6 +20,9 @@ pub enum Stream {
     Server = 5,
     /// Nonces, incarnations and backoff jitter of clients.
     Clients = 6,
+    /// Which service a member announces up or down (one stream per member
+    /// slot, `index` = slot).
+    Services = 7,
 }
 
 /// SplitMix64 step: a well-mixed 64-bit value from any input.

@@ -17,17 +17,38 @@
 //! session told by a `GapNotice` that part of `(p1, p2]` may be lost is
 //! not used as a witness.
 //!
+//! Each member's services as others see them (`ServicesSeen`: a snapshot
+//! at its position, a `MemberJoined` at its gseq), judged against each
+//! other and against the server's ordered event stream as the server
+//! logged it (`ServerServices`; a history without that log for a server,
+//! such as one recorded over real sockets, is judged by (d) alone):
+//! (d) all witnesses of member `x` at the same (server, gseq) list the
+//! same services, and none lists more than `SERVICES_MAX`;
+//! (e) a witness of `x` at gseq `g` lists exactly the services of `x`'s
+//! latest logged `MemberJoined` at or before `g` with the logged service
+//! events of `x` after it through `g` applied (up adds, down removes), and
+//! `x` has such a `MemberJoined`;
+//! (f) the log never sequences a service up for a member that already
+//! announces `SERVICES_MAX` other services (the server must refuse it);
+//! (g) a `Notified` at a gseq where the server logged a service event
+//! names that event's member and carries its content digest.
+//!
 //! An `EventsLagged` (the client library's stream dropped cluster events)
 //! leaves a hole in the process's view events: removals it saw before are
 //! no longer held against it in (b) (it may have missed a rejoin), and its
 //! session is not used as a witness in (c).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 
 use super::fast::HashMap;
 
 use super::sessions::{fp, Report, Sessions};
-use crate::history::{Act, Bounds, History, Ms, Proc, ViewChange, Violation};
+use switchboard_core::frame::{EventBody, SERVICES_MAX};
+
+use crate::history::{
+    event_digest, Act, Bounds, History, Ms, Proc, ServiceFact, ViewChange, Violation,
+};
 
 /// Name of the guarantee.
 pub const NAME: &str = "G7 view consistency";
@@ -162,6 +183,7 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
         }
     }
     check_snapshots(h, &sessions, &streams, &mut r);
+    check_services(h, &mut r);
     for (server, by_gseq) in &epochs {
         let mut prev: Option<(u64, u64, Proc)> = None;
         for (gseq, &(epoch, p, _)) in by_gseq {
@@ -245,13 +267,203 @@ fn check_snapshots(h: &History, sessions: &Sessions, streams: &[Stream], r: &mut
     }
 }
 
+/// Per server, per member: the logged events that set its services, by
+/// gseq.
+type ServiceLog<'a> = BTreeMap<u64, BTreeMap<u64, BTreeMap<u64, &'a ServiceFact>>>;
+
+/// The first witness of a member's services at a position: what it
+/// listed, who, when.
+type Witness<'a> = (&'a [String], Proc, Ms);
+
+/// A member's services as the server's log says they were right after
+/// `gseq`: the services of its latest `MemberJoined` at or before `gseq`
+/// with the service events after it (through `gseq`) applied; `None` if
+/// no `MemberJoined` of it is logged at or before `gseq`.
+fn replay<'a>(facts: &BTreeMap<u64, &'a ServiceFact>, gseq: u64) -> Option<BTreeSet<&'a str>> {
+    let (&base, joined) = facts
+        .range(..=gseq)
+        .rev()
+        .find(|(_, f)| matches!(f, ServiceFact::Joined(_)))?;
+    let ServiceFact::Joined(services) = joined else {
+        return None;
+    };
+    let mut set: BTreeSet<&str> = services.iter().map(String::as_str).collect();
+    for (_, f) in facts.range((Bound::Excluded(base), Bound::Included(gseq))) {
+        if let ServiceFact::Change { service, up } = f {
+            if *up {
+                set.insert(service);
+            } else {
+                set.remove(service.as_str());
+            }
+        }
+    }
+    Some(set)
+}
+
+/// Rules (d) to (g): each member's services as others see them.
+fn check_services(h: &History, r: &mut Report) {
+    let mut log: ServiceLog<'_> = BTreeMap::new();
+    let mut at_gseq: HashMap<(u64, u64), (u64, &ServiceFact)> = HashMap::default();
+    for e in &h.entries {
+        if let Act::ServerServices {
+            server,
+            gseq,
+            member_id,
+            fact,
+        } = &e.act
+        {
+            log.entry(*server)
+                .or_default()
+                .entry(*member_id)
+                .or_default()
+                .insert(*gseq, fact);
+            at_gseq.insert((*server, *gseq), (*member_id, fact));
+        }
+    }
+    // (f) The log within the quota: no service up sequenced for a member
+    // that already announced SERVICES_MAX others.
+    for (server, members) in &log {
+        for (member_id, facts) in members {
+            let mut set: BTreeSet<&str> = BTreeSet::new();
+            for (gseq, f) in facts {
+                match f {
+                    ServiceFact::Joined(services) => {
+                        set = services.iter().map(String::as_str).collect();
+                    }
+                    ServiceFact::Change { service, up: true } => {
+                        if !set.contains(service.as_str()) && set.len() >= SERVICES_MAX {
+                            r.add(format!(
+                                "server {server} sequenced service {service:?} up for member {member_id} at gseq \
+                                 {gseq} while it already announced {} services (SERVICES_MAX {SERVICES_MAX})",
+                                set.len()
+                            ));
+                        }
+                        set.insert(service);
+                    }
+                    ServiceFact::Change { service, up: false } => {
+                        set.remove(service.as_str());
+                    }
+                }
+            }
+        }
+    }
+    // (d) Per (server, member, gseq): the first witness.
+    let mut first: HashMap<(u64, u64, u64), Witness<'_>> = HashMap::default();
+    for e in &h.entries {
+        match &e.act {
+            Act::ServicesSeen {
+                proc,
+                server,
+                gseq,
+                member_id,
+                services,
+            } => {
+                if services.len() > SERVICES_MAX {
+                    r.add(format!(
+                        "{} saw member {member_id} in server {server} at gseq {gseq} (t={}) with {} services, \
+                         over SERVICES_MAX {SERVICES_MAX}",
+                        fp(*proc),
+                        e.at,
+                        services.len()
+                    ));
+                }
+                match first.get(&(*server, *member_id, *gseq)) {
+                    Some(&(other, p, at)) => {
+                        if !same_set(other, services) {
+                            r.add(format!(
+                                "server {server} gseq {gseq}: {} saw member {member_id} with services {services:?} \
+                                 (t={}) but {} saw {other:?} (t={at})",
+                                fp(*proc),
+                                e.at,
+                                fp(p)
+                            ));
+                        }
+                        // (e) judged the first witness of this position.
+                        continue;
+                    }
+                    None => {
+                        first.insert(
+                            (*server, *member_id, *gseq),
+                            (services.as_slice(), *proc, e.at),
+                        );
+                    }
+                }
+                // (e) What the server's ordered event stream says (for
+                // the first witness of the position; (d) holds the others
+                // to it).
+                let Some(members) = log.get(server) else {
+                    continue;
+                };
+                let Some(want) = members.get(member_id).and_then(|f| replay(f, *gseq)) else {
+                    r.add(format!(
+                        "{} saw member {member_id} in server {server} at gseq {gseq} (t={}), but the server \
+                         logged no MemberJoined of it at or before that position",
+                        fp(*proc),
+                        e.at
+                    ));
+                    continue;
+                };
+                let got: BTreeSet<&str> = services.iter().map(String::as_str).collect();
+                if got != want {
+                    r.add(format!(
+                        "{} saw member {member_id} in server {server} at gseq {gseq} (t={}) with services \
+                         {got:?}, but its MemberJoined and service events in the server's stream through \
+                         {gseq} give {want:?}",
+                        fp(*proc),
+                        e.at
+                    ));
+                }
+            }
+            // (g) A service event as a member received it is the one the
+            // server sequenced at that position.
+            Act::Notified {
+                proc,
+                server,
+                gseq,
+                from,
+                digest,
+                ..
+            } => {
+                let Some(&(member_id, f)) = at_gseq.get(&(*server, *gseq)) else {
+                    continue;
+                };
+                let expected = match f {
+                    ServiceFact::Change { service, up } => {
+                        Some(event_digest(&EventBody::ServiceState {
+                            service: service.clone(),
+                            up: *up,
+                        }))
+                    }
+                    ServiceFact::Joined(_) => None,
+                };
+                if member_id != *from || expected != Some(*digest) {
+                    r.add(format!(
+                        "{} in server {server} was notified at gseq {gseq} (t={}) of an event from member \
+                         {from} (digest {digest:x}), but the server sequenced {f:?} of member {member_id} there",
+                        fp(*proc),
+                        e.at
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Two service lists hold the same names.
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let a: BTreeSet<&String> = a.iter().collect();
+    let b: BTreeSet<&String> = b.iter().collect();
+    a == b
+}
+
 #[cfg(test)]
 mod tests {
-    use switchboard_core::frame::{Address, FailReason};
+    use switchboard_core::frame::{Address, EventBody, FailReason, SERVICES_MAX};
 
     use super::check;
     use crate::checkers::testkit::*;
-    use crate::history::{Act, Proc, ViewChange::*};
+    use crate::history::{event_digest, Act, Proc, ViewChange::*};
 
     const D: Proc = Proc {
         slot: 3,
@@ -392,5 +604,108 @@ mod tests {
             .deliver(A, 1, 1, 11, 2, id(B, 3))
             .build();
         assert_clean(&check(&h, &bounds()));
+    }
+
+    /// Happy run plus the server's log of the services: members 1 and 2
+    /// joined with none and with `http`; member 1 announced `grpc` up at
+    /// 10, member 2 `http` down at 11.
+    fn logged() -> Hb {
+        happy()
+            .logged_join(1, 1, 1, &[])
+            .logged_join(1, 2, 2, &["http"])
+            .logged_join(1, 3, 3, &[])
+            .logged_change(1, 10, 1, "grpc", true)
+            .logged_change(1, 11, 2, "http", false)
+    }
+
+    #[test]
+    fn services_as_the_log_says_pass() {
+        let h = logged()
+            .seen(A, 1, 1, 1, &[])
+            .seen(B, 1, 2, 1, &[])
+            .seen(B, 1, 2, 2, &["http"])
+            .seen(A, 1, 2, 2, &["http"])
+            .seen(C, 1, 3, 2, &["http"])
+            .seen(D, 1, 10, 1, &["grpc"])
+            .seen(D, 1, 10, 2, &["http"])
+            .seen(D, 1, 12, 2, &[])
+            .notify(B, 1, 2, 10, 1, id(A, 4), grpc_up())
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    fn grpc_up() -> u64 {
+        event_digest(&EventBody::ServiceState {
+            service: "grpc".into(),
+            up: true,
+        })
+    }
+
+    #[test]
+    fn two_witnesses_disagreeing_on_a_members_services_are_flagged() {
+        // No server log: only the witnesses' agreement judges.
+        let h = happy()
+            .seen(A, 1, 2, 2, &["http"])
+            .seen(B, 1, 2, 2, &["http", "grpc"])
+            .build();
+        assert_flags(&check(&h, &bounds()), "saw member 2 with services");
+    }
+
+    #[test]
+    fn a_service_up_missing_from_a_later_snapshot_is_flagged() {
+        let h = logged().seen(D, 1, 10, 1, &[]).build();
+        assert_flags(&check(&h, &bounds()), "through 10 give {\"grpc\"}");
+    }
+
+    #[test]
+    fn a_service_down_still_in_a_later_snapshot_is_flagged() {
+        let h = logged().seen(D, 1, 11, 2, &["http"]).build();
+        assert_flags(&check(&h, &bounds()), "through 11 give {}");
+    }
+
+    #[test]
+    fn a_snapshot_before_a_service_event_must_not_show_it() {
+        let h = logged().seen(D, 1, 9, 1, &["grpc"]).build();
+        assert_flags(&check(&h, &bounds()), "through 9 give {}");
+    }
+
+    #[test]
+    fn a_member_seen_without_a_logged_join_is_flagged() {
+        let h = logged().seen(D, 1, 12, 7, &[]).build();
+        assert_flags(&check(&h, &bounds()), "logged no MemberJoined");
+    }
+
+    #[test]
+    fn a_service_up_past_services_max_is_flagged() {
+        let names: Vec<String> = (0..SERVICES_MAX).map(|i| format!("s{i:02}")).collect();
+        let full: Vec<&str> = names.iter().map(String::as_str).collect();
+        let up_again = happy()
+            .logged_join(1, 1, 1, &full)
+            .logged_change(1, 10, 1, "s00", true)
+            .build();
+        assert_clean(&check(&up_again, &bounds()));
+        let h = happy()
+            .logged_join(1, 1, 1, &full)
+            .logged_change(1, 10, 1, "extra", true)
+            .build();
+        assert_flags(&check(&h, &bounds()), "already announced 32 services");
+        let mut over = full.clone();
+        over.push("extra");
+        let h = happy().seen(A, 1, 1, 1, &over).build();
+        assert_flags(&check(&h, &bounds()), "33 services, over SERVICES_MAX");
+    }
+
+    #[test]
+    fn a_service_event_received_unlike_the_server_sequenced_it_is_flagged() {
+        // Up where the server sequenced grpc up: fine; down, or from
+        // another member, is not.
+        let grpc_down = event_digest(&EventBody::ServiceState {
+            service: "grpc".into(),
+            up: false,
+        });
+        let h = logged().notify(B, 1, 2, 10, 1, id(A, 4), grpc_down).build();
+        assert_flags(&check(&h, &bounds()), "but the server sequenced");
+        let h = logged().notify(A, 1, 1, 10, 2, id(B, 4), grpc_up()).build();
+        assert_flags(&check(&h, &bounds()), "but the server sequenced");
     }
 }

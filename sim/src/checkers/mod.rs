@@ -59,7 +59,9 @@ pub fn check_all(h: &History, b: &Bounds) -> Vec<Violation> {
 pub(crate) mod testkit {
     use switchboard_core::frame::{Address, EventKind, FailReason, Missed, NackReason};
 
-    use crate::history::{Act, Bounds, History, Ms, MsgId, Proc, SubFilter, ViewChange, Violation};
+    use crate::history::{
+        Act, Bounds, History, Ms, MsgId, Proc, ServiceFact, SubFilter, ViewChange, Violation,
+    };
 
     /// A filter that selects every event.
     pub(crate) fn every_event() -> SubFilter {
@@ -378,6 +380,60 @@ pub(crate) mod testkit {
                 from,
                 id,
                 digest,
+            })
+        }
+        /// `r` saw member `member_id`'s services at `gseq` of server `k` (in
+        /// a snapshot or a `MemberJoined`).
+        pub(crate) fn seen(
+            self,
+            r: Proc,
+            k: u64,
+            gseq: u64,
+            member_id: u64,
+            services: &[&str],
+        ) -> Self {
+            self.act(Act::ServicesSeen {
+                proc: r,
+                server: k,
+                gseq,
+                member_id,
+                services: services.iter().map(|s| (*s).to_owned()).collect(),
+            })
+        }
+        /// Server `k` logged the `MemberJoined` of `member_id` at `gseq`
+        /// with `services`.
+        pub(crate) fn logged_join(
+            self,
+            k: u64,
+            gseq: u64,
+            member_id: u64,
+            services: &[&str],
+        ) -> Self {
+            self.act(Act::ServerServices {
+                server: k,
+                gseq,
+                member_id,
+                fact: ServiceFact::Joined(services.iter().map(|s| (*s).to_owned()).collect()),
+            })
+        }
+        /// Server `k` logged `member_id`'s service `service` going up or
+        /// down at `gseq`.
+        pub(crate) fn logged_change(
+            self,
+            k: u64,
+            gseq: u64,
+            member_id: u64,
+            service: &str,
+            up: bool,
+        ) -> Self {
+            self.act(Act::ServerServices {
+                server: k,
+                gseq,
+                member_id,
+                fact: ServiceFact::Change {
+                    service: service.into(),
+                    up,
+                },
             })
         }
         /// A view event at `gseq`, with epoch `gseq` (epochs then grow

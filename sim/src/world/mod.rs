@@ -160,6 +160,10 @@ pub struct World {
     /// One latency stream per member slot: removing one member's steps
     /// (shrinking) does not shift the others' network draws.
     net: Vec<ChaCha8Rng>,
+    /// One stream per member slot for the service a `Publish` of a
+    /// service event names and whether it goes up or down: its own
+    /// stream, so the rest of the seed's plan draws as before.
+    services: Vec<ChaCha8Rng>,
     server: Option<Server>,
     server_inc: u64,
     server_starts: u64,
@@ -202,6 +206,9 @@ impl World {
             next_seq: 0,
             net: (0..n as u64)
                 .map(|slot| stream(seed, Stream::Network, slot))
+                .collect(),
+            services: (0..n as u64)
+                .map(|slot| stream(seed, Stream::Services, slot))
                 .collect(),
             server: None,
             server_inc: 0,

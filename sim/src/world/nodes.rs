@@ -13,7 +13,7 @@ use switchboard_core::time::Tick;
 use super::network::Conn;
 use super::workload::{check_payload, payload};
 use super::{Ev, World};
-use crate::history::{Act, MsgId, Proc, ViewChange, Violation};
+use crate::history::{Act, MsgId, Proc, ServiceFact, ViewChange, Violation};
 use crate::rng::{stream, Stream};
 
 impl World {
@@ -271,6 +271,27 @@ impl World {
                             reason: None,
                         });
                     }
+                    ServerEvent::Sequenced { gseq, event, .. } => {
+                        let fact = match event {
+                            ClusterEvent::MemberJoined(m) => {
+                                Some((m.member_id, ServiceFact::Joined(m.services)))
+                            }
+                            ClusterEvent::ServiceState {
+                                member_id,
+                                service,
+                                up,
+                            } => Some((member_id, ServiceFact::Change { service, up })),
+                            _ => None,
+                        };
+                        if let Some((member_id, fact)) = fact {
+                            self.record(Act::ServerServices {
+                                server: inc,
+                                gseq,
+                                member_id,
+                                fact,
+                            });
+                        }
+                    }
                     ServerEvent::MemberResumed { .. } => self.coverage.server_resumes += 1,
                     ServerEvent::ReassemblyDropped { .. } => self.coverage.reassembly_drops += 1,
                     _ => {}
@@ -454,6 +475,15 @@ impl World {
                     position,
                     view: view.iter().map(|m| m.member_id).collect(),
                 });
+                for m in view.iter() {
+                    self.record(Act::ServicesSeen {
+                        proc,
+                        server,
+                        gseq: position,
+                        member_id: m.member_id,
+                        services: m.services.clone(),
+                    });
+                }
             }
             ClientEvent::Resumed { .. } => {
                 self.coverage.resumes += 1;
@@ -523,6 +553,15 @@ impl World {
                         from,
                         id: MsgId { sender, seq },
                         digest,
+                    });
+                }
+                if let ClusterEvent::MemberJoined(m) = &event {
+                    self.record(Act::ServicesSeen {
+                        proc,
+                        server,
+                        gseq,
+                        member_id: m.member_id,
+                        services: m.services.clone(),
                     });
                 }
                 let change = match event {

@@ -3,6 +3,7 @@
 //! would, and payloads that carry their own checksum.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use rand::Rng;
 use switchboard_core::client::SendOptions;
 use switchboard_core::frame::{Address, EventBody};
 
@@ -10,6 +11,10 @@ use super::World;
 use crate::history::{Act, MsgId, SubFilter};
 use crate::plan::{Action, Target};
 use crate::rng::mix;
+
+/// The services a member announces up or down (a few, so that ups, downs,
+/// repeats and downs of services never up all happen).
+const SERVICES: [&str; 4] = ["http", "grpc", "metrics", "admin"];
 
 /// 512 bytes counting 0..=255 twice: any 256-byte window is a filler run.
 static RAMP: [u8; 512] = {
@@ -259,10 +264,13 @@ impl World {
                     return;
                 };
                 let body = match kind {
-                    0 => EventBody::ServiceState {
-                        service: "http".into(),
-                        up: now.as_millis() % 2 == 0,
-                    },
+                    0 => {
+                        let r = &mut self.services[slot];
+                        EventBody::ServiceState {
+                            service: SERVICES[r.gen_range(0..SERVICES.len())].into(),
+                            up: r.gen_bool(0.6),
+                        }
+                    }
                     1 => EventBody::Load((now.as_millis() % 100) as u32),
                     _ => EventBody::Custom {
                         topic: "cache/invalidate".into(),
