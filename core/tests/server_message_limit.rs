@@ -103,3 +103,41 @@ fn a_sender_over_its_in_flight_quota_is_refused() {
         .collect();
     assert_eq!(nacks(&mut c, 0), refused);
 }
+
+/// A member holding `sender_inflight_max` unread notices (NACKs, outcomes)
+/// has its further frames held back; once it reads and acknowledges them,
+/// the held frames go on. The simulator's clients never hold that many
+/// (their outbox is smaller than the quota); this pins the wake-up.
+#[test]
+fn frames_held_back_by_unread_notices_go_on_once_they_are_read() {
+    const QUOTA: usize = 4;
+    let mut cfg = harness::server_config();
+    cfg.sender_inflight_max = QUOTA;
+    cfg.restart_grace_ms = 0;
+    let mut c = Cluster::with_config(7, cfg);
+    c.add("a", "sender");
+    c.start();
+    c.settle();
+    // The sender stops reading: its NACKs stay unread at the server.
+    c.nodes[0].paused = true;
+    let now = c.now;
+    let seqs: Vec<u64> = (0..2 * QUOTA as u8)
+        .map(|i| {
+            c.nodes[0]
+                .client
+                .send(
+                    now,
+                    Address::MemberId(999),
+                    Bytes::from(vec![i]),
+                    SendOptions::default(),
+                )
+                .unwrap()
+        })
+        .collect();
+    c.run_for(500, 10);
+    assert!(nacks(&mut c, 0).is_empty(), "nothing read while paused");
+    c.nodes[0].paused = false;
+    c.run_for(2_000, 10);
+    let got: Vec<u64> = nacks(&mut c, 0).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(got, seqs, "every message is refused, the held ones too");
+}
