@@ -69,6 +69,8 @@ enum Ev {
     ReleaseConn { conn: u64 },
     /// Retry events held back while a process was paused or not reading.
     ReleaseSlot { slot: usize, gen: u64 },
+    /// The process's application takes what it was handed so far.
+    AppTake { slot: usize, gen: u64 },
 }
 
 struct Queued {
@@ -126,10 +128,17 @@ struct Slot {
     /// resume drops it).
     session_member: Option<u64>,
     /// Messages (and replies) the client handed to this process; with
-    /// `ClientConfig::report_taken` the application takes them at its
-    /// next timer.
+    /// `ClientConfig::report_taken` the application takes them in batches
+    /// of 32, and the rest [`APP_TAKE_MS`] after it was handed them.
     handed: u64,
+    /// When the application takes the rest of what it was handed, if it
+    /// has messages not taken yet.
+    take_at: Option<Tick>,
 }
+
+/// How long after it was handed a message the simulated application takes
+/// it at the latest (when no batch of 32 took it first), ms.
+pub const APP_TAKE_MS: u64 = 20;
 
 /// The result of one run.
 #[derive(Debug, Clone)]
@@ -258,6 +267,7 @@ impl World {
                 subs: std::collections::VecDeque::new(),
                 session_member: None,
                 handed: 0,
+                take_at: None,
             });
             w.start_proc(slot);
         }
@@ -322,6 +332,7 @@ impl World {
                 self.arrive_at_client(ev)
             }
             Ev::ReleaseSlot { slot, gen } => self.release_slot(slot, gen),
+            Ev::AppTake { slot, gen } => self.app_take(slot, gen),
             Ev::ServerTimer { at } => self.server_timer(at),
             Ev::ClientTimer { slot, gen, at } => self.client_timer(slot, gen, at),
             Ev::ServerRestart => {

@@ -43,11 +43,12 @@ impl World {
         let incarnation = rng.gen::<u64>() | 1;
         let mut cfg = self.cfg.client_config(&s.instance, &s.process, incarnation);
         // Every other member reports what its application took: its
-        // messages count in outcomes once taken, in batches of 32 or at
-        // its next timer.
+        // messages count in outcomes once taken, in batches of 32 or
+        // shortly after it was handed them.
         cfg.report_taken = slot % 2 == 1;
         s.client = Some(Client::new(cfg, Box::new(rng), self.now));
         s.handed = 0;
+        s.take_at = None;
         s.proc = Proc { slot, incarnation };
         s.conn = None;
         s.timer = None;
@@ -620,7 +621,9 @@ impl World {
     }
 
     /// One more message handed to the process's application, which takes
-    /// them in batches of 32 (and the rest at its next timer).
+    /// them in batches of 32, and the rest `APP_TAKE_MS` later (a real
+    /// application reads its stream on its own schedule, not at the
+    /// client's protocol timer, which steady traffic keeps pushing back).
     fn handed(&mut self, slot: usize) {
         let now = self.now;
         let s = &mut self.slots[slot];
@@ -629,7 +632,33 @@ impl World {
             if let Some(c) = s.client.as_mut() {
                 c.taken(now, s.handed);
             }
+        } else if s.take_at.is_none() {
+            let at = now.plus_millis(super::APP_TAKE_MS);
+            s.take_at = Some(at);
+            let gen = s.gen;
+            self.push(at, Ev::AppTake { slot, gen });
         }
+    }
+
+    /// The application takes what it was handed so far (a paused process
+    /// does it when it runs again).
+    pub(super) fn app_take(&mut self, slot: usize, gen: u64) {
+        let now = self.now;
+        let s = &mut self.slots[slot];
+        if s.gen != gen || s.take_at.is_none() {
+            return;
+        }
+        if s.paused_until > now {
+            let at = s.paused_until;
+            s.take_at = Some(at);
+            self.push(at, Ev::AppTake { slot, gen });
+            return;
+        }
+        s.take_at = None;
+        if let Some(c) = s.client.as_mut() {
+            c.taken(now, s.handed);
+        }
+        self.drain_client(slot);
     }
 
     fn record_delivery(&mut self, slot: usize, m: &switchboard_core::client::Message) {
