@@ -439,6 +439,7 @@ mod tests {
 
     use super::check;
     use crate::checkers::testkit::*;
+    use crate::history::ViewChange;
 
     #[test]
     fn an_incomplete_nack_is_wrong_only_for_a_message_that_fit_one_frame() {
@@ -804,6 +805,33 @@ mod tests {
             .nack(A, 4, NackReason::UnknownDestination)
             .build();
         assert_flags(&check(&h, &bounds()), "Nacked UnknownDestination");
+    }
+
+    #[test]
+    fn a_registration_read_after_its_session_was_removed_does_not_make_it_live() {
+        // Member 4 (process C) registered at position 10 but its process
+        // read the Welcome only after A saw it fail at 12; A's later NACK
+        // of a message to it is right.
+        let h = happy_run()
+            .view(
+                A,
+                1,
+                12,
+                ViewChange::Failed(4, FailReason::HeartbeatTimeout),
+            )
+            .removed(1, 4, Some(FailReason::HeartbeatTimeout))
+            .reg(C, 1, 4, 10, &[1, 2, 4])
+            .send(A, 4, Address::MemberId(4))
+            .nack(A, 4, NackReason::DestinationGone)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // Read before any removal past its position, it is live.
+        let h = happy_run()
+            .reg(C, 1, 4, 10, &[1, 2, 4])
+            .send(A, 4, Address::MemberId(4))
+            .nack(A, 4, NackReason::DestinationGone)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked DestinationGone");
     }
 
     #[test]

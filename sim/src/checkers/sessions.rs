@@ -8,7 +8,7 @@ use super::fast::HashMap;
 
 use switchboard_core::frame::Address;
 
-use crate::history::{Act, History, Ms, MsgId, Proc, Violation};
+use crate::history::{Act, History, Ms, MsgId, Proc, ViewChange, Violation};
 
 /// Most violations one checker reports in detail.
 pub(crate) const MAX_VIOLATIONS: usize = 20;
@@ -99,11 +99,27 @@ impl Sessions {
     /// Builds the session index. A session ends at the first later
     /// `ServerRemoved` of its (server, member id), `ServerCrashed` of its
     /// server, `Crashed`/`Goodbye` of its process, or later `Registered` of
-    /// its process.
+    /// its process. A registration recorded after some member already saw
+    /// that member id leave or fail at a position past the registration's
+    /// own (its process read its `Welcome` late, after the server had
+    /// removed the session) ends where it starts: that session was over
+    /// before its application knew it had begun.
     pub(crate) fn build(h: &History) -> Self {
         let mut b = SessionBuilder::default();
+        // Per (server, member id), the highest position at which a member
+        // was seen to leave or fail so far.
+        let mut removed_at: HashMap<(u64, u64), u64> = HashMap::default();
         for (idx, e) in h.entries.iter().enumerate() {
             match &e.act {
+                Act::ViewEvent {
+                    server,
+                    gseq,
+                    change: ViewChange::Left(id) | ViewChange::Failed(id, _),
+                    ..
+                } => {
+                    let g = removed_at.entry((*server, *id)).or_default();
+                    *g = (*g).max(*gseq);
+                }
                 Act::Registered {
                     proc,
                     server,
@@ -138,6 +154,12 @@ impl Sessions {
                     b.open_by_proc.insert(*proc, sid);
                     b.open_by_member.insert((*server, *member_id), sid);
                     b.open_by_server.entry(*server).or_default().insert(sid);
+                    if removed_at
+                        .get(&(*server, *member_id))
+                        .is_some_and(|&g| g > *position)
+                    {
+                        b.end(sid, idx);
+                    }
                 }
                 Act::ServerRemoved {
                     server, member_id, ..
