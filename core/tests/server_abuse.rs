@@ -196,11 +196,7 @@ fn a_sequence_within_the_window_is_accepted() {
 /// accepted when it is full.
 #[test]
 fn a_subscription_past_the_quota_is_refused_but_a_held_one_may_be_replaced() {
-    let mut c = Cluster::new(3);
-    let a = c.add("a", "p");
-    c.start();
-    c.run_for(4_000, 100);
-    let conn = c.nodes[a].conn.unwrap();
+    let (mut c, _, conn) = registered_raw_member();
     let max = SUBSCRIPTIONS_MAX as u64;
     // Sub ids 0..=max (one too many), then sub id 0 again.
     let frames: Vec<Frame> = (1..=max + 2)
@@ -212,16 +208,7 @@ fn a_subscription_past_the_quota_is_refused_but_a_held_one_may_be_replaced() {
             })
         })
         .collect();
-    let now = c.now;
-    c.server.handle_bytes(now, conn, &bytes_of(&frames));
-    let out = outputs(&mut c.server);
-    let nacks: Vec<(u64, frame::NackReason)> = frames_to(&out, conn)
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Nack(n) => Some((n.seq, n.reason)),
-            _ => None,
-        })
-        .collect();
+    let (out, nacks) = feed_and_nacks(&mut c, conn, &frames);
     assert_eq!(nacks, vec![(max + 1, frame::NackReason::OverQuota)]);
     assert_eq!(closed(&out, conn), None, "{out:?}");
 }
@@ -233,11 +220,7 @@ fn a_subscription_past_the_quota_is_refused_but_a_held_one_may_be_replaced() {
 /// the services accepted.
 #[test]
 fn a_service_past_the_quota_is_refused_and_the_view_holds_the_accepted_ones() {
-    let mut c = Cluster::new(3);
-    let a = c.add("a", "p");
-    c.start();
-    c.run_for(4_000, 100);
-    let conn = c.nodes[a].conn.unwrap();
+    let (mut c, a, conn) = registered_raw_member();
     let member = c.member_id(a);
     let max = SERVICES_MAX as u64;
     let service = |i: u64| format!("s{i:02}");
@@ -254,16 +237,7 @@ fn a_service_past_the_quota_is_refused_and_the_view_holds_the_accepted_ones() {
     frames.push(publish(max + 2, service(0), true));
     frames.push(publish(max + 3, service(0), false));
     frames.push(publish(max + 4, service(max), true));
-    let now = c.now;
-    c.server.handle_bytes(now, conn, &bytes_of(&frames));
-    let out = outputs(&mut c.server);
-    let nacks: Vec<(u64, frame::NackReason)> = frames_to(&out, conn)
-        .iter()
-        .filter_map(|f| match f {
-            Frame::Nack(n) => Some((n.seq, n.reason)),
-            _ => None,
-        })
-        .collect();
+    let (out, nacks) = feed_and_nacks(&mut c, conn, &frames);
     assert_eq!(nacks, vec![(max + 1, frame::NackReason::OverQuota)]);
     let services = c
         .server
@@ -274,6 +248,37 @@ fn a_service_past_the_quota_is_refused_and_the_view_holds_the_accepted_ones() {
     let want: Vec<String> = (1..=max).map(service).collect();
     assert_eq!(services, want);
     assert_eq!(closed(&out, conn), None, "{out:?}");
+}
+
+/// A cluster with one registered member (index, connection) whose
+/// connection the test then feeds raw frames.
+fn registered_raw_member() -> (Cluster, usize, ConnId) {
+    let mut c = Cluster::new(3);
+    let a = c.add("a", "p");
+    c.start();
+    c.run_for(4_000, 100);
+    let conn = c.nodes[a].conn.unwrap();
+    (c, a, conn)
+}
+
+/// Feeds `frames` to `conn` in one read: the server's outputs, and the
+/// NACKs (seq, reason) it sent that connection.
+fn feed_and_nacks(
+    c: &mut Cluster,
+    conn: ConnId,
+    frames: &[Frame],
+) -> (Vec<Output>, Vec<(u64, frame::NackReason)>) {
+    let now = c.now;
+    c.server.handle_bytes(now, conn, &bytes_of(frames));
+    let out = outputs(&mut c.server);
+    let nacks = frames_to(&out, conn)
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Nack(n) => Some((n.seq, n.reason)),
+            _ => None,
+        })
+        .collect();
+    (out, nacks)
 }
 
 /// Encodes frames into one read.
