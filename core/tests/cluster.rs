@@ -606,6 +606,103 @@ fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
     assert_eq!(c.messages(1).len(), 60);
 }
 
+/// The slow-consumer grace runs on the queue a member has between inputs:
+/// a delivery acknowledgement that takes a member under its limit, read in
+/// the same input as the new items that take it over again (a throttled
+/// sender released onto it), does not restart the grace. Its clock runs
+/// from when the member first went over, as an observer between inputs
+/// sees it.
+#[test]
+fn going_under_and_over_within_one_input_does_not_restart_the_slow_consumer_grace() {
+    use switchboard_core::frame::{self, DeliveryAck, Frame, Limits};
+    const LIMIT: usize = 4;
+    const GRACE: u64 = 500;
+    let mut cfg = harness::server_config();
+    cfg.member_queue_items_max = LIMIT;
+    cfg.slow_consumer_grace_ms = GRACE;
+    let mut c = Cluster::with_config(4, cfg);
+    c.add("a", "sender");
+    let r = c.add("b", "reader");
+    c.start();
+    c.settle();
+    let reader = c.member_id(r);
+    // The reader's process reads nothing more: what the server sends it
+    // stays in flight, unacknowledged.
+    c.nodes[r].paused = true;
+    let send = |c: &mut Cluster, k: usize| {
+        let now = c.now;
+        c.nodes[0]
+            .client
+            .send(
+                now,
+                Address::MemberId(reader),
+                Bytes::from(vec![k as u8]),
+                SendOptions::default(),
+            )
+            .unwrap();
+    };
+    // Over its limit at `over_at`; the sender is throttled by it, so its
+    // next messages wait in the server (deferred).
+    for k in 0..=LIMIT {
+        send(&mut c, k);
+    }
+    c.settle();
+    let over_at = c.now;
+    assert_eq!(c.server.queue_len(reader), Some(LIMIT + 1));
+    assert!(c.server.is_throttled(c.member_id(0)));
+    for k in 0..=LIMIT + 1 {
+        send(&mut c, 100 + k);
+    }
+    c.settle();
+    assert_eq!(
+        c.server.queue_len(reader),
+        Some(LIMIT + 1),
+        "the rest waits"
+    );
+    // Halfway through the grace, one read acknowledges everything sent so
+    // far: the reader is empty for an instant, the sender is released and
+    // its waiting messages take the reader over its limit again.
+    c.run_for(GRACE / 2, 10);
+    let mut sent = bytes::BytesMut::new();
+    for b in &c.nodes[r].inbound {
+        sent.extend_from_slice(b);
+    }
+    let mut through = 0;
+    while let Some(f) = frame::decode(&mut sent, &Limits::default()).unwrap() {
+        if let Frame::Deliver(d) = f {
+            through = through.max(d.gseq);
+        }
+    }
+    assert!(through > 0);
+    let mut ack = bytes::BytesMut::new();
+    Frame::DeliveryAck(DeliveryAck { through })
+        .encode(&mut ack, &Limits::default())
+        .unwrap();
+    let (now, conn) = (c.now, c.nodes[r].conn.unwrap());
+    c.server.handle_bytes(now, conn, &ack);
+    assert!(
+        c.server.queue_len(reader).unwrap() > LIMIT,
+        "over its limit again within the same input"
+    );
+    // Still over at the end of the first grace: evicted then.
+    let left = GRACE - c.now.millis_since(over_at);
+    c.run_for(left + 20, 10);
+    assert!(
+        c.server.view().all(|m| m.member_id != reader),
+        "the reader stayed over its limit for the whole grace and must be evicted"
+    );
+    assert!(c.nodes[0].events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Event {
+            event: ClusterEvent::MemberFailed {
+                member_id,
+                reason: FailReason::SlowConsumer
+            },
+            ..
+        } if *member_id == reader
+    )));
+}
+
 #[test]
 fn large_messages_are_chunked_and_reassembled() {
     let mut c = six();

@@ -59,6 +59,7 @@ impl Server {
             self.stats.evictions += 1;
             self.remove_member(member_id, Removal::Failed(FailReason::SlowConsumer));
             self.settle();
+            self.end_input();
         }
     }
 

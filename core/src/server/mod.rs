@@ -342,6 +342,7 @@ impl Server {
         self.now = now;
         self.accept_conn(conn);
         self.settle();
+        self.end_input();
     }
 
     /// The client certificate the driver's TLS verified on `conn` carries
@@ -428,9 +429,15 @@ impl Server {
         self.decode_reads(now, conn);
     }
 
-    /// Decodes and handles every whole frame buffered on `conn`.
+    /// Decodes and handles every whole frame buffered on `conn`: one input.
     fn decode_reads(&mut self, now: Tick, conn: ConnId) {
         self.now = now;
+        self.decode_frames(conn);
+        self.end_input();
+    }
+
+    /// The frames of [`decode_reads`](Server::decode_reads), each settled.
+    fn decode_frames(&mut self, conn: ConnId) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -512,6 +519,7 @@ impl Server {
             self.detach(id);
         }
         self.settle();
+        self.end_input();
     }
 
     /// Starts a graceful shutdown: every member gets a `Goodbye`, every
@@ -530,6 +538,7 @@ impl Server {
             self.close_conn(conn, CloseReason::Shutdown);
         }
         self.settle();
+        self.end_input();
     }
 
     /// The next output. Drain until `None` after every input.

@@ -157,6 +157,7 @@ impl Server {
             self.violation_detail = None;
         }
         self.settle();
+        self.end_input();
         n
     }
 }

@@ -658,13 +658,8 @@ impl Server {
                     m.queue = VecDeque::new();
                 }
             }
-            if m.over_since.is_some()
-                && !m.over_limit(
-                    self.config.member_queue_items_max,
-                    self.config.member_queue_bytes_max,
-                )
-            {
-                m.over_since = None;
+            if m.over_since.is_some() {
+                self.wake.note_maybe_under(id);
             }
             if let Some(conn) = m.conn {
                 self.dirty.insert(conn);
@@ -738,13 +733,8 @@ impl Server {
             if m.untaken.is_empty() && m.untaken.capacity() > QUEUE_KEEP_ITEMS {
                 m.untaken = VecDeque::new();
             }
-            if m.over_since.is_some()
-                && !m.over_limit(
-                    self.config.member_queue_items_max,
-                    self.config.member_queue_bytes_max,
-                )
-            {
-                m.over_since = None;
+            if m.over_since.is_some() {
+                self.wake.note_maybe_under(id);
             }
             release = was_over_half && !m.over_limit(half.0, half.1);
         }

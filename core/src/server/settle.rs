@@ -26,6 +26,12 @@ pub(super) struct Wakeups {
     /// Members whose deferred frames may be processed now, in order of
     /// recording (duplicates are harmless).
     inboxes: VecDeque<u64>,
+    /// Members over their queue limit whose queue shrank: whether they are
+    /// back under it is judged when the whole input is handled
+    /// ([`Server::end_input`]), not by `settle`, so that going under and
+    /// over again within one input does not restart the slow-consumer
+    /// grace (duplicates are harmless).
+    maybe_under: Vec<u64>,
 }
 
 impl Wakeups {
@@ -44,7 +50,13 @@ impl Wakeups {
         self.inboxes.push_back(id);
     }
 
-    /// True when nothing is due.
+    /// Member `id`, over its queue limit, had items removed from its queue.
+    pub(super) fn note_maybe_under(&mut self, id: u64) {
+        self.maybe_under.push(id);
+    }
+
+    /// True when nothing is due for `settle` (`maybe_under` waits for the
+    /// end of the input).
     pub(super) fn is_empty(&self) -> bool {
         self.evictions.is_empty() && !self.parked && self.inboxes.is_empty()
     }
@@ -82,6 +94,31 @@ impl Server {
             },
             "a member queue is over twice its limit after settling"
         );
+    }
+
+    /// The end of one input (a read, the timers due, a connection opened or
+    /// closed, a shutdown, an eviction for memory, new credentials): a
+    /// member over its queue limit is judged back under it only here, on
+    /// the queue it has between inputs, so that a delivery
+    /// acknowledgement followed in the same input by new items (a
+    /// throttled sender released onto it) does not restart its
+    /// slow-consumer grace. The grace's clock thus runs on the same states
+    /// an observer between inputs sees.
+    pub(super) fn end_input(&mut self) {
+        debug_assert!(self.wake.is_empty());
+        let (items_max, bytes_max) = (
+            self.config.member_queue_items_max,
+            self.config.member_queue_bytes_max,
+        );
+        let mut ids = std::mem::take(&mut self.wake.maybe_under);
+        for id in ids.drain(..) {
+            if let Some(m) = self.members.get_mut(&id) {
+                if m.over_since.is_some() && !m.over_limit(items_max, bytes_max) {
+                    m.over_since = None;
+                }
+            }
+        }
+        self.wake.maybe_under = ids;
     }
 
     /// Evicts members whose queues went far over their limit while items

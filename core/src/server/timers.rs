@@ -37,6 +37,7 @@ impl Server {
             self.fire(timer);
             self.settle();
         }
+        self.end_input();
     }
 
     fn fire(&mut self, timer: Timer) {
