@@ -158,6 +158,7 @@ async fn throughput(
     let payload = Bytes::from(vec![0x5a; p.payload]);
     let deadline = Instant::now() + p.send_for;
     let mut tasks = Vec::new();
+    let batch = p.post_batch.max(1);
     for (i, m) in tx_members.iter().enumerate() {
         let m = m.clone();
         let payload = payload.clone();
@@ -165,12 +166,26 @@ async fn throughput(
         tasks.push(tokio::spawn(async move {
             let mut k = i;
             'send: loop {
-                // Look at the clock every 64 messages, not every one.
-                for _ in 0..64 {
-                    let to = targets[k % targets.len()].clone();
-                    k += 1;
-                    if m.post(to, payload.clone()).await.is_err() {
-                        break 'send;
+                // Look at the clock every 64 messages (or every batch), not
+                // every one.
+                let mut sent = 0;
+                while sent < 64 {
+                    if batch == 1 {
+                        let to = targets[k % targets.len()].clone();
+                        k += 1;
+                        sent += 1;
+                        if m.post(to, payload.clone()).await.is_err() {
+                            break 'send;
+                        }
+                    } else {
+                        let first = k;
+                        k += batch;
+                        sent += batch;
+                        let msgs = (first..first + batch)
+                            .map(|j| (targets[j % targets.len()].clone(), payload.clone()));
+                        if m.post_many(msgs).await.is_err() {
+                            break 'send;
+                        }
                     }
                 }
                 if Instant::now() >= deadline {

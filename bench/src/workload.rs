@@ -209,6 +209,10 @@ pub struct Params {
     pub many_rate: u32,
     /// How long W6 members send.
     pub many_for: Duration,
+    /// Switchboard W1, W2, W4 senders hand their messages to the library
+    /// this many at a time (`Member::post_many`); 1 posts each on its own
+    /// (`Member::post`).
+    pub post_batch: usize,
 }
 
 impl Params {
@@ -227,6 +231,7 @@ impl Params {
             many_members: 2_000,
             many_rate: 50,
             many_for: Duration::from_secs(30),
+            post_batch: switchboard_client::POST_BATCH_MAX,
         }
     }
 

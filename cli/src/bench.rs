@@ -49,6 +49,11 @@ pub(crate) struct BenchArgs {
     /// How long senders send in W1, W2, W4, milliseconds.
     #[arg(long)]
     send_ms: Option<u64>,
+    /// Switchboard W1, W2, W4 senders hand this many messages at a time to
+    /// the library (`post_many`); 1 posts each on its own (`post`).
+    #[arg(long, default_value_t = switchboard_client::POST_BATCH_MAX as u64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    post_batch: u64,
     /// A few seconds in all (for CI): short sends, few requests, 100 idle
     /// members, W6 with 100 members for 2 s.
     #[arg(long)]
@@ -132,6 +137,7 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
     if let Some(ms) = a.send_ms {
         params.send_for = Duration::from_millis(ms.max(1));
     }
+    params.post_batch = usize::try_from(a.post_batch).unwrap_or(1);
     if let Some(n) = a.members {
         if !(2..=MEMBERS_MAX).contains(&n) {
             return Err(CliError::Flag {

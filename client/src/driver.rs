@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use bytes::Bytes;
 use switchboard_core::client::{Client, ClientEvent, ClientOutput, CommandError, SendOptions};
+use switchboard_core::frame::Address;
 use switchboard_core::time::Tick;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc::error::TrySendError;
@@ -515,6 +516,33 @@ impl<C: Connector> Driver<C> {
         }
     }
 
+    /// Sends one posted message, or hands it back untouched when the
+    /// outbox has no room for it yet (moved, never copied: a name in its
+    /// address is not cloned per message).
+    fn post_now(&mut self, to: Address, payload: Bytes, now: Tick) -> Option<(Address, Bytes)> {
+        if !self.client.is_closed() && !self.client.has_outbox_room(payload.len()) {
+            return Some((to, payload));
+        }
+        match self
+            .client
+            .send(now, to, payload, SendOptions { confirm: false })
+        {
+            Ok(seq) => {
+                debug_assert!(self.posted.back().is_none_or(|b| *b < seq));
+                self.posted.push_back(seq);
+            }
+            Err(e) => {
+                debug_assert!(
+                    !matches!(e, CommandError::OutboxFull { .. }),
+                    "room was checked"
+                );
+                tracing::debug!(error = %e, "posted message refused");
+                self.posted_refused += 1;
+            }
+        }
+        None
+    }
+
     /// Runs a command against the client; keeps it as `stalled` when the
     /// outbox has no room.
     fn exec(&mut self, c: Command) {
@@ -527,34 +555,33 @@ impl<C: Connector> Driver<C> {
         };
         match c {
             Command::Post { to, payload } => {
-                let opts = SendOptions { confirm: false };
-                match self.client.send(now, to.clone(), payload.clone(), opts) {
-                    Ok(seq) => {
-                        debug_assert!(self.posted.back().is_none_or(|b| *b < seq));
-                        self.posted.push_back(seq);
-                    }
-                    Err(e) if stall(&e) => self.stalled.push_back(Command::Post { to, payload }),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "posted message refused");
-                        self.posted_refused += 1;
+                if let Some((to, payload)) = self.post_now(to, payload, now) {
+                    self.stalled.push_back(Command::Post { to, payload });
+                }
+            }
+            Command::PostMany(mut batch) => {
+                while let Some((to, payload)) = batch.pop_front() {
+                    if let Some(kept) = self.post_now(to, payload, now) {
+                        // The rest waits, in order, for outbox room.
+                        batch.push_front(kept);
+                        self.stalled.push_back(Command::PostMany(batch));
+                        return;
                     }
                 }
             }
             Command::Send { to, payload, wait } => {
+                if !self.client.is_closed() && !self.client.has_outbox_room(payload.len()) {
+                    self.stalled.push_back(Command::Send { to, payload, wait });
+                    return;
+                }
                 let confirm = matches!(wait, SendWait::Outcome(_));
-                match self
-                    .client
-                    .send(now, to.clone(), payload.clone(), SendOptions { confirm })
-                {
+                match self.client.send(now, to, payload, SendOptions { confirm }) {
                     Ok(seq) => {
                         let w = match wait {
                             SendWait::Ack(tx) => Waiter::Ack(tx),
                             SendWait::Outcome(tx) => Waiter::Outcome(tx),
                         };
                         self.waiters.insert(seq, w);
-                    }
-                    Err(e) if stall(&e) => {
-                        self.stalled.push_back(Command::Send { to, payload, wait })
                     }
                     Err(e) => match wait {
                         SendWait::Ack(tx) => drop(tx.send(Err(e.into()))),
@@ -1168,6 +1195,7 @@ impl<C: Connector> Driver<C> {
     fn fail_command(&mut self, c: Command, e: Error) {
         match c {
             Command::Post { .. } => self.posted_refused += 1,
+            Command::PostMany(batch) => self.posted_refused += batch.len() as u64,
             Command::Send { wait, .. } => match wait {
                 SendWait::Ack(tx) => drop(tx.send(Err(e))),
                 SendWait::Outcome(tx) => drop(tx.send(Err(e))),

@@ -297,10 +297,15 @@ impl Outcome {
 /// A notification handler run by [`Member::on_event`].
 pub type Handler = Box<dyn FnMut(&Notification) + Send + 'static>;
 
+/// Messages one [`Member::post_many`] command carries at most.
+pub const POST_BATCH_MAX: usize = 64;
+
 /// A command for the driver.
 pub(crate) enum Command {
     /// A posted message: counted in the tally, no waiter.
     Post { to: Address, payload: Bytes },
+    /// Posted messages, in order (at most [`POST_BATCH_MAX`]): one command.
+    PostMany(std::collections::VecDeque<(Address, Bytes)>),
     Send {
         to: Address,
         payload: Bytes,
@@ -656,6 +661,39 @@ impl Member {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// Posts many messages, in order, as [`post`](Member::post) does each:
+    /// counted in the [tally](Member::tally), awaited together with
+    /// [`flush`](Member::flush). They travel to the driver in commands of
+    /// up to [`POST_BATCH_MAX`] messages, so a burst costs one queue slot
+    /// and one wake-up per batch rather than per message (the command
+    /// queue thus holds at most `commands_max × POST_BATCH_MAX` messages).
+    /// Waits while the command queue is full. Returns how many were
+    /// posted: all of them, unless the member closed (then
+    /// [`Error::Closed`], and the messages not yet handed over are counted
+    /// as refused).
+    pub async fn post_many<I>(&self, messages: I) -> Result<usize, Error>
+    where
+        I: IntoIterator<Item = (Address, Bytes)>,
+    {
+        let mut messages = messages.into_iter();
+        let mut posted = 0;
+        loop {
+            let batch: std::collections::VecDeque<(Address, Bytes)> =
+                messages.by_ref().take(POST_BATCH_MAX).collect();
+            if batch.is_empty() {
+                return Ok(posted);
+            }
+            let n = batch.len();
+            debug_assert!(n <= POST_BATCH_MAX);
+            self.tally.submit_many(n as u64);
+            if self.commands.send(Command::PostMany(batch)).await.is_err() {
+                self.tally.withdraw_many(n as u64);
+                return Err(Error::Closed);
+            }
+            posted += n;
+        }
     }
 
     /// Like [`post`](Member::post) but returns [`Error::Busy`] at once when

@@ -77,11 +77,21 @@ impl Tally {
         self.submitted.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Counts `n` posted messages at once (handle side).
+    pub fn submit_many(&self, n: u64) {
+        self.submitted.fetch_add(n, Ordering::AcqRel);
+    }
+
     /// Takes back a submission that never reached the driver (the command
     /// queue was full or closed): counted as refused so that flushes still
     /// settle.
     pub fn withdraw(&self) {
         self.settle(0, 1);
+    }
+
+    /// Takes back `n` submissions at once (see [`withdraw`](Tally::withdraw)).
+    pub fn withdraw_many(&self, n: u64) {
+        self.settle(0, n);
     }
 
     /// Counts `acked` receipts and `refused` refusals, then wakes the

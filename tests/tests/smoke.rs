@@ -1,6 +1,7 @@
 //! Smoke test: one server, two members, a message and an event.
 #![allow(clippy::unwrap_used)]
 
+use bytes::Bytes;
 use std::time::Duration;
 
 use switchboard_client::{member, Event, Member, MemberConfig};
@@ -261,6 +262,73 @@ async fn posted_messages_are_tallied_and_delivered_in_order() {
     assert_eq!(counts.acked + counts.refused, counts.submitted);
     assert_eq!(counts.refused, 1, "{counts:?}");
     assert_eq!(a.tally(), counts);
+    let mut next = 0u32;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while next < N {
+            match eb.next().await {
+                Some(Event::Message(m)) => {
+                    let got = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+                    assert_eq!(got, next, "out of order or duplicated");
+                    next += 1;
+                }
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    srv.shutdown().await;
+}
+
+/// `post_many` + `flush`: batches larger than the driver's command batch
+/// and than a small outbox (so that a batch stalls part-way and resumes)
+/// keep their order with single posts around them; a refused message in
+/// the middle of a batch is tallied as refused and the rest go on.
+#[tokio::test]
+async fn batches_of_posted_messages_keep_their_order_through_a_full_outbox() {
+    let secret = Secret::new(vec![9u8; 32]).unwrap();
+    let mut core = ServerConfig::new("t", secret.clone());
+    core.restart_grace_ms = 0;
+    let srv = switchboard_server::run(ServerOptions::loopback_ephemeral(core))
+        .await
+        .unwrap();
+    let addr = srv.internal_addr().to_string();
+    let mut config = MemberConfig::new(&addr, "t", secret.clone(), "i1", "a");
+    config.core.outbox_items_max = 16;
+    let (a, _ea) = Member::connect(config).await.unwrap();
+    let (b, mut eb) = Member::connect(MemberConfig::new(&addr, "t", secret.clone(), "i1", "b"))
+        .await
+        .unwrap();
+    let to = switchboard_client::Address::MemberId(b.member_id().unwrap());
+    let nowhere = switchboard_client::Address::MemberId(12345);
+    const N: u32 = 3_000;
+    let msg = |i: u32| Bytes::from(i.to_be_bytes().to_vec());
+    let mut i = 0u32;
+    while i < N {
+        if i % 1_000 == 500 {
+            a.post(to.clone(), msg(i)).await.unwrap();
+            i += 1;
+            continue;
+        }
+        let end = (i + 300).min(N);
+        let mut batch: Vec<(switchboard_client::Address, Bytes)> =
+            (i..end).map(|k| (to.clone(), msg(k))).collect();
+        if i == 0 {
+            // One refused message inside the first batch.
+            batch.insert(100, (nowhere.clone(), Bytes::from_static(b"lost")));
+        }
+        let n = batch.len();
+        assert_eq!(a.post_many(batch).await.unwrap(), n);
+        i = end;
+    }
+    let counts = tokio::time::timeout(Duration::from_secs(10), a.flush())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counts.submitted, u64::from(N) + 1);
+    assert_eq!(counts.refused, 1, "{counts:?}");
+    assert_eq!(counts.acked, u64::from(N), "{counts:?}");
     let mut next = 0u32;
     tokio::time::timeout(Duration::from_secs(10), async {
         while next < N {

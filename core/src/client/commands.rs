@@ -12,6 +12,10 @@ use crate::frame::{
 };
 use crate::time::Tick;
 
+/// What a message counts in the outbox beyond its payload (its frame's
+/// header, bounded).
+const SEND_OVERHEAD_BYTES: usize = 64;
+
 impl Client {
     /// Sends a message. Returns its sequence; the outcome arrives as
     /// `Acked`/`Nacked` (and `Outcome` when `opts.confirm`).
@@ -231,6 +235,18 @@ impl Client {
         }
     }
 
+    /// True when [`send`](Client::send) of a payload of `payload_len`
+    /// bytes would find room in the outbox now (else it fails with
+    /// [`CommandError::OutboxFull`]): lets a driver keep a message it
+    /// cannot send yet without handing it over (and copying it back).
+    pub fn has_outbox_room(&self, payload_len: usize) -> bool {
+        self.out.has_room(
+            payload_len + SEND_OVERHEAD_BYTES,
+            self.config.outbox_items_max,
+            self.config.outbox_bytes_max,
+        )
+    }
+
     /// Takes the next sequence if the outbox has room for `bytes`.
     fn reserve(&mut self, bytes: usize) -> Result<u64, CommandError> {
         self.out.reserve(
@@ -267,7 +283,7 @@ impl Client {
         if !names_ok {
             return Err(CommandError::Invalid("address name too long"));
         }
-        let bytes = payload.len() + 64;
+        let bytes = payload.len() + SEND_OVERHEAD_BYTES;
         let seq = self.reserve(bytes)?;
         let confirm = fl & flags::CONFIRM != 0;
         let send = Send {

@@ -57,6 +57,17 @@ impl Outgoing {
         self.effective_through
     }
 
+    /// True when the outbox has room for one more message of `bytes`.
+    pub(super) fn has_room(&self, bytes: usize, items_max: usize, bytes_max: usize) -> bool {
+        // Receivers detect duplicates within SEQ_WINDOW: never let the
+        // oldest unconfirmed message fall that far behind.
+        let window_full = self
+            .outbox
+            .first_seq()
+            .is_some_and(|first| self.next_seq - first >= frame::SEQ_WINDOW);
+        self.outbox.len() < items_max && self.outbox.bytes() + bytes <= bytes_max && !window_full
+    }
+
     /// Takes the next sequence if the outbox has room for `bytes`.
     pub(super) fn reserve(
         &mut self,
@@ -64,14 +75,7 @@ impl Outgoing {
         items_max: usize,
         bytes_max: usize,
     ) -> Result<u64, CommandError> {
-        // Receivers detect duplicates within SEQ_WINDOW: never let the
-        // oldest unconfirmed message fall that far behind.
-        let window_full = self
-            .outbox
-            .first_seq()
-            .is_some_and(|first| self.next_seq - first >= frame::SEQ_WINDOW);
-        if self.outbox.len() >= items_max || self.outbox.bytes() + bytes > bytes_max || window_full
-        {
+        if !self.has_room(bytes, items_max, bytes_max) {
             return Err(CommandError::OutboxFull {
                 items: self.outbox.len(),
                 bytes: self.outbox.bytes(),
