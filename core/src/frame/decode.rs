@@ -56,6 +56,21 @@ pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>> {
     Ok(Some(decoded))
 }
 
+/// How many more bytes `buf`, which starts at a frame boundary, needs
+/// before its first frame is whole (by its length prefix; 0 when it is).
+/// A driver that holds the start of a frame uses it to complete that frame
+/// from a new read without copying the rest of the read. It judges nothing:
+/// an invalid length is [`decode`]'s to report.
+pub fn bytes_missing(buf: &[u8]) -> usize {
+    let Some(prefix) = buf.first_chunk::<4>() else {
+        return 4 - buf.len();
+    };
+    let total = u64::from(u32::from_be_bytes(*prefix)) + 4;
+    usize::try_from(total)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(buf.len())
+}
+
 fn known_kind(k: u8) -> bool {
     matches!(
         k,

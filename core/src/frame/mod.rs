@@ -18,7 +18,7 @@ mod error;
 mod limits;
 mod types;
 
-pub use decode::decode;
+pub use decode::{bytes_missing, decode};
 pub use error::{DecodeError, EncodeError};
 pub use limits::*;
 pub use types::*;

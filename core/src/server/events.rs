@@ -59,7 +59,7 @@ impl Server {
         if let Some((id, seq)) = origin {
             self.track(id, seq, gseq, to.len() as u32, false);
         }
-        let slow = self.enqueue_all(&to, gseq, &data, tracked);
+        let slow = self.enqueue_all(&to, gseq, data, tracked);
         self.scratch = to;
         // A publisher whose subscribers are full is throttled like a sender.
         if let (Some((id, _)), Some(slow)) = (origin, slow) {

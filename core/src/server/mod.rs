@@ -46,7 +46,7 @@ pub use types::{CloseReason, ConnId, DenialKind, Output, ServerEvent, ServerStat
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use rand::RngCore;
 
 use crate::frame::{self, ErrorCode, ErrorFrame, FailReason, Frame, MemberInfo, MissReason};
@@ -119,8 +119,8 @@ pub struct Server {
     /// Received items waiting for the application to take them, found
     /// while processing one `DeliveryAck` (kept for its capacity).
     scratch_untaken: Vec<u64>,
-    /// Reused list of the pieces of a transmit.
-    tx_parts: Vec<Bytes>,
+    /// Reused list of the pieces of a transmit: (queue index, part).
+    tx_pieces: Vec<(usize, usize)>,
     /// Wake-ups recorded by input handlers, run by `settle`.
     wake: settle::Wakeups,
     shutting_down: bool,
@@ -177,7 +177,7 @@ impl Server {
             dirty: ready::Ready::default(),
             scratch: Vec::new(),
             scratch_untaken: Vec::new(),
-            tx_parts: Vec::new(),
+            tx_pieces: Vec::new(),
             wake: settle::Wakeups::default(),
             shutting_down: false,
             violation_detail: None,
@@ -417,14 +417,33 @@ impl Server {
     /// in a buffer of its own: when nothing of an earlier read is left
     /// over, the frames are decoded from that buffer without copying it
     /// (payloads stay slices of it).
-    pub fn handle_read(&mut self, now: Tick, conn: ConnId, data: Bytes) {
-        if let Some(c) = self.conns.get_mut(&conn) {
+    ///
+    /// When an earlier read left the start of a frame, only the bytes that
+    /// complete that frame are copied to it; the frame is handled and the
+    /// rest of the read is decoded in place.
+    pub fn handle_read(&mut self, now: Tick, conn: ConnId, mut data: Bytes) {
+        self.now = now;
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                // Closed while handling the completed frame.
+                self.end_input();
+                return;
+            };
             if c.read_buf.is_empty() {
                 // Zero-copy when `data` is the only handle to its buffer.
                 c.read_buf = BytesMut::from(data);
-            } else {
-                c.read_buf.extend_from_slice(&data);
+                break;
             }
+            let missing = frame::bytes_missing(&c.read_buf);
+            if missing == 0 || missing >= data.len() {
+                c.read_buf.extend_from_slice(&data);
+                break;
+            }
+            c.read_buf.extend_from_slice(&data[..missing]);
+            data.advance(missing);
+            debug_assert!(!data.is_empty());
+            // The completed frame (or length prefix) goes first.
+            self.decode_frames(conn);
         }
         self.decode_reads(now, conn);
     }

@@ -240,7 +240,7 @@ impl Server {
         let confirm = s.flags & flags::CONFIRM != 0;
         let seq = s.seq;
         self.track(id, seq, gseq, recipients.len() as u32, confirm);
-        if let Some(slow) = self.enqueue_all(&recipients, gseq, &data, true) {
+        if let Some(slow) = self.enqueue_all(&recipients, gseq, data, true) {
             // A member is never throttled by its own queue.
             if slow != id {
                 if let Some(m) = self.members.get_mut(&id) {
@@ -377,20 +377,29 @@ impl Server {
         &mut self,
         to: &[u64],
         gseq: u64,
-        data: &ItemData,
+        data: ItemData,
         tracked: bool,
     ) -> Option<u64> {
         let bytes = data.len();
+        // The last recipient takes `data` itself: a unicast item costs no
+        // reference count of its own.
+        let mut data = Some(data);
+        let last = to.len().saturating_sub(1);
         let now = self.now;
         let items_max = self.config.member_queue_items_max;
         let bytes_max = self.config.member_queue_bytes_max;
         let grace = self.config.slow_consumer_grace_ms;
         let mut slow = None;
-        for r in to {
+        for (i, r) in to.iter().enumerate() {
+            let item_data = if i == last { data.take() } else { data.clone() };
+            let Some(item_data) = item_data else {
+                debug_assert!(false, "enqueue data taken before the last recipient");
+                break;
+            };
             if let Some(m) = self.members.get_mut(r) {
                 m.push(Item {
                     gseq,
-                    data: data.clone(),
+                    data: item_data,
                     bytes,
                     tracked,
                     nack_seq: None,

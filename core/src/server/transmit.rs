@@ -13,8 +13,17 @@ use crate::frame::Ack;
 /// a transmit; a larger one (left by a snapshot) is released.
 const CONTROL_KEEP_BYTES: usize = 512;
 
+/// An encoded `Ack` frame is at most this long (header and two integers).
+const ACK_FRAME_BYTES_MAX: usize = 32;
+
 impl Server {
     /// Builds the next transmit for a connection, if it has anything.
+    ///
+    /// The stream items it takes are first only located (queue index and
+    /// part), not cloned: a transmit of one piece goes out as that piece
+    /// (zero-copy, one reference count); a transmit of several is written
+    /// into one buffer from the items in place (one copy, no reference
+    /// counts per item).
     pub(super) fn build_transmit(&mut self, conn: ConnId) -> Option<Output> {
         let Some(Conn {
             state: ConnState::Attached(id),
@@ -28,25 +37,19 @@ impl Server {
         let batch = self.config.transmit_batch_bytes;
         let window_items = self.config.send_window_items;
         let window_bytes = self.config.send_window_bytes;
-        let mut parts = std::mem::take(&mut self.tx_parts);
-        parts.clear();
+        let mut pieces = std::mem::take(&mut self.tx_pieces);
+        pieces.clear();
         let Some(m) = self.members.get_mut(&id) else {
-            self.tx_parts = parts;
+            self.tx_pieces = pieces;
             return None;
         };
-        // Gather the pieces first (shared `Bytes`, no copy); a transmit made
-        // of one piece goes out as that piece, zero-copy.
-        let mut total = 0;
         let control = m.control.split();
         if m.control.capacity() > CONTROL_KEEP_BYTES {
             // A large control frame (a snapshot) was written: do not keep
             // its buffer alive for the life of an idle member.
             m.control = BytesMut::new();
         }
-        if !control.is_empty() {
-            total += control.len();
-            parts.push(control.freeze());
-        }
+        let mut total = control.len();
         loop {
             if total >= batch
                 || m.sent_items >= m.queue.len()
@@ -55,16 +58,16 @@ impl Server {
             {
                 break;
             }
-            let item = &m.queue[m.sent_items];
+            let index = m.sent_items;
+            let item = &m.queue[index];
             match &item.data {
                 ItemData::One(b) => {
                     total += b.len();
-                    parts.push(b.clone());
+                    pieces.push((index, 0));
                 }
                 ItemData::Parts(chunks) => {
-                    let b = chunks[m.sent_parts].clone();
-                    total += b.len();
-                    parts.push(b);
+                    total += chunks[m.sent_parts].len();
+                    pieces.push((index, m.sent_parts));
                     m.sent_parts += 1;
                     if m.sent_parts < chunks.len() {
                         // Let control frames through before the next part.
@@ -80,39 +83,46 @@ impl Server {
             m.sent_items += 1;
         }
         let ack = self.config.ack_to_send(m.ack_pair());
-        if ack != m.ack_sent {
-            if ack.0 > 0 {
-                let mut b = BytesMut::with_capacity(32);
-                let f = Frame::Ack(Ack {
-                    through: ack.0,
-                    stable_through: ack.1,
-                });
-                let ok = f.encode(&mut b, &limits).is_ok();
-                debug_assert!(ok);
-                total += b.len();
-                parts.push(b.freeze());
+        let ack_frame = (ack != m.ack_sent && ack.0 > 0).then_some(Frame::Ack(Ack {
+            through: ack.0,
+            stable_through: ack.1,
+        }));
+        m.ack_sent = ack;
+        let piece = |(index, part): (usize, usize)| -> &Bytes {
+            match &m.queue[index].data {
+                ItemData::One(b) => b,
+                ItemData::Parts(chunks) => &chunks[part],
             }
-            m.ack_sent = ack;
-        }
-        if parts.is_empty() {
-            // Nothing to send: the window is full or the lane is idle.
-            self.tx_parts = parts;
-            return None;
-        }
+        };
+        let count =
+            usize::from(!control.is_empty()) + pieces.len() + usize::from(ack_frame.is_some());
+        let data = match count {
+            0 => {
+                // Nothing to send: the window is full or the lane is idle.
+                self.tx_pieces = pieces;
+                return None;
+            }
+            1 if !control.is_empty() => control.freeze(),
+            1 if pieces.len() == 1 => piece(pieces[0]).clone(),
+            _ => {
+                let mut out = BytesMut::with_capacity(total + ACK_FRAME_BYTES_MAX);
+                out.put_slice(&control);
+                for &p in &pieces {
+                    out.put_slice(piece(p));
+                }
+                if let Some(f) = &ack_frame {
+                    let ok = f.encode(&mut out, &limits).is_ok();
+                    debug_assert!(ok);
+                }
+                out.freeze()
+            }
+        };
+        debug_assert!(!data.is_empty());
         if m.has_output(window_items, window_bytes, ack) {
             self.dirty.insert(conn);
         }
-        let data = if parts.len() == 1 {
-            parts.pop().unwrap_or_default()
-        } else {
-            let mut out = BytesMut::with_capacity(total);
-            for p in &parts {
-                out.put_slice(p);
-            }
-            out.freeze()
-        };
-        parts.clear();
-        self.tx_parts = parts;
+        pieces.clear();
+        self.tx_pieces = pieces;
         Some(Output::Transmit { conn, data })
     }
 }
