@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod ctx;
+pub mod idle;
 pub mod many;
 pub mod measure;
 pub mod nats;

@@ -10,10 +10,11 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::ctx::RunCtx;
+use super::idle;
 use super::many::{self, Picker, SharedHist, Stamp};
 use super::measure::{Deliveries, Tasks};
 use super::workload::{latency_histogram, AddressKind, BenchError, Figure, Workload};
-use switchboard_client::{Address, ClusterEvent, Event, EventStream, Member, MemberConfig};
+use switchboard_client::{Address, Event, EventStream, Member, MemberConfig};
 
 const SYSTEM: &str = "switchboard";
 
@@ -277,45 +278,36 @@ async fn latency(ctx: &RunCtx<'_>, kind: AddressKind) -> Result<Figure, BenchErr
     Ok(Figure::Latency { hist, lost })
 }
 
+/// W5: `idle_members` idle members (on the wire protocol, keeping no
+/// view: see [`idle`](super::idle)), then one library member joins and
+/// the time until every idle member has seen its `MemberJoined` is taken.
 async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let p = ctx.params;
     let rss_before = ctx.server_rss();
-    let told = Arc::new(Deliveries::new());
-    let mut members = Vec::with_capacity(p.idle_members);
-    let mut readers = Tasks::with_capacity(p.idle_members);
+    let (cluster, secret) = ctx
+        .cluster
+        .ok_or_else(|| BenchError::client(SYSTEM, "no cluster secret"))?;
     let newcomer = "newcomer";
+    let told = Arc::new(Deliveries::new());
+    let idle = Arc::new(idle::Idle {
+        addr: ctx.addr,
+        cluster: cluster.to_owned(),
+        secret: secret.clone(),
+        instance: "bench-idle".to_owned(),
+        newcomer: newcomer.to_owned(),
+        told: told.clone(),
+    });
+    let mut members = Tasks::with_capacity(p.idle_members);
     let mut i = 0;
     while i < p.idle_members {
         let n = CONNECT_PARALLEL.min(p.idle_members - i);
         let mut joins = Vec::with_capacity(n);
         for j in i..i + n {
-            let cfg = config(ctx, "bench-idle", format!("p{j}"))?;
-            joins.push(tokio::spawn(Member::connect(cfg)));
+            joins.push(tokio::spawn(idle::connect(idle.clone(), format!("p{j}"))));
         }
         for j in joins {
-            let (m, mut ev) = j
-                .await
-                .map_err(|e| BenchError::client(SYSTEM, e))?
-                .map_err(|e| BenchError::client(SYSTEM, e))?;
-            let d = told.clone();
-            readers.push(tokio::spawn(async move {
-                let mut buf = Vec::with_capacity(EVENTS_BATCH);
-                while ev.next_many(&mut buf, EVENTS_BATCH).await > 0 {
-                    let seen = buf.drain(..).any(|e| {
-                        matches!(&e, Event::Cluster(n)
-                            if matches!(&n.event, ClusterEvent::MemberJoined(m) if m.process == newcomer))
-                    });
-                    if seen {
-                        d.record(1);
-                        break;
-                    }
-                }
-                // Keep reading so that the member never stalls.
-                while ev.next_many(&mut buf, EVENTS_BATCH).await > 0 {
-                    buf.clear();
-                }
-            }));
-            members.push(m);
+            let task = j.await.map_err(|e| BenchError::client(SYSTEM, e))??;
+            members.push(task);
         }
         i += n;
     }
@@ -330,10 +322,8 @@ async fn scale(ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let broadcast = told.last_at().saturating_duration_since(joined);
     late.goodbye().await;
     drain.abort();
-    drop(readers);
-    for m in members {
-        m.kill().await;
-    }
+    // Dropping the tasks closes every idle member's connection.
+    drop(members);
     Ok(Figure::Scale {
         members: expected,
         rss_before,

@@ -29,9 +29,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_address_kinds)]
     address: Vec<Vec<AddressKind>>,
     /// Members of W5 (idle) and W6 (sending); default 1,000 and 2,000.
-    /// Every Switchboard member in this process holds the cluster view, so
-    /// N members need about N² × 256 bytes here (10,000: ~24 GiB); a run
-    /// that would not fit in the available memory is refused.
+    /// Every W6 Switchboard member in this process holds the cluster view,
+    /// so N members need about N² × 256 bytes here (10,000: ~24 GiB); a W6
+    /// run that would not fit in the available memory is refused. W5's
+    /// idle members speak the protocol directly and keep no view.
     #[arg(long)]
     members: Option<usize>,
     /// Messages per second each W6 member sends.
@@ -157,16 +158,13 @@ pub(crate) async fn run(a: BenchArgs) -> Result<(), CliError> {
         });
     }
     params.many_rate = a.rate;
-    let crowd = a
-        .workload
-        .iter()
-        .map(|w| match w {
-            Workload::W5 => params.idle_members,
-            Workload::W6 => params.many_members,
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0);
+    // W6's members are library members, each holding the view; W5's idle
+    // members speak the protocol directly and keep none.
+    let crowd = if a.workload.contains(&Workload::W6) {
+        params.many_members
+    } else {
+        0
+    };
     if let Some(available) = mem_available() {
         let need = loader_bytes(crowd);
         if need > available {

@@ -135,13 +135,16 @@ impl Frame {
             }
             Frame::Send(s) => {
                 check_message("send", s.flags, s.total_len, s.payload.len())?;
-                w.put_u64(s.seq);
-                w.put_u8(s.flags);
-                put_address(w, &s.to)?;
-                w.put_u64(s.correlation);
-                w.put_u32(s.timeout_ms);
-                w.put_u32(s.total_len);
-                put_payload(w, &s.payload);
+                let mut f = Fixed::new(w);
+                f.put(s.seq.to_be_bytes());
+                f.put([s.flags]);
+                f.address(&s.to)?;
+                f.put(s.correlation.to_be_bytes());
+                f.put(s.timeout_ms.to_be_bytes());
+                f.put(s.total_len.to_be_bytes());
+                // Fits: the frame limit (at most 16 MiB) is checked by the caller.
+                f.put((s.payload.len() as u32).to_be_bytes());
+                f.finish().put_slice(&s.payload);
             }
             Frame::Chunk(c) => {
                 let end = u64::from(c.offset) + c.payload.len() as u64;
@@ -166,15 +169,18 @@ impl Frame {
             }
             Frame::Deliver(d) => {
                 check_message("deliver", d.flags, d.total_len, d.payload.len())?;
-                w.put_u64(d.gseq);
-                w.put_u64(d.from);
-                w.put_u64(d.from_incarnation);
-                w.put_u64(d.seq);
-                w.put_u8(d.flags);
-                put_address(w, &d.to)?;
-                w.put_u64(d.correlation);
-                w.put_u32(d.total_len);
-                put_payload(w, &d.payload);
+                let mut f = Fixed::new(w);
+                f.put(d.gseq.to_be_bytes());
+                f.put(d.from.to_be_bytes());
+                f.put(d.from_incarnation.to_be_bytes());
+                f.put(d.seq.to_be_bytes());
+                f.put([d.flags]);
+                f.address(&d.to)?;
+                f.put(d.correlation.to_be_bytes());
+                f.put(d.total_len.to_be_bytes());
+                // Fits: the frame limit (at most 16 MiB) is checked by the caller.
+                f.put((d.payload.len() as u32).to_be_bytes());
+                f.finish().put_slice(&d.payload);
             }
             Frame::DeliveryAck(a) => w.put_u64(a.through),
             Frame::Taken(t) => w.put_u64(t.through),
@@ -288,6 +294,71 @@ fn put_names(
 fn put_filter(w: &mut BytesMut, f: &Filter) -> Result {
     w.put_u16(f.kinds);
     put_str(w, "topic_prefix", &f.topic_prefix, TOPIC_BYTES_MAX)
+}
+
+/// Fixed-size fields gathered on the stack and appended with one copy
+/// (each `BufMut::put_*` on a `BytesMut` is a call with a bounds check and
+/// a copy of its own). Fields are appended in order; a variable-length
+/// field flushes what is gathered first.
+struct Fixed<'a> {
+    w: &'a mut BytesMut,
+    buf: [u8; FIXED_BYTES],
+    len: usize,
+}
+
+/// Bytes [`Fixed`] gathers before it must flush.
+const FIXED_BYTES: usize = 64;
+
+impl<'a> Fixed<'a> {
+    fn new(w: &'a mut BytesMut) -> Self {
+        Fixed {
+            w,
+            buf: [0; FIXED_BYTES],
+            len: 0,
+        }
+    }
+
+    /// Appends one field.
+    #[inline]
+    fn put<const N: usize>(&mut self, field: [u8; N]) {
+        const { assert!(N <= FIXED_BYTES) };
+        if self.len + N > FIXED_BYTES {
+            self.flush();
+        }
+        self.buf[self.len..self.len + N].copy_from_slice(&field);
+        self.len += N;
+    }
+
+    /// Appends an address: a member id or broadcast in place, a name after
+    /// a flush.
+    fn address(&mut self, a: &Address) -> Result {
+        match a {
+            Address::MemberId(id) => {
+                self.put([a.tag()]);
+                self.put(id.to_be_bytes());
+                Ok(())
+            }
+            Address::Broadcast => {
+                self.put([a.tag()]);
+                Ok(())
+            }
+            _ => {
+                self.flush();
+                put_address(self.w, a)
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.w.put_slice(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    /// Appends what is gathered; the buffer, for what follows.
+    fn finish(mut self) -> &'a mut BytesMut {
+        self.flush();
+        self.w
+    }
 }
 
 fn put_payload(w: &mut BytesMut, payload: &[u8]) {
