@@ -566,7 +566,7 @@ fn client_with_a_different_secret_never_registers() {
     assert!(!c.nodes[n].client.is_ready());
     assert!(c.nodes[n].events.iter().any(|e| matches!(
         e,
-        ClientEvent::Disconnected { reason } if reason.contains("prove")
+        ClientEvent::Disconnected { reason, .. } if reason.contains("prove")
     )));
     assert_eq!(c.server.view().count(), 0);
 }
