@@ -701,7 +701,7 @@ impl<C: Connector> Driver<C> {
                 self.set_state(ConnectionState::Connected { member_id });
                 self.emit(Event::Resumed { member_id });
             }
-            ClientEvent::Disconnected { reason } => {
+            ClientEvent::Disconnected { reason, .. } => {
                 self.set_state(ConnectionState::Disconnected {
                     reason: reason.clone(),
                 });

@@ -566,7 +566,7 @@ fn client_with_a_different_secret_never_registers() {
     assert!(!c.nodes[n].client.is_ready());
     assert!(c.nodes[n].events.iter().any(|e| matches!(
         e,
-        ClientEvent::Disconnected { reason } if reason.contains("prove")
+        ClientEvent::Disconnected { reason, .. } if reason.contains("prove")
     )));
     assert_eq!(c.server.view().count(), 0);
 }
@@ -604,6 +604,67 @@ fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
         } if *member_id == slow
     )));
     assert_eq!(c.messages(1).len(), 60);
+}
+
+/// The evicted member itself is told why (`Error{LimitExceeded}`, the
+/// code on its `Disconnected`), and the sender's stable watermark passes
+/// the messages it missed only once it is gone.
+#[test]
+fn an_evicted_member_is_told_why_and_the_sender_sees_its_messages_stable() {
+    use switchboard_core::frame::ErrorCode;
+    let mut cfg = harness::server_config();
+    cfg.member_queue_items_max = 50;
+    cfg.slow_consumer_grace_ms = 500;
+    let mut c = Cluster::with_config(4, cfg);
+    for p in ["p1", "p2", "p3"] {
+        c.add("a", p);
+    }
+    c.start();
+    c.nodes[2].paused = true;
+    let slow = c.member_id(2);
+    let now = c.now;
+    let mut last = 0;
+    for k in 0..60 {
+        if let Ok(seq) = c.nodes[0].client.send(
+            now,
+            Address::Broadcast,
+            Bytes::from(format!("{k}")),
+            SendOptions::default(),
+        ) {
+            last = seq;
+        }
+    }
+    c.run_for(100, 10);
+    // The paused member has received none of them.
+    assert!(c.nodes[0].client.stable_through() < last);
+    let evicted = |c: &Cluster| {
+        c.nodes[1].events.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::Event {
+                    event: ClusterEvent::MemberFailed { member_id, .. },
+                    ..
+                } if *member_id == slow
+            )
+        })
+    };
+    for _ in 0..100 {
+        if evicted(&c) {
+            break;
+        }
+        c.run_for(20, 10);
+    }
+    assert!(evicted(&c));
+    c.nodes[2].paused = false;
+    c.run_for(100, 10);
+    assert!(c.nodes[2].events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Disconnected {
+            code: Some(ErrorCode::LimitExceeded),
+            ..
+        }
+    )));
+    assert!(c.nodes[0].client.stable_through() >= last);
 }
 
 /// The slow-consumer grace runs on the queue a member has between inputs:

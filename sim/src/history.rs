@@ -3,7 +3,7 @@
 //! test a checker without running anything.
 
 use switchboard_core::frame::{
-    Address, ClusterEvent, EventBody, EventKind, FailReason, Missed, NackReason,
+    Address, ClusterEvent, ErrorCode, EventBody, EventKind, FailReason, Missed, NackReason,
 };
 
 /// Virtual time in milliseconds.
@@ -483,6 +483,42 @@ pub enum Act {
         outbox: usize,
         /// Confirmed messages still without a final status.
         unresolved_confirms: usize,
+    },
+    /// The server registered a member (server-side log, independent of
+    /// any member's stream: its `MemberJoined` was sequenced). With
+    /// [`Act::ServerRemoved`] it tells which member ids, names and
+    /// instances the server held at each point of the history.
+    ServerJoined {
+        /// Server incarnation.
+        server: u64,
+        /// Member id given.
+        member_id: u64,
+        /// Instance name.
+        instance: String,
+        /// Process name.
+        process: String,
+    },
+    /// The client's stable watermark changed: the `stable_through` of the
+    /// latest `Ack` of its current session (every `seq` at or below it is
+    /// final at every addressee in that server run: received, or missed
+    /// because the addressee was removed), as `Client::stable_through`
+    /// reports it after an input. A new session starts again from 0.
+    Stable {
+        /// The sender.
+        proc: Proc,
+        /// The watermark.
+        through: u64,
+    },
+    /// The client's connection dropped (`ClientEvent::Disconnected`).
+    Disconnected {
+        /// The process.
+        proc: Proc,
+        /// The code of the server's `Error` frame that closed it, if one
+        /// did.
+        code: Option<ErrorCode>,
+        /// The connection's close reached the client (rather than the
+        /// client dropping it on its own: an `Error` frame, a timeout).
+        by_peer: bool,
     },
 }
 

@@ -60,7 +60,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use rand::RngCore;
 
-use crate::frame::{self, Frame, MemberInfo};
+use crate::frame::{self, ErrorCode, Frame, MemberInfo};
 use crate::time::{earliest, Tick};
 use incoming::Incoming;
 use link::{Link, Phase};
@@ -187,6 +187,15 @@ impl Client {
     /// subscriptions, services, load).
     pub fn effective_through(&self) -> u64 {
         self.out.effective_through()
+    }
+
+    /// The stable watermark of the current session: the `stable_through`
+    /// of the latest `Ack` (every `seq` at or below it is final at every
+    /// addressee in this server run, so the client forgets it unless it
+    /// waits for an `Outcome`); 0 after a registration until the first
+    /// `Ack`.
+    pub fn stable_through(&self) -> u64 {
+        self.out.stable_through()
     }
 
     /// Highest stream position received.
@@ -365,6 +374,12 @@ impl Client {
 
     /// Abandons the connection; reconnects after a backoff with jitter.
     fn drop_connection(&mut self, reason: String, close: bool) {
+        self.drop_connection_with(reason, close, None);
+    }
+
+    /// [`drop_connection`](Self::drop_connection), closed by the server's
+    /// `Error` frame with `code`.
+    fn drop_connection_with(&mut self, reason: String, close: bool, code: Option<ErrorCode>) {
         if close {
             self.outputs.push_back(ClientOutput::Close);
         }
@@ -378,6 +393,6 @@ impl Client {
         self.link.phase = Phase::Idle {
             retry_at: self.now.plus_millis(delay),
         };
-        self.event(ClientEvent::Disconnected { reason });
+        self.event(ClientEvent::Disconnected { reason, code });
     }
 }

@@ -17,6 +17,9 @@ pub(super) struct Outgoing {
     /// Highest sequence whose effect the server has (acked, resumed past,
     /// or carried by the registration).
     effective_through: u64,
+    /// `stable_through` of the latest `Ack` of the current session (0
+    /// until the first).
+    stable_through: u64,
     /// Last sequence taken when the current `Hello` was built: the state it
     /// carries covers every registration-state command up to it.
     hello_seq: u64,
@@ -31,6 +34,7 @@ impl Default for Outgoing {
             next_seq: 1,
             sent_through: 0,
             effective_through: 0,
+            stable_through: 0,
             hello_seq: 0,
             scratch: Vec::new(),
         }
@@ -66,6 +70,10 @@ impl Outgoing {
             .first_seq()
             .is_some_and(|first| self.next_seq - first >= frame::SEQ_WINDOW);
         self.outbox.len() < items_max && self.outbox.bytes() + bytes <= bytes_max && !window_full
+    }
+
+    pub(super) fn stable_through(&self) -> u64 {
+        self.stable_through
     }
 
     /// Takes the next sequence if the outbox has room for `bytes`.
@@ -143,6 +151,7 @@ impl Outgoing {
             acked(seq);
         }
         self.scratch = list;
+        self.stable_through = stable_through;
         self.outbox.release_stable(stable_through);
     }
 
@@ -168,6 +177,7 @@ impl Outgoing {
     pub(super) fn registered(&mut self) {
         self.outbox.drop_state_entries(self.hello_seq);
         self.effective_through = self.hello_seq;
+        self.stable_through = 0;
         self.outbox.clear_acks();
         self.sent_through = 0;
     }

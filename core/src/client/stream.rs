@@ -111,7 +111,7 @@ impl Client {
             Frame::Error(e) => {
                 // The server's words say why (an eviction, revoked access).
                 let reason = format!("server closed the session: {}", e.text);
-                self.drop_connection(reason, true);
+                self.drop_connection_with(reason, true, Some(e.code));
                 return false;
             }
             other => {

@@ -2,7 +2,9 @@
 
 use bytes::Bytes;
 
-use crate::frame::{flags, Address, ClusterEvent, MemberInfo, Missed, NackReason, RejectReason};
+use crate::frame::{
+    flags, Address, ClusterEvent, ErrorCode, MemberInfo, Missed, NackReason, RejectReason,
+};
 
 /// A message delivered to this member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +129,11 @@ pub enum ClientEvent {
     Disconnected {
         /// Why.
         reason: String,
+        /// The server's error code when its `Error` frame closed the
+        /// session (`LimitExceeded` for an eviction as a slow consumer,
+        /// `DeclaredFailed` for another failure declaration, ...); `None`
+        /// when the connection dropped otherwise.
+        code: Option<ErrorCode>,
     },
     /// The server refused the handshake. `fatal` ones stop the client.
     Rejected {

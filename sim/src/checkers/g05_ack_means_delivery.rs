@@ -186,7 +186,97 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     }
     published_events_reach_subscribers(h, b, &facts, &sessions, &runs, &mut r);
     refused_resumes_are_announced(h, &sessions, &mut r);
+    nothing_arrives_after_stable(h, &facts, &sessions, &mut r);
     r.finish()
+}
+
+/// (e) A message or published event whose sender server `K` told it is
+/// stable (`Stable` covering its `seq`) was then received or missed by
+/// every addressee in `K`: no session of `K` hands it over afterwards
+/// unless `K` removed that member after the send and before the stable
+/// mark (bytes already on their way to a removed member still arrive).
+/// Judged while the sender's session is the one that was told, so that a
+/// resend sequenced again in `K` after a fresh registration is not held
+/// against the old mark.
+fn nothing_arrives_after_stable(
+    h: &History,
+    facts: &Facts<'_>,
+    sessions: &Sessions,
+    r: &mut Report,
+) {
+    // Per (sender, server): stable marks (entry index, highest so far).
+    let mut stable: HashMap<(Proc, u64), Vec<(usize, u64)>> = HashMap::default();
+    let mut removals: HashMap<(u64, u64), Vec<usize>> = HashMap::default();
+    let mut published: HashMap<MsgId, (Proc, usize)> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        match &e.act {
+            Act::Stable { proc, through } => {
+                let Some(sid) = sessions.latest_before(*proc, idx) else {
+                    continue;
+                };
+                let marks = stable.entry((*proc, sessions.all[sid].server)).or_default();
+                let high = marks.last().map_or(0, |&(_, t)| t).max(*through);
+                marks.push((idx, high));
+            }
+            Act::ServerRemoved {
+                server, member_id, ..
+            } => removals.entry((*server, *member_id)).or_default().push(idx),
+            Act::Published { proc, id, .. } => {
+                published.entry(*id).or_insert((*proc, idx));
+            }
+            _ => {}
+        }
+    }
+    for (idx, e) in h.entries.iter().enumerate() {
+        let (proc, server, member_id, id, what) = match &e.act {
+            Act::Delivered {
+                proc,
+                server,
+                member_id,
+                id,
+                ..
+            } => (*proc, *server, *member_id, *id, "delivered"),
+            Act::Notified {
+                proc,
+                server,
+                member_id,
+                id,
+                ..
+            } => (*proc, *server, *member_id, *id, "was handed event"),
+            _ => continue,
+        };
+        let origin = match &e.act {
+            Act::Delivered { .. } => facts.sent(id).map(|s| (s.proc, s.idx)),
+            _ => published.get(&id).copied(),
+        };
+        let Some((sender, sent_idx)) = origin else {
+            continue;
+        };
+        let Some(marks) = stable.get(&(sender, server)) else {
+            continue;
+        };
+        let first = marks.partition_point(|&(_, high)| high < id.seq);
+        let Some(&(mark_idx, _)) = marks.get(first).filter(|&&(m, _)| m < idx) else {
+            continue;
+        };
+        if sessions.latest_before(sender, mark_idx) != sessions.latest_before(sender, idx) {
+            continue;
+        }
+        let removed = removals
+            .get(&(server, member_id))
+            .is_some_and(|v| v.iter().any(|&i| i > sent_idx && i < mark_idx));
+        if !removed {
+            r.add(format!(
+                "{} {what} {} (member {member_id}, server {server}) at t={}, after server {server} told its sender {} \
+                 it was stable (t={}), and the server had not removed that member",
+                fp(proc),
+                fm(id),
+                e.at,
+                fp(sender),
+                h.entries[mark_idx].at
+            ));
+        }
+    }
 }
 
 /// Every subscriber whose subscription was in force when a published event
@@ -416,6 +506,65 @@ mod tests {
             .ack(B, 3)
             .publish(A, 9, 77)
             .ack(A, 9)
+    }
+
+    #[test]
+    fn a_message_handed_over_after_its_sender_was_told_it_is_stable_is_flagged() {
+        let to_b = Address::Member {
+            instance: "alpha".into(),
+            process: "b".into(),
+        };
+        // B had not received A's message 4 when server 1 told A it was
+        // stable.
+        let h = happy_run()
+            .send(A, 4, to_b.clone())
+            .ack(A, 4)
+            .stable(A, 4)
+            .deliver(B, 1, 2, 20, 1, id(A, 4))
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "told its sender p0#100 it was stable",
+        );
+        // The same for a published event.
+        let h = subscribed_and_published()
+            .stable(A, 9)
+            .notify(B, 1, 2, 20, 1, id(A, 9), 77)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "told its sender p0#100 it was stable",
+        );
+        // Received first: right.
+        let h = happy_run()
+            .send(A, 4, to_b.clone())
+            .ack(A, 4)
+            .deliver(B, 1, 2, 20, 1, id(A, 4))
+            .stable(A, 4)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // B was removed before the mark (its bytes were on their way).
+        let h = happy_run()
+            .send(A, 4, to_b.clone())
+            .ack(A, 4)
+            .removed(1, 2, Some(FailReason::HeartbeatTimeout))
+            .stable(A, 4)
+            .deliver(B, 1, 2, 20, 1, id(A, 4))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // A mark of server 1 says nothing of server 2's deliveries.
+        let h = happy_run()
+            .send(A, 4, to_b)
+            .ack(A, 4)
+            .stable(A, 4)
+            .server_crash(1)
+            .server_start(2)
+            .reg(A, 2, 1, 1, &[1])
+            .reg(B, 2, 2, 2, &[1, 2])
+            .deliver(B, 2, 2, 3, 1, id(A, 4))
+            .build();
+        let v = check(&h, &bounds());
+        assert!(!v.iter().any(|x| x.detail.contains("stable")), "{v:#?}");
     }
 
     #[test]

@@ -47,6 +47,7 @@ use super::fast::{HashMap, HashSet};
 
 use switchboard_core::frame::{NackReason, SUBSCRIPTIONS_MAX};
 
+use super::server_log::{self, Query};
 use super::sessions::{fm, fp, Facts, Report, Sessions};
 use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
 
@@ -202,13 +203,19 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
 
     // Server runs' start times; the first start has no grace.
     let mut starts: HashMap<u64, u64> = HashMap::default();
+    let mut start_idx: HashMap<u64, usize> = HashMap::default();
     let mut first_run = None;
-    for e in h.iter() {
+    for (idx, e) in h.entries.iter().enumerate() {
         if let Act::ServerStarted { server } = e.act {
             first_run.get_or_insert(server);
             starts.entry(server).or_insert(e.at);
+            start_idx.entry(server).or_insert(idx);
         }
     }
+    // Destination NACKs whose reason the server's log can judge.
+    let logged = server_log::logged_servers(h);
+    let mut queries: Vec<Query<'_>> = Vec::new();
+    let mut reasons: Vec<(NackReason, MsgId, u64)> = Vec::new();
 
     // The number of subscriptions each process issued before each of its
     // `Subscribe` sequences.
@@ -418,8 +425,42 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                         s.start_at
                     ));
                 }
+                // The reason, judged against the server's own log.
+                let sender = sessions
+                    .latest_before(*proc, idx)
+                    .map(|sid| &sessions.all[sid])
+                    .filter(|s| s.server == k)
+                    .map(|s| s.member_id);
+                if let (true, Some(sender)) = (logged.contains(&k), sender) {
+                    queries.push(Query {
+                        server: k,
+                        sender,
+                        to: sent.to,
+                        from_idx: sent.idx.max(start_idx.get(&k).copied().unwrap_or(0)),
+                        nack_idx: idx,
+                    });
+                    reasons.push((*reason, sent.id, e.at));
+                }
             }
             _ => {}
+        }
+    }
+    let possible = server_log::possible_reasons(h, &queries);
+    for ((q, &(reason, id, at)), &can) in queries.iter().zip(&reasons).zip(&possible) {
+        if server_log::reason_bit(reason) & can == 0 {
+            let could = match can {
+                0 => "none: the address resolved throughout".to_owned(),
+                server_log::UNKNOWN => "only UnknownDestination".to_owned(),
+                server_log::GONE => "only DestinationGone".to_owned(),
+                _ => "either".to_owned(),
+            };
+            r.add(format!(
+                "{} to {:?} Nacked {reason:?} at t={at}: by server {}'s log of registrations and removals \
+                 from the send to the NACK, the reason could be {could}",
+                fm(id),
+                q.to,
+                q.server
+            ));
         }
     }
     r.finish()
@@ -439,7 +480,7 @@ mod tests {
 
     use super::check;
     use crate::checkers::testkit::*;
-    use crate::history::ViewChange;
+    use crate::history::{Act, History, ViewChange};
 
     #[test]
     fn an_incomplete_nack_is_wrong_only_for_a_message_that_fit_one_frame() {
@@ -832,6 +873,88 @@ mod tests {
             .nack(A, 4, NackReason::DestinationGone)
             .build();
         assert_flags(&check(&h, &bounds()), "Nacked DestinationGone");
+    }
+
+    /// Server 1 with its log of registrations: A (member 1, alpha/a),
+    /// B (2, alpha/b), C (3, beta/c); C said goodbye, so beta is empty.
+    fn logged_run() -> crate::checkers::testkit::Hb {
+        crate::checkers::testkit::Hb::new()
+            .server_start(1)
+            .start(A)
+            .start(B)
+            .start(C)
+            .logged_reg(1, 1, "alpha", "a")
+            .reg(A, 1, 1, 1, &[1])
+            .logged_reg(1, 2, "alpha", "b")
+            .reg(B, 1, 2, 2, &[1, 2])
+            .logged_reg(1, 3, "beta", "c")
+            .reg(C, 1, 3, 3, &[1, 2, 3])
+            .bye(C)
+            .removed(1, 3, None)
+    }
+
+    fn member(instance: &str, process: &str) -> Address {
+        Address::Member {
+            instance: instance.into(),
+            process: process.into(),
+        }
+    }
+
+    #[test]
+    fn a_destination_nack_naming_the_wrong_reason_is_flagged() {
+        use NackReason::{DestinationGone as Gone, UnknownDestination as Unknown};
+        // (address, the right reason, the wrong one)
+        let cases = [
+            // Member 3 was removed in this run; member 9 never existed.
+            (Address::MemberId(3), Gone, Unknown),
+            (Address::MemberId(9), Unknown, Gone),
+            // beta has no member left; alpha has members but no "z".
+            (member("beta", "c"), Unknown, Gone),
+            (member("alpha", "z"), Gone, Unknown),
+            // No instance beta any more; B is not the only one of alpha.
+            (Address::Instance("beta".into()), Unknown, Gone),
+        ];
+        for (to, right, wrong) in cases {
+            let h = logged_run()
+                .send(A, 4, to.clone())
+                .nack(A, 4, right)
+                .build();
+            assert_clean(&check(&h, &bounds()));
+            let h = logged_run()
+                .send(A, 4, to.clone())
+                .nack(A, 4, wrong)
+                .build();
+            assert_flags(&check(&h, &bounds()), "by server 1's log");
+            // Without the server's log the reason is not judged.
+            let unlogged = History {
+                entries: h
+                    .entries
+                    .into_iter()
+                    .filter(|e| !matches!(e.act, Act::ServerJoined { .. }))
+                    .collect(),
+            };
+            assert_clean(&check(&unlogged, &bounds()));
+        }
+        // The sender alone in its instance: gone, not unknown.
+        let h = logged_run()
+            .bye(B)
+            .removed(1, 2, None)
+            .send(A, 4, Address::Instance("alpha".into()))
+            .nack(A, 4, Unknown)
+            .build();
+        assert_flags(&check(&h, &bounds()), "could be only DestinationGone");
+        // Member 9 registered and was removed between the send and the
+        // NACK: either reason may be right (the server resolved the
+        // message before it registered or after it was removed).
+        for reason in [Gone, Unknown] {
+            let h = logged_run()
+                .send(A, 4, Address::MemberId(9))
+                .logged_reg(1, 9, "gamma", "x")
+                .removed(1, 9, None)
+                .nack(A, 4, reason)
+                .build();
+            assert_clean(&check(&h, &bounds()));
+        }
     }
 
     #[test]

@@ -14,11 +14,27 @@
 //! Its interval ends when it goes back under the limit, is removed
 //! (`ServerRemoved`) or the server crashes; one still open at the end of
 //! the history is judged up to the last act.
+//!
+//! The evicted member itself is told why: a member declared failed
+//! (`ServerRemoved` with a reason other than `ProtocolViolation`) while
+//! its process's connection was up (its latest `Registered` or `Resumed`
+//! before the removal had no `Disconnected` after it, and that session is
+//! the one removed) sees, at its next `Disconnected`, the server's `Error`
+//! code `LimitExceeded` for an eviction as a slow consumer and
+//! `DeclaredFailed` for any other failure. Judged only when the history
+//! can tell the bytes reached the client: that disconnect carries a code
+//! or came from the connection's close reaching the client (not the
+//! client's own timeout), and no reset of the member's slot or crash of
+//! the server (both lose bytes in flight) came between the connection's
+//! start and that disconnect.
 
 use std::collections::BTreeMap;
 
-use super::sessions::Report;
-use crate::history::{Act, Bounds, History, Ms, Violation};
+use switchboard_core::frame::{ErrorCode, FailReason};
+
+use super::fast::HashMap;
+use super::sessions::{fp, Report, Sessions};
+use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
 
 /// Rounding allowance: times are recorded in whole milliseconds.
 pub const SLACK_MS: u64 = 2;
@@ -31,6 +47,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let queue_limit = b.member_queue_items_max.saturating_mul(2).saturating_add(1);
     slow_consumers_are_evicted(h, b, &mut r);
+    removed_members_are_told_why(h, &mut r);
     for e in h.iter() {
         let Act::Memory {
             server_queue_max,
@@ -61,6 +78,97 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
         }
     }
     r.finish()
+}
+
+/// A member declared failed on a connection that was up sees the error
+/// code that names why (see the module doc).
+fn removed_members_are_told_why(h: &History, r: &mut Report) {
+    let sessions = Sessions::build(h);
+    // Per process: entry indices of its connection starts and drops.
+    let mut ups: HashMap<Proc, Vec<usize>> = HashMap::default();
+    let mut downs: HashMap<Proc, Vec<usize>> = HashMap::default();
+    let mut resets: HashMap<usize, Vec<Ms>> = HashMap::default();
+    let mut crashes: HashMap<u64, usize> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        match &e.act {
+            Act::Registered { proc, .. } | Act::Resumed { proc } => {
+                ups.entry(*proc).or_default().push(idx);
+            }
+            Act::Disconnected { proc, .. } => downs.entry(*proc).or_default().push(idx),
+            Act::Fault {
+                slot: Some(slot),
+                from,
+                kind: "reset",
+                ..
+            } => resets.entry(*slot).or_default().push(*from),
+            Act::ServerCrashed { server } => {
+                crashes.entry(*server).or_insert(idx);
+            }
+            _ => {}
+        }
+    }
+    for (idx, e) in h.entries.iter().enumerate() {
+        let Act::ServerRemoved {
+            server,
+            member_id,
+            reason: Some(reason),
+        } = &e.act
+        else {
+            continue;
+        };
+        let expected = match reason {
+            FailReason::ProtocolViolation => continue,
+            FailReason::SlowConsumer => ErrorCode::LimitExceeded,
+            _ => ErrorCode::DeclaredFailed,
+        };
+        // The session this removal ended.
+        let Some(ses) = sessions
+            .with_member(*server, *member_id)
+            .find(|s| s.end_idx == Some(idx) && s.start_idx < idx)
+        else {
+            continue;
+        };
+        let p = ses.proc;
+        let before = |v: Option<&Vec<usize>>| {
+            v.and_then(|v| v[..v.partition_point(|&i| i < idx)].last().copied())
+        };
+        let Some(up) = before(ups.get(&p)).filter(|&u| u >= ses.start_idx) else {
+            continue;
+        };
+        if before(downs.get(&p)).is_some_and(|d| d > up) {
+            continue;
+        }
+        let Some(down) = downs
+            .get(&p)
+            .and_then(|v| v.get(v.partition_point(|&i| i < idx)).copied())
+        else {
+            continue;
+        };
+        let Act::Disconnected { code, by_peer, .. } = &h.entries[down].act else {
+            continue;
+        };
+        if code.is_none() && !by_peer {
+            continue;
+        }
+        let (up_at, down_at) = (h.entries[up].at, h.entries[down].at);
+        let reset = resets
+            .get(&p.slot)
+            .is_some_and(|v| v.iter().any(|&t| t >= up_at && t <= down_at));
+        let crashed = crashes.get(server).is_some_and(|&c| c > up && c < down);
+        if reset || crashed || *code == Some(expected) {
+            continue;
+        }
+        let seen = match code {
+            Some(c) => format!("error code {c:?}"),
+            None => "a close without an error".to_owned(),
+        };
+        r.add(format!(
+            "member {member_id} of server {server} ({}) was declared failed ({reason:?}) at t={} on a connection \
+             that was up, and its process then saw {seen} at t={down_at}, not {expected:?}",
+            fp(p),
+            e.at,
+        ));
+    }
 }
 
 /// Flags members over their soft queue limit for longer than the grace.
@@ -124,8 +232,59 @@ fn slow_consumers_are_evicted(h: &History, b: &Bounds, r: &mut Report) {
 
 #[cfg(test)]
 mod tests {
+    use switchboard_core::frame::{ErrorCode, FailReason};
+
     use super::check;
     use crate::checkers::testkit::*;
+    use crate::history::Act;
+
+    #[test]
+    fn an_evicted_member_not_told_it_was_a_slow_consumer_is_flagged() {
+        let evicted = || happy().removed(1, 2, Some(FailReason::SlowConsumer));
+        let h = evicted()
+            .disconnected(B, Some(ErrorCode::DeclaredFailed), false)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "saw error code DeclaredFailed at t=42, not LimitExceeded",
+        );
+        let h = evicted().disconnected(B, None, true).build();
+        assert_flags(&check(&h, &bounds()), "saw a close without an error");
+        // Another failure named as an eviction.
+        let h = happy()
+            .removed(1, 2, Some(FailReason::HeartbeatTimeout))
+            .disconnected(B, Some(ErrorCode::LimitExceeded), false)
+            .build();
+        assert_flags(&check(&h, &bounds()), "not DeclaredFailed");
+        // Told right.
+        let h = evicted()
+            .disconnected(B, Some(ErrorCode::LimitExceeded), false)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // Not judged: the client dropped the connection itself (a
+        // timeout), a reset lost the bytes, the connection was already
+        // down at the eviction.
+        assert_clean(&check(
+            &evicted().disconnected(B, None, false).build(),
+            &bounds(),
+        ));
+        let h = evicted()
+            .act(Act::Fault {
+                slot: Some(1),
+                from: 42,
+                until: 43,
+                kind: "reset",
+            })
+            .disconnected(B, None, true)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        let h = happy()
+            .disconnected(B, None, false)
+            .removed(1, 2, Some(FailReason::SlowConsumer))
+            .disconnected(B, None, true)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
 
     #[test]
     fn good_history_passes() {

@@ -24,6 +24,7 @@ pub mod g08_outcomes;
 pub mod g09_liveness;
 pub mod g10_failure_detection;
 pub mod g11_bounded_memory;
+pub(crate) mod server_log;
 pub(crate) mod sessions;
 pub(crate) mod subscriptions;
 
@@ -456,6 +457,40 @@ pub(crate) mod testkit {
                 change,
                 epoch,
             })
+        }
+        /// Server `k` logged the registration of `member_id` as
+        /// `instance`/`process`.
+        pub(crate) fn logged_reg(
+            self,
+            k: u64,
+            member_id: u64,
+            instance: &str,
+            process: &str,
+        ) -> Self {
+            self.act(Act::ServerJoined {
+                server: k,
+                member_id,
+                instance: instance.into(),
+                process: process.into(),
+            })
+        }
+        /// `p`'s connection dropped, closed by an `Error` with `code` or
+        /// by the connection's close reaching it (`by_peer`).
+        pub(crate) fn disconnected(
+            self,
+            p: Proc,
+            code: Option<switchboard_core::frame::ErrorCode>,
+            by_peer: bool,
+        ) -> Self {
+            self.act(Act::Disconnected {
+                proc: p,
+                code,
+                by_peer,
+            })
+        }
+        /// `p`'s client was told everything through `through` is stable.
+        pub(crate) fn stable(self, p: Proc, through: u64) -> Self {
+            self.act(Act::Stable { proc: p, through })
         }
         pub(crate) fn removed(self, k: u64, member_id: u64, reason: Option<FailReason>) -> Self {
             self.act(Act::ServerRemoved {

@@ -127,6 +127,11 @@ struct Slot {
     /// The member id of the client's session as last seen (a refused
     /// resume drops it).
     session_member: Option<u64>,
+    /// The client's stable watermark as last recorded (`Act::Stable`).
+    stable: u64,
+    /// The connection's close is being handed to the client: a disconnect
+    /// now was caused by it (`Act::Disconnected::by_peer`).
+    closing_by_peer: bool,
     /// Messages (and replies) the client handed to this process; with
     /// `ClientConfig::report_taken` the application takes them in batches
     /// of 32, and the rest [`APP_TAKE_MS`] after it was handed them.
@@ -266,6 +271,8 @@ impl World {
                 pending_state_ops: BTreeSet::new(),
                 subs: std::collections::VecDeque::new(),
                 session_member: None,
+                stable: 0,
+                closing_by_peer: false,
                 handed: 0,
                 take_at: None,
             });

@@ -241,7 +241,9 @@ impl World {
                 if let Some(client) = self.slots[slot].client.as_mut() {
                     client.handle_closed(self.now);
                 }
+                self.slots[slot].closing_by_peer = true;
                 self.drain_client(slot);
+                self.slots[slot].closing_by_peer = false;
                 self.gc_conn(conn);
             }
             Ev::Connected { conn } => {

@@ -57,6 +57,7 @@ impl World {
         s.pending_state_ops.clear();
         s.subs.clear();
         s.session_member = None;
+        s.stable = 0;
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
             proc,
@@ -275,6 +276,12 @@ impl World {
                     ServerEvent::Sequenced { gseq, event, .. } => {
                         let fact = match event {
                             ClusterEvent::MemberJoined(m) => {
+                                self.record(Act::ServerJoined {
+                                    server: inc,
+                                    member_id: m.member_id,
+                                    instance: m.instance,
+                                    process: m.process,
+                                });
                                 Some((m.member_id, ServiceFact::Joined(m.services)))
                             }
                             ClusterEvent::ServiceState {
@@ -414,7 +421,19 @@ impl World {
         }
         self.note_refused_resume(slot);
         self.confirm_state_ops(slot);
+        self.note_stable(slot);
         self.arm_client(slot);
+    }
+
+    /// Records the client's stable watermark when it changed (`Act::Stable`).
+    fn note_stable(&mut self, slot: usize) {
+        let Some(through) = self.slots[slot].client.as_ref().map(|c| c.stable_through()) else {
+            return;
+        };
+        if std::mem::replace(&mut self.slots[slot].stable, through) != through {
+            let proc = self.slots[slot].proc;
+            self.record(Act::Stable { proc, through });
+        }
     }
 
     /// Records a refused resume: the client dropped its session (it does so
@@ -614,7 +633,15 @@ impl World {
                 RequestError::PartnerGone => self.coverage.partner_gone += 1,
                 RequestError::Nacked(_) => {}
             },
-            ClientEvent::Disconnected { .. } => self.coverage.disconnects += 1,
+            ClientEvent::Disconnected { code, .. } => {
+                self.coverage.disconnects += 1;
+                let by_peer = self.slots[slot].closing_by_peer;
+                self.record(Act::Disconnected {
+                    proc,
+                    code,
+                    by_peer,
+                });
+            }
             ClientEvent::Rejected { .. } => self.coverage.rejects += 1,
             ClientEvent::Closed => {}
         }
