@@ -186,6 +186,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     }
     published_events_reach_subscribers(h, b, &facts, &sessions, &runs, &mut r);
     refused_resumes_are_announced(h, &sessions, &mut r);
+    super::written::written_items_are_handed_over(h, &mut r);
     r.finish()
 }
 

@@ -31,6 +31,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let mut r = Report::new(NAME);
     let queue_limit = b.member_queue_items_max.saturating_mul(2).saturating_add(1);
     slow_consumers_are_evicted(h, b, &mut r);
+    super::throttling::throttled_members_wait(h, &mut r);
     for e in h.iter() {
         let Act::Memory {
             server_queue_max,

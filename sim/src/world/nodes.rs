@@ -31,6 +31,7 @@ impl World {
         self.server_inc = server.incarnation();
         self.server = Some(server);
         self.server_timer = None;
+        self.observed.server_started();
         let server = self.server_inc;
         self.record(Act::ServerStarted { server });
         self.arm_server();
@@ -237,6 +238,7 @@ impl World {
             };
             match out {
                 Output::Transmit { conn, data } => {
+                    self.note_written(conn.0, &data);
                     if let Some(slot) = self.conns.get(&conn.0).map(|c| c.slot) {
                         self.send_down(slot, conn.0, Ev::ToClient { conn: conn.0, data });
                     }
@@ -252,6 +254,7 @@ impl World {
                     ServerEvent::MemberFailed {
                         member_id, reason, ..
                     } => {
+                        self.observed.removed.push(member_id);
                         match reason {
                             FailReason::SlowConsumer => self.coverage.evictions += 1,
                             FailReason::Superseded => self.coverage.superseded += 1,
@@ -266,6 +269,7 @@ impl World {
                         });
                     }
                     ServerEvent::MemberLeft { member_id, .. } => {
+                        self.observed.removed.push(member_id);
                         self.record(Act::ServerRemoved {
                             server: inc,
                             member_id,
@@ -273,6 +277,9 @@ impl World {
                         });
                     }
                     ServerEvent::Sequenced { gseq, event, .. } => {
+                        if crate::history::delivered_digest(&event).is_none() {
+                            self.observed.raised = true;
+                        }
                         let fact = match event {
                             ClusterEvent::MemberJoined(m) => {
                                 Some((m.member_id, ServiceFact::Joined(m.services)))
@@ -300,6 +307,7 @@ impl World {
             }
         }
         self.note_queues_over_limit();
+        self.note_throttling();
         self.arm_server();
     }
 
