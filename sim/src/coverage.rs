@@ -237,7 +237,7 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("past_seq_window", 1.0),
     ("published_delivery", 900.0),
     ("byte_limit_bind", 0.12),
-    ("throttle_due", 2.5),
+    ("throttle_due", 2.0),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of

@@ -5,7 +5,7 @@
 //! G11). Everything here reads the server's public accessors and its
 //! transmitted bytes between steps; nothing reaches into its state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use switchboard_core::frame::{kind, HEADER_BYTES, PROTOCOL_VERSION};
 use switchboard_core::server::Server;
@@ -35,10 +35,13 @@ pub(super) struct Observed {
     /// position written to it there).
     written: BTreeMap<usize, (u64, u64, u64)>,
     /// Queue levels of the current server run's members after the last
-    /// step.
-    levels: BTreeMap<u64, Level>,
-    /// Members throttled after the last step (`Server::is_throttled`).
-    throttled: BTreeSet<u64>,
+    /// step, with whether each was throttled (`Server::is_throttled`), in
+    /// member-id order.
+    levels: Vec<(u64, Level, bool)>,
+    /// The same after this step (kept to reuse its room).
+    next: Vec<(u64, Level, bool)>,
+    /// Acts to record (kept to reuse its room).
+    acts: Vec<Act>,
     /// Last stream position assigned by the end of the last step.
     gseq: u64,
     /// The slot whose read drives the current step, if a read does.
@@ -54,7 +57,6 @@ impl Observed {
     /// A new server run: nothing carries over.
     pub(super) fn server_started(&mut self) {
         self.levels.clear();
-        self.throttled.clear();
         self.gseq = 0;
         self.input = None;
         self.raised = false;
@@ -140,7 +142,7 @@ impl World {
             _ => 0,
         };
         let mut through = mark;
-        let mut acts = Vec::new();
+        let mut acts = std::mem::take(&mut self.observed.acts);
         stream_items(data, |gseq, id| {
             if gseq > through {
                 through = gseq;
@@ -155,9 +157,10 @@ impl World {
         if through > mark {
             self.observed.written.insert(slot, (c.gen, server, through));
         }
-        for act in acts {
+        for act in acts.drain(..) {
             self.record(act);
         }
+        self.observed.acts = acts;
     }
 
     /// After a server step: records the throttling facts (see
@@ -172,20 +175,20 @@ impl World {
         };
         let k = self.server_inc;
         let (items_max, bytes_max) = (self.queue_items_max, self.queue_bytes_max);
-        let levels: BTreeMap<u64, Level> = server
-            .view()
-            .filter_map(|m| {
-                Some((
-                    m.member_id,
-                    level(server, m.member_id, items_max, bytes_max)?,
-                ))
-            })
-            .collect();
-        let throttled: BTreeSet<u64> = server
-            .view()
-            .map(|m| m.member_id)
-            .filter(|&id| server.is_throttled(id))
-            .collect();
+        let mut next = std::mem::take(&mut self.observed.next);
+        next.clear();
+        next.extend(server.view().filter_map(|m| {
+            let id = m.member_id;
+            Some((
+                id,
+                level(server, id, items_max, bytes_max)?,
+                server.is_throttled(id),
+            ))
+        }));
+        let before = std::mem::take(&mut self.observed.levels);
+        let find = |v: &[(u64, Level, bool)], id: u64| {
+            v.binary_search_by_key(&id, |e| e.0).ok().map(|i| v[i].1)
+        };
         let gseq_before = self.observed.gseq;
         let gseq_after = server.gseq();
         let in_grace = server.in_restart_grace(self.now);
@@ -197,14 +200,13 @@ impl World {
                 .find(|m| m.incarnation == inc)
                 .map(|m| m.member_id)
         });
-        let mut acts = Vec::new();
-        for (&id, before) in &self.observed.levels {
-            let after = levels.get(&id);
+        let mut acts = std::mem::take(&mut self.observed.acts);
+        for &(id, b, _) in &before {
+            let after = find(&next, id);
             let gone = after.is_none() || removed.contains(&id);
-            let shrank =
-                after.is_some_and(|a| a.acked > before.acked || a.untaken < before.untaken);
+            let shrank = after.is_some_and(|a| a.acked > b.acked || a.untaken < b.untaken);
             let under = after.is_some_and(|a| !a.over_half);
-            if gone || (before.over_half && (under || shrank)) {
+            if gone || (b.over_half && (under || shrank)) {
                 acts.push(Act::QueueUnderHalf {
                     server: k,
                     member_id: id,
@@ -214,7 +216,7 @@ impl World {
             }
         }
         for &id in &removed {
-            if !self.observed.levels.contains_key(&id) {
+            if find(&before, id).is_none() {
                 acts.push(Act::QueueUnderHalf {
                     server: k,
                     member_id: id,
@@ -224,25 +226,18 @@ impl World {
             }
         }
         if let Some(x) = reader {
-            let x_before = self.observed.levels.get(&x);
-            let others_released = self
-                .observed
-                .throttled
+            let others_released = before
                 .iter()
-                .any(|&y| y != x && !throttled.contains(&y));
+                .any(|&(y, _, was)| was && y != x && !next.iter().any(|&(z, _, is)| z == y && is));
             let clear = !raised
                 && removed.is_empty()
                 && !in_grace
                 && !others_released
-                && x_before.is_some_and(|l| !l.over_half)
+                && find(&before, x).is_some_and(|l| !l.over_half)
                 && gseq_after > gseq_before;
             if clear {
-                for (&r, after) in &levels {
-                    let grew = self
-                        .observed
-                        .levels
-                        .get(&r)
-                        .is_some_and(|b| after.items > b.items);
+                for &(r, after, _) in &next {
+                    let grew = find(&before, r).is_some_and(|b| after.items > b.items);
                     if r != x && grew && after.over {
                         acts.push(Act::ThrottleDue {
                             server: k,
@@ -254,11 +249,12 @@ impl World {
                 }
             }
         }
-        self.observed.levels = levels;
-        self.observed.throttled = throttled;
+        self.observed.levels = next;
+        self.observed.next = before;
         self.observed.gseq = gseq_after;
-        for act in acts {
+        for act in acts.drain(..) {
             self.record(act);
         }
+        self.observed.acts = acts;
     }
 }
