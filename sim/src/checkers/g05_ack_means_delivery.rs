@@ -36,6 +36,9 @@
 //! that removed the session (the process's latest session with that member
 //! id in that run, ended by a `ServerRemoved`) must have been preceded by a
 //! `GapNotice` to the process after the removal.
+//!
+//! What the server wrote is handed over (rule (e)): see
+//! `checkers/written.rs`.
 
 use switchboard_core::frame::{Address, NackReason};
 

@@ -14,6 +14,8 @@
 //! Its interval ends when it goes back under the limit, is removed
 //! (`ServerRemoved`) or the server crashes; one still open at the end of
 //! the history is judged up to the last act.
+//!
+//! Throttled members wait: see `checkers/throttling.rs`.
 
 use std::collections::BTreeMap;
 
