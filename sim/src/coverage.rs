@@ -125,14 +125,20 @@ pub struct Coverage {
     pub burst_sends: u64,
     /// Deliveries recorded.
     pub deliveries: u64,
+    /// Server steps after which a member had to be throttled
+    /// (`Act::ThrottleDue`, one per recipient over its limit): what G11's
+    /// throttling rule judges.
+    pub throttles_due: u64,
 }
 
 impl Coverage {
     /// Counts what only the history shows.
     pub fn add_history(&mut self, h: &History) {
         for e in h.iter() {
-            if let Act::Delivered { .. } = e.act {
-                self.deliveries += 1;
+            match e.act {
+                Act::Delivered { .. } => self.deliveries += 1,
+                Act::ThrottleDue { .. } => self.throttles_due += 1,
+                _ => {}
             }
         }
     }
@@ -185,6 +191,7 @@ impl Coverage {
         self.reads_held += o.reads_held;
         self.burst_sends += o.burst_sends;
         self.deliveries += o.deliveries;
+        self.throttles_due += o.throttles_due;
     }
 
     /// The protocol paths every sweep must reach, with their counts.
@@ -230,6 +237,7 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("past_seq_window", 1.0),
     ("published_delivery", 900.0),
     ("byte_limit_bind", 0.12),
+    ("throttle_due", 2.0),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of
@@ -255,6 +263,7 @@ impl Coverage {
             "past_seq_window" => self.past_seq_window,
             "published_delivery" => self.published_deliveries,
             "byte_limit_bind" => self.byte_limit_binds,
+            "throttle_due" => self.throttles_due,
             _ => 0,
         }
     }
@@ -313,6 +322,7 @@ mod tests {
             past_seq_window: c(get("past_seq_window")),
             published_deliveries: c(get("published_delivery")),
             byte_limit_binds: c(get("byte_limit_bind")),
+            throttles_due: c(get("throttle_due")),
             sends: 1_000,
             nacks: 60,
             ..Coverage::default()
@@ -344,6 +354,7 @@ mod tests {
                 "past_seq_window" => c.past_seq_window = 0,
                 "published_delivery" => c.published_deliveries = 0,
                 "byte_limit_bind" => c.byte_limit_binds = 0,
+                "throttle_due" => c.throttles_due = 0,
                 other => panic!("floor {other} has no test"),
             }
             let v = c.below_floors(200);

@@ -520,6 +520,54 @@ pub enum Act {
         /// client dropping it on its own: an `Error` frame, a timeout).
         by_peer: bool,
     },
+    /// The server wrote a stream item carrying a message (`Deliver`) or a
+    /// published event (`Notify` with an origin) to a connection of the
+    /// process: its first transmission there in this server run (replays
+    /// after a resume are not recorded again). Used by G5 (e).
+    Written {
+        /// The process the connection belongs to.
+        proc: Proc,
+        /// Server incarnation.
+        server: u64,
+        /// Stream position of the item.
+        gseq: u64,
+        /// The message's identity, or the event's origin (publisher
+        /// incarnation, `Publish` sequence).
+        id: MsgId,
+    },
+    /// In a server step driven by a read from member `member_id`'s
+    /// connection, items the member sent (messages or published events)
+    /// went into the queue of `by`, which was over its soft item or byte
+    /// limit after them: the member must be throttled (G11). Recorded only
+    /// where the step leaves no doubt whose items they were (no event the
+    /// server raised itself, no removal, no restart grace, no other member
+    /// released from its throttle, the member not over half its own limit).
+    ThrottleDue {
+        /// Server incarnation.
+        server: u64,
+        /// The sender or publisher.
+        member_id: u64,
+        /// The recipient over its soft limit.
+        by: u64,
+        /// Last stream position assigned in that step: the member's items
+        /// at higher positions came later.
+        gseq: u64,
+    },
+    /// Member `member_id`'s queue was, or may have been, at or under half
+    /// its soft limits at some point of a server step (it was over half
+    /// before the step and not after it, or its queue shrank in it), or
+    /// the member was removed in it (`removed`): senders throttled by it
+    /// may go on from that step (and a removed member's own throttle ends).
+    QueueUnderHalf {
+        /// Server incarnation.
+        server: u64,
+        /// Member id.
+        member_id: u64,
+        /// Last stream position assigned before that step.
+        gseq: u64,
+        /// The member was removed in that step.
+        removed: bool,
+    },
 }
 
 /// A timestamped act.

@@ -36,6 +36,13 @@
 //! that removed the session (the process's latest session with that member
 //! id in that run, ended by a `ServerRemoved`) must have been preceded by a
 //! `GapNotice` to the process after the removal.
+//!
+//! What the server wrote is handed over (rule (e)): see
+//! `checkers/written.rs`.
+//!
+//! Nothing arrives after it is stable (rule (f)): once server run `K` told
+//! a sender a message or published event is stable, no member `K` had not
+//! removed receives it in `K`.
 
 use switchboard_core::frame::{Address, NackReason};
 
@@ -187,10 +194,11 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     published_events_reach_subscribers(h, b, &facts, &sessions, &runs, &mut r);
     refused_resumes_are_announced(h, &sessions, &mut r);
     nothing_arrives_after_stable(h, &facts, &sessions, &mut r);
+    super::written::written_items_are_handed_over(h, &mut r);
     r.finish()
 }
 
-/// (e) A message or published event whose sender server `K` told it is
+/// (f) A message or published event whose sender server `K` told it is
 /// stable (`Stable` covering its `seq`) was then received or missed by
 /// every addressee in `K`: no session of `K` hands it over afterwards
 /// unless `K` removed that member after the send and before the stable

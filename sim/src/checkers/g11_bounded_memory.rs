@@ -27,6 +27,8 @@
 //! client's own timeout), and no reset of the member's slot or crash of
 //! the server (both lose bytes in flight) came between the connection's
 //! start and that disconnect.
+//!
+//! Throttled members wait: see `checkers/throttling.rs`.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +50,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     let queue_limit = b.member_queue_items_max.saturating_mul(2).saturating_add(1);
     slow_consumers_are_evicted(h, b, &mut r);
     removed_members_are_told_why(h, &mut r);
+    super::throttling::throttled_members_wait(h, &mut r);
     for e in h.iter() {
         let Act::Memory {
             server_queue_max,

@@ -27,6 +27,8 @@ pub mod g11_bounded_memory;
 pub(crate) mod server_log;
 pub(crate) mod sessions;
 pub(crate) mod subscriptions;
+pub(crate) mod throttling;
+pub(crate) mod written;
 
 /// A checker: judges a history against one guarantee.
 pub type Checker = fn(&History, &Bounds) -> Vec<Violation>;

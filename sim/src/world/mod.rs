@@ -32,6 +32,7 @@ use crate::rng::{stream, Fnv, Stream};
 mod faults;
 mod network;
 mod nodes;
+mod observe;
 mod workload;
 
 use network::Conn;
@@ -202,6 +203,8 @@ pub struct World {
     /// Members of the current server run that are throttled (counted in
     /// coverage as they become so).
     throttled: BTreeSet<u64>,
+    /// Server-side observations carried between server steps.
+    observed: observe::Observed,
 }
 
 fn ms(t: Tick) -> Ms {
@@ -244,6 +247,7 @@ impl World {
             queue_items_max: cfg.server_config().member_queue_items_max,
             queue_bytes_max: cfg.server_config().member_queue_bytes_max,
             throttled: BTreeSet::new(),
+            observed: observe::Observed::default(),
             cfg,
         };
         w.start_server();

@@ -178,10 +178,13 @@ impl World {
                 if c.dead || !c.server_open {
                     return;
                 }
+                let reader =
+                    (self.slots.get(c.slot).map(|s| s.gen) == Some(c.gen)).then_some(c.slot);
                 let Some(server) = self.server.as_mut() else {
                     return;
                 };
                 server.handle_read(self.now, ConnId(conn), data);
+                self.observed.input = reader;
                 self.drain_server();
             }
             Ev::CloseToServer { conn } => {

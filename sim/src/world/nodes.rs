@@ -31,6 +31,7 @@ impl World {
         self.server_inc = server.incarnation();
         self.server = Some(server);
         self.server_timer = None;
+        self.observed.server_started();
         let server = self.server_inc;
         self.record(Act::ServerStarted { server });
         self.arm_server();
@@ -238,6 +239,7 @@ impl World {
             };
             match out {
                 Output::Transmit { conn, data } => {
+                    self.note_written(conn.0, &data);
                     if let Some(slot) = self.conns.get(&conn.0).map(|c| c.slot) {
                         self.send_down(slot, conn.0, Ev::ToClient { conn: conn.0, data });
                     }
@@ -253,6 +255,7 @@ impl World {
                     ServerEvent::MemberFailed {
                         member_id, reason, ..
                     } => {
+                        self.observed.removed.push(member_id);
                         match reason {
                             FailReason::SlowConsumer => self.coverage.evictions += 1,
                             FailReason::Superseded => self.coverage.superseded += 1,
@@ -267,6 +270,7 @@ impl World {
                         });
                     }
                     ServerEvent::MemberLeft { member_id, .. } => {
+                        self.observed.removed.push(member_id);
                         self.record(Act::ServerRemoved {
                             server: inc,
                             member_id,
@@ -274,6 +278,9 @@ impl World {
                         });
                     }
                     ServerEvent::Sequenced { gseq, event, .. } => {
+                        if crate::history::delivered_digest(&event).is_none() {
+                            self.observed.raised = true;
+                        }
                         let fact = match event {
                             ClusterEvent::MemberJoined(m) => {
                                 self.record(Act::ServerJoined {
@@ -307,6 +314,7 @@ impl World {
             }
         }
         self.note_queues_over_limit();
+        self.note_throttling();
         self.arm_server();
     }
 
