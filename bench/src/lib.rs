@@ -155,16 +155,51 @@ pub async fn run(opts: &Options, progress: &mut dyn Progress) -> Report {
             for address in addresses {
                 let row = Row { system: s, address };
                 for r in 0..opts.runs {
+                    let fds_before = open_fds();
                     progress.start(row, w, r, opts.runs);
                     let result = one_run(opts, row, w).await;
                     progress.done(row, w, &result);
                     report.add(w, row, result);
+                    settle_fds(fds_before).await;
                 }
             }
         }
     }
     report
 }
+
+/// Descriptors this process has open now (`None` where `/proc` is not).
+fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+}
+
+/// Waits (at most [`FD_SETTLE`]) until the sockets of the run just ended
+/// are closed: a peer's client library may close its connections in tasks
+/// of its own after the run dropped them, and a next run of ten thousand
+/// members would otherwise find the descriptor limit taken.
+async fn settle_fds(before: Option<usize>) {
+    let Some(before) = before else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + FD_SETTLE;
+    while open_fds().is_some_and(|n| n > before + FD_SLACK) {
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                open = open_fds(),
+                before,
+                "descriptors of the last run still open"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// How long [`settle_fds`] waits at most.
+const FD_SETTLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Descriptors a run may leave open for good (runtime internals).
+const FD_SLACK: usize = 64;
 
 /// Raises this process's soft limit on open files to the hard limit: W5
 /// and W6 hold one socket per member (and the servers started from here

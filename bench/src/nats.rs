@@ -332,6 +332,9 @@ async fn scale(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
     let rss_after = ctx.server_rss();
 
     let told = Arc::new(Deliveries::new());
+    // Dropped clients keep their connections open: each is drained (closed)
+    // after the run, so that the next run finds the descriptors free.
+    let clients: Vec<Client> = members.iter().map(|(c, _)| c.clone()).collect();
     let waiters: Vec<JoinHandle<()>> = members
         .into_iter()
         .map(|(client, sub)| spawn_counter(client, sub, told.clone()))
@@ -361,6 +364,11 @@ async fn scale(w: Workload, ctx: &RunCtx<'_>) -> Result<Figure, BenchError> {
         }
     };
     measure::stop(waiters).await;
+    stream::iter(clients.into_iter().chain(std::iter::once(publisher)))
+        .for_each_concurrent(CONNECT_PARALLEL, |c| async move {
+            let _ = c.drain().await;
+        })
+        .await;
     result
 }
 
