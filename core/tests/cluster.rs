@@ -571,8 +571,25 @@ fn client_with_a_different_secret_never_registers() {
     assert_eq!(c.server.view().count(), 0);
 }
 
-#[test]
-fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
+/// True when node `i` was told that member `id` failed as a slow consumer.
+fn saw_evicted(c: &Cluster, i: usize, id: u64) -> bool {
+    c.nodes[i].events.iter().any(|e| {
+        matches!(
+            e,
+            ClientEvent::Event {
+                event: ClusterEvent::MemberFailed {
+                    member_id,
+                    reason: FailReason::SlowConsumer
+                },
+                ..
+            } if *member_id == id
+        )
+    })
+}
+
+/// Three members with a queue limit of 50 and a grace of 500 ms; the
+/// third stops reading. Returns the cluster and that member's id.
+fn three_with_a_slow_reader() -> (Cluster, u64) {
     let mut cfg = harness::server_config();
     cfg.member_queue_items_max = 50;
     cfg.slow_consumer_grace_ms = 500;
@@ -583,6 +600,12 @@ fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
     c.start();
     c.nodes[2].paused = true;
     let slow = c.member_id(2);
+    (c, slow)
+}
+
+#[test]
+fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
+    let (mut c, slow) = three_with_a_slow_reader();
     let now = c.now;
     for k in 0..60 {
         let _ = c.nodes[0].client.send(
@@ -593,16 +616,7 @@ fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
         );
     }
     c.run_for(2_000, 100);
-    assert!(c.nodes[1].events.iter().any(|e| matches!(
-        e,
-        ClientEvent::Event {
-            event: ClusterEvent::MemberFailed {
-                member_id,
-                reason: FailReason::SlowConsumer
-            },
-            ..
-        } if *member_id == slow
-    )));
+    assert!(saw_evicted(&c, 1, slow));
     assert_eq!(c.messages(1).len(), 60);
 }
 
@@ -612,16 +626,7 @@ fn slow_consumer_is_evicted_by_name_and_others_keep_going() {
 #[test]
 fn an_evicted_member_is_told_why_and_the_sender_sees_its_messages_stable() {
     use switchboard_core::frame::ErrorCode;
-    let mut cfg = harness::server_config();
-    cfg.member_queue_items_max = 50;
-    cfg.slow_consumer_grace_ms = 500;
-    let mut c = Cluster::with_config(4, cfg);
-    for p in ["p1", "p2", "p3"] {
-        c.add("a", p);
-    }
-    c.start();
-    c.nodes[2].paused = true;
-    let slow = c.member_id(2);
+    let (mut c, slow) = three_with_a_slow_reader();
     let now = c.now;
     let mut last = 0;
     for k in 0..60 {
@@ -752,16 +757,7 @@ fn going_under_and_over_within_one_input_does_not_restart_the_slow_consumer_grac
         c.server.view().all(|m| m.member_id != reader),
         "the reader stayed over its limit for the whole grace and must be evicted"
     );
-    assert!(c.nodes[0].events.iter().any(|e| matches!(
-        e,
-        ClientEvent::Event {
-            event: ClusterEvent::MemberFailed {
-                member_id,
-                reason: FailReason::SlowConsumer
-            },
-            ..
-        } if *member_id == reader
-    )));
+    assert!(saw_evicted(&c, 0, reader));
 }
 
 #[test]

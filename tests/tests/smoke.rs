@@ -228,6 +228,27 @@ async fn a_wrong_cluster_name_is_refused_for_good() {
     srv.shutdown().await;
 }
 
+/// Reads messages numbered 0..n (a big-endian `u32` each) from `events`,
+/// each once and in order, within 10 s.
+async fn expect_numbered(events: &mut switchboard_client::EventStream, n: u32) {
+    let mut next = 0u32;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while next < n {
+            match events.next().await {
+                Some(Event::Message(m)) => {
+                    let got = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+                    assert_eq!(got, next, "out of order or duplicated");
+                    next += 1;
+                }
+                Some(_) => {}
+                None => panic!("stream ended"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
+
 /// `post` + `flush`: every posted message is counted acked once the server
 /// received it, a message to a member that never existed is counted
 /// refused (NACKed), and the receiver gets each posted message once, in
@@ -262,22 +283,7 @@ async fn posted_messages_are_tallied_and_delivered_in_order() {
     assert_eq!(counts.acked + counts.refused, counts.submitted);
     assert_eq!(counts.refused, 1, "{counts:?}");
     assert_eq!(a.tally(), counts);
-    let mut next = 0u32;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while next < N {
-            match eb.next().await {
-                Some(Event::Message(m)) => {
-                    let got = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
-                    assert_eq!(got, next, "out of order or duplicated");
-                    next += 1;
-                }
-                Some(_) => {}
-                None => panic!("stream ended"),
-            }
-        }
-    })
-    .await
-    .unwrap();
+    expect_numbered(&mut eb, N).await;
     srv.shutdown().await;
 }
 
@@ -329,22 +335,7 @@ async fn batches_of_posted_messages_keep_their_order_through_a_full_outbox() {
     assert_eq!(counts.submitted, u64::from(N) + 1);
     assert_eq!(counts.refused, 1, "{counts:?}");
     assert_eq!(counts.acked, u64::from(N), "{counts:?}");
-    let mut next = 0u32;
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while next < N {
-            match eb.next().await {
-                Some(Event::Message(m)) => {
-                    let got = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
-                    assert_eq!(got, next, "out of order or duplicated");
-                    next += 1;
-                }
-                Some(_) => {}
-                None => panic!("stream ended"),
-            }
-        }
-    })
-    .await
-    .unwrap();
+    expect_numbered(&mut eb, N).await;
     srv.shutdown().await;
 }
 
