@@ -226,7 +226,7 @@ impl Coverage {
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 21] {
+    pub fn paths(&self) -> [(&'static str, u64); 22] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -246,6 +246,7 @@ impl Coverage {
             ("byte_limit_bind", self.byte_limit_binds),
             ("protocol_violation", self.protocol_violations),
             ("hostile_seq_behind", self.hostile_seq_behind),
+            ("hostile_seq_edge", self.hostile_seq_edge),
             ("hostile_ack_ahead", self.hostile_ack_ahead),
             ("hostile_subscribe_over", self.hostile_subscribe_over),
             ("hostile_join_over", self.hostile_join_over),
@@ -274,11 +275,12 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("published_delivery", 900.0),
     ("byte_limit_bind", 0.12),
     ("throttle_due", 2.0),
-    ("protocol_violation", 0.1),
-    ("hostile_seq_behind", 0.01),
-    ("hostile_ack_ahead", 0.05),
-    ("hostile_subscribe_over", 0.05),
-    ("hostile_join_over", 0.05),
+    ("protocol_violation", 0.08),
+    ("hostile_seq_behind", 0.009),
+    ("hostile_seq_edge", 0.005),
+    ("hostile_ack_ahead", 0.07),
+    ("hostile_subscribe_over", 0.11),
+    ("hostile_join_over", 0.12),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of
@@ -307,6 +309,7 @@ impl Coverage {
             "throttle_due" => self.throttles_due,
             "protocol_violation" => self.protocol_violations,
             "hostile_seq_behind" => self.hostile_seq_behind,
+            "hostile_seq_edge" => self.hostile_seq_edge,
             "hostile_ack_ahead" => self.hostile_ack_ahead,
             "hostile_subscribe_over" => self.hostile_subscribe_over,
             "hostile_join_over" => self.hostile_join_over,
@@ -371,6 +374,7 @@ mod tests {
             throttles_due: c(get("throttle_due")),
             protocol_violations: c(get("protocol_violation")),
             hostile_seq_behind: c(get("hostile_seq_behind")),
+            hostile_seq_edge: c(get("hostile_seq_edge")),
             hostile_ack_ahead: c(get("hostile_ack_ahead")),
             hostile_subscribe_over: c(get("hostile_subscribe_over")),
             hostile_join_over: c(get("hostile_join_over")),
@@ -408,6 +412,7 @@ mod tests {
                 "throttle_due" => c.throttles_due = 0,
                 "protocol_violation" => c.protocol_violations = 0,
                 "hostile_seq_behind" => c.hostile_seq_behind = 0,
+                "hostile_seq_edge" => c.hostile_seq_edge = 0,
                 "hostile_ack_ahead" => c.hostile_ack_ahead = 0,
                 "hostile_subscribe_over" => c.hostile_subscribe_over = 0,
                 "hostile_join_over" => c.hostile_join_over = 0,
