@@ -129,6 +129,28 @@ pub struct Coverage {
     /// (`Act::ThrottleDue`, one per recipient over its limit): what G11's
     /// throttling rule judges.
     pub throttles_due: u64,
+    /// Hostile writes dropped (the connection never went quiet, or the
+    /// write did not apply: no sequence acknowledged yet, quota not
+    /// reached).
+    pub hostile_dropped: u64,
+    /// Hostile `Send`s whose sequence jumps past the window.
+    pub hostile_seq_ahead: u64,
+    /// Hostile `Send`s whose sequence lies far behind the window.
+    pub hostile_seq_behind: u64,
+    /// Hostile `Send`s exactly `SEQ_WINDOW` behind the server's mark (no
+    /// violation: a resend to ignore).
+    pub hostile_seq_edge: u64,
+    /// Members removed for a protocol violation.
+    pub protocol_violations: u64,
+    /// Hostile `DeliveryAck`s read while the member's own message, in the
+    /// same write, was still untransmitted.
+    pub hostile_ack_ahead: u64,
+    /// Hostile `Taken`s.
+    pub hostile_taken: u64,
+    /// Hostile subscriptions past the quota.
+    pub hostile_subscribe_over: u64,
+    /// Hostile group joins past the quota.
+    pub hostile_join_over: u64,
 }
 
 impl Coverage {
@@ -192,10 +214,19 @@ impl Coverage {
         self.burst_sends += o.burst_sends;
         self.deliveries += o.deliveries;
         self.throttles_due += o.throttles_due;
+        self.hostile_dropped += o.hostile_dropped;
+        self.hostile_seq_ahead += o.hostile_seq_ahead;
+        self.hostile_seq_behind += o.hostile_seq_behind;
+        self.hostile_seq_edge += o.hostile_seq_edge;
+        self.protocol_violations += o.protocol_violations;
+        self.hostile_ack_ahead += o.hostile_ack_ahead;
+        self.hostile_taken += o.hostile_taken;
+        self.hostile_subscribe_over += o.hostile_subscribe_over;
+        self.hostile_join_over += o.hostile_join_over;
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 16] {
+    pub fn paths(&self) -> [(&'static str, u64); 22] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -213,6 +244,12 @@ impl Coverage {
             ("published_delivery", self.published_deliveries),
             ("unsubscription", self.unsubscriptions),
             ("byte_limit_bind", self.byte_limit_binds),
+            ("protocol_violation", self.protocol_violations),
+            ("hostile_seq_behind", self.hostile_seq_behind),
+            ("hostile_seq_edge", self.hostile_seq_edge),
+            ("hostile_ack_ahead", self.hostile_ack_ahead),
+            ("hostile_subscribe_over", self.hostile_subscribe_over),
+            ("hostile_join_over", self.hostile_join_over),
         ]
     }
 }
@@ -238,6 +275,12 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("published_delivery", 900.0),
     ("byte_limit_bind", 0.12),
     ("throttle_due", 2.0),
+    ("protocol_violation", 0.08),
+    ("hostile_seq_behind", 0.009),
+    ("hostile_seq_edge", 0.005),
+    ("hostile_ack_ahead", 0.07),
+    ("hostile_subscribe_over", 0.11),
+    ("hostile_join_over", 0.12),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of
@@ -264,6 +307,12 @@ impl Coverage {
             "published_delivery" => self.published_deliveries,
             "byte_limit_bind" => self.byte_limit_binds,
             "throttle_due" => self.throttles_due,
+            "protocol_violation" => self.protocol_violations,
+            "hostile_seq_behind" => self.hostile_seq_behind,
+            "hostile_seq_edge" => self.hostile_seq_edge,
+            "hostile_ack_ahead" => self.hostile_ack_ahead,
+            "hostile_subscribe_over" => self.hostile_subscribe_over,
+            "hostile_join_over" => self.hostile_join_over,
             _ => 0,
         }
     }
@@ -323,6 +372,12 @@ mod tests {
             published_deliveries: c(get("published_delivery")),
             byte_limit_binds: c(get("byte_limit_bind")),
             throttles_due: c(get("throttle_due")),
+            protocol_violations: c(get("protocol_violation")),
+            hostile_seq_behind: c(get("hostile_seq_behind")),
+            hostile_seq_edge: c(get("hostile_seq_edge")),
+            hostile_ack_ahead: c(get("hostile_ack_ahead")),
+            hostile_subscribe_over: c(get("hostile_subscribe_over")),
+            hostile_join_over: c(get("hostile_join_over")),
             sends: 1_000,
             nacks: 60,
             ..Coverage::default()
@@ -355,6 +410,12 @@ mod tests {
                 "published_delivery" => c.published_deliveries = 0,
                 "byte_limit_bind" => c.byte_limit_binds = 0,
                 "throttle_due" => c.throttles_due = 0,
+                "protocol_violation" => c.protocol_violations = 0,
+                "hostile_seq_behind" => c.hostile_seq_behind = 0,
+                "hostile_seq_edge" => c.hostile_seq_edge = 0,
+                "hostile_ack_ahead" => c.hostile_ack_ahead = 0,
+                "hostile_subscribe_over" => c.hostile_subscribe_over = 0,
+                "hostile_join_over" => c.hostile_join_over = 0,
                 other => panic!("floor {other} has no test"),
             }
             let v = c.below_floors(200);

@@ -568,6 +568,103 @@ pub enum Act {
         /// The member was removed in that step.
         removed: bool,
     },
+    /// A **hostile member** wrote a crafted frame on its connection,
+    /// bypassing its client's own checks (`sim/src/world/hostile.rs`). The
+    /// simulator writes it only onto a connection the server holds attached
+    /// to the member's session, with no bytes in flight either way, no
+    /// bytes held back and the member not throttled, and hands it to the
+    /// server at once: the server processes it in the step that records
+    /// this act, before anything else happens.
+    Hostile {
+        /// The member process.
+        proc: Proc,
+        /// Server incarnation the frame was written to.
+        server: u64,
+        /// The member id of the session it was written in.
+        member_id: u64,
+        /// What it wrote.
+        frame: HostileFrame,
+    },
+}
+
+/// A crafted frame a hostile member writes ([`Act::Hostile`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HostileFrame {
+    /// A `Send` (to the member itself) whose `seq` lies far from the
+    /// client's: past the window ahead or behind it (a violation), or
+    /// exactly `SEQ_WINDOW` behind the server's mark (a resend the server
+    /// ignores); [`HostileFrame::is_seq_violation`] tells which.
+    Seq {
+        /// The frame's sequence.
+        seq: u64,
+        /// Highest sequence the server acknowledged to the client in this
+        /// session (an `Acked` of it is in the history, after the session's
+        /// `Registered`): the server has processed at least this far.
+        acked: u64,
+        /// The client's most recent sequence: the server has processed at
+        /// most this far.
+        last: u64,
+    },
+    /// A `DeliveryAck{through}` beyond every stream position the member
+    /// received, written right after the client's own frames carrying
+    /// `self_seq`, a CONFIRM message to the member itself (recorded as
+    /// `Sent`), when the client transmitted it in that write: the server
+    /// enqueues that message and, before it transmits it, reads the ack.
+    AckAhead {
+        /// The acknowledged position.
+        through: u64,
+        /// The message to itself in the same write, if any.
+        self_seq: Option<u64>,
+    },
+    /// A `Taken{through}`: from a member without the TAKEN capability
+    /// (`announced` false), or at or below the last `Taken` of a member
+    /// with it (`through` 0).
+    Taken {
+        /// The position claimed.
+        through: u64,
+        /// The member announced the TAKEN capability.
+        announced: bool,
+    },
+    /// A `Subscribe` of a fresh subscription id, taking sequence `seq` from
+    /// the client's next command (a load `Publish`, recorded as
+    /// `Published`, written right after it: a resend the server ignores).
+    Subscribe {
+        /// Its sequence.
+        seq: u64,
+    },
+    /// A `Join` of a group the member never joined, taking sequence `seq`
+    /// as [`HostileFrame::Subscribe`] does.
+    Join {
+        /// Its sequence.
+        seq: u64,
+        /// The group.
+        group: String,
+    },
+}
+
+impl HostileFrame {
+    /// For a [`HostileFrame::Seq`]: the protocol calls it a violation
+    /// (`docs/PROTOCOL.md`, `SEQ_WINDOW`): more than `SEQ_WINDOW` past the
+    /// last sequence the server processed in the session (once it processed
+    /// one), or more than `SEQ_WINDOW` behind it. Judged for every value the
+    /// server's last processed sequence can have, `acked..=last`.
+    pub fn is_seq_violation(&self) -> bool {
+        let w = switchboard_core::frame::SEQ_WINDOW;
+        match *self {
+            HostileFrame::Seq { seq, acked, last } => {
+                (acked > 0 && seq > last.saturating_add(w)) || seq.saturating_add(w) < acked
+            }
+            _ => false,
+        }
+    }
+
+    /// The client sequence a `Subscribe` or `Join` took.
+    pub fn taken_seq(&self) -> Option<u64> {
+        match self {
+            HostileFrame::Subscribe { seq } | HostileFrame::Join { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
 }
 
 /// A timestamped act.

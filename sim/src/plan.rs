@@ -167,6 +167,48 @@ pub enum Action {
         /// For how long, ms.
         ms: u64,
     },
+    /// A hostile member writes a crafted frame (see [`HostileKind`]).
+    Hostile {
+        /// Slot.
+        slot: usize,
+        /// What it writes.
+        kind: HostileKind,
+    },
+}
+
+/// What a hostile member writes ([`Action::Hostile`],
+/// `sim/src/world/hostile.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostileKind {
+    /// A `Send` whose `seq` jumps more than `SEQ_WINDOW` past its newest.
+    SeqAhead,
+    /// A `Send` whose `seq` lies more than `SEQ_WINDOW` behind what the
+    /// server acknowledged (only once it acknowledged that far), or, when
+    /// the server's mark is known exactly, sometimes exactly `SEQ_WINDOW`
+    /// behind it (no violation).
+    SeqBehind,
+    /// A message to itself and, in the same write, a `DeliveryAck` beyond
+    /// everything it received.
+    AckAhead,
+    /// A `Taken` the server must ignore: without the TAKEN capability, or
+    /// at or below the last one.
+    Taken,
+    /// Subscriptions up to `SUBSCRIPTIONS_MAX`, then one more.
+    SubscribeOver,
+    /// Group joins up to `GROUPS_PER_MEMBER_MAX`, then one more.
+    JoinOver,
+}
+
+impl HostileKind {
+    /// Every kind.
+    pub const ALL: [HostileKind; 6] = [
+        HostileKind::SeqAhead,
+        HostileKind::SeqBehind,
+        HostileKind::AckAhead,
+        HostileKind::Taken,
+        HostileKind::SubscribeOver,
+        HostileKind::JoinOver,
+    ];
 }
 
 impl Action {
@@ -181,7 +223,8 @@ impl Action {
             | Action::Leave { slot, .. }
             | Action::Subscribe { slot, .. }
             | Action::Unsubscribe { slot }
-            | Action::Goodbye { slot } => Some(*slot),
+            | Action::Goodbye { slot }
+            | Action::Hostile { slot, .. } => Some(*slot),
             _ => None,
         }
     }
@@ -335,6 +378,7 @@ pub fn generate(seed: u64, cfg: &SimConfig) -> Plan {
     unsubscriptions(&mut subs, end, &mut plan);
     firehose(seed, cfg, &mut plan);
     bulk(seed, cfg, &mut plan);
+    hostile(seed, cfg, &mut plan);
 
     // Faults, each kind at its own seed-chosen rate, all over by `end`.
     let mut fr = stream(seed, Stream::Faults, 0);
@@ -521,6 +565,51 @@ fn bulk(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
                 },
             });
             t += BULK_EVERY_MS;
+        }
+    }
+}
+
+/// Share of seeds with a hostile member.
+pub const HOSTILE_P: f64 = 0.5;
+/// Hostile writes per hostile member (a range).
+pub const HOSTILE_ACTS: std::ops::Range<u32> = 4..12;
+
+/// In a share of the seeds ([`HOSTILE_P`]), one member is **hostile**: a
+/// few times during the safety phase it writes a crafted frame that its
+/// client would never send ([`HostileKind`]). In the seeds with a firehose,
+/// the firehose sender (the only member that gets more than `SEQ_WINDOW`
+/// sequences acknowledged) also tries a `Send` far behind its window late
+/// in the phase. Drawn from its own stream, so the other seeds' plans are
+/// unchanged.
+fn hostile(seed: u64, cfg: &SimConfig, plan: &mut Plan) {
+    let mut h = stream(seed, Stream::Workload, 4);
+    let n = cfg.members.max(1);
+    let end = cfg.duration_ms;
+    if end > 2_000 && h.gen_bool(HOSTILE_P) {
+        let slot = h.gen_range(0..n);
+        for _ in 0..h.gen_range(HOSTILE_ACTS) {
+            let kind = HostileKind::ALL[h.gen_range(0..HostileKind::ALL.len())];
+            plan.steps.push(Step {
+                at: h.gen_range(1_000..end - 500),
+                action: Action::Hostile { slot, kind },
+            });
+        }
+    }
+    let firehose = plan.steps.iter().find_map(|s| match s.action {
+        Action::Burst { slot, .. } => Some(slot),
+        _ => None,
+    });
+    if let Some(slot) = firehose {
+        if end > 4_000 {
+            for _ in 0..3 {
+                plan.steps.push(Step {
+                    at: h.gen_range(end / 2..end - 500),
+                    action: Action::Hostile {
+                        slot,
+                        kind: HostileKind::SeqBehind,
+                    },
+                });
+            }
         }
     }
 }

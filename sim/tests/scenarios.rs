@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use switchboard_core::frame::{Address, FailReason, MissReason};
-use switchboard_sim::history::{Act, History, MsgId, Proc, ViewChange};
-use switchboard_sim::plan::{Action, Direction, Target};
+use switchboard_core::frame::{Address, ErrorCode, FailReason, MissReason, NackReason};
+use switchboard_sim::history::{Act, History, HostileFrame, MsgId, Proc, ViewChange};
+use switchboard_sim::plan::{Action, Direction, HostileKind, Target};
 use switchboard_sim::scenario::{HistoryExt, Scenario};
 use switchboard_sim::RunResult;
 
@@ -738,4 +738,152 @@ fn join_during_the_registration_handshake_takes_effect() {
     );
     let ids = sent_by(&h, proc(&h, 0), |_| true);
     assert_exactly_once(&h, &ids, &[p1]);
+}
+
+/// The hostile writes of `p`, in order.
+fn hostile_frames(h: &History, p: Proc) -> Vec<(u64, HostileFrame)> {
+    h.iter()
+        .filter_map(|e| match &e.act {
+            Act::Hostile { proc, frame, .. } if *proc == p => Some((e.at, frame.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member whose `Send` jumps past the sequence window is removed for a
+/// protocol violation at once and told so (`UnexpectedFrame`); it comes
+/// back with a fresh registration, and the others' messages, to it and to
+/// each other, are delivered exactly once.
+#[test]
+fn a_sequence_jump_removes_only_the_hostile_member() {
+    let hostile = || Action::Hostile {
+        slot: 1,
+        kind: HostileKind::SeqAhead,
+    };
+    let s = Scenario::new(3, 1)
+        .at(T0, send(1, Target::Id(0), false, 32))
+        .at(T0 + 500, hostile())
+        .at(T0 + 600, send(0, Target::Id(2), true, 32))
+        .at(T0 + 3_000, send(0, Target::Broadcast, true, 32));
+    let (run, h) = run_clean(s, 21);
+    let p1 = proc(&h, 1);
+    let frames = hostile_frames(&h, p1);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(frames[0].1.is_seq_violation(), "{frames:?}");
+    let removed = time_of(&h, |a| {
+        matches!(
+            a,
+            Act::ServerRemoved {
+                reason: Some(FailReason::ProtocolViolation),
+                ..
+            }
+        )
+    });
+    assert_eq!(removed, vec![frames[0].0]);
+    assert_eq!(run.coverage.protocol_violations, 1);
+    let told = h.count(|a| {
+        matches!(a, Act::Disconnected { proc, code: Some(ErrorCode::UnexpectedFrame), .. } if *proc == p1)
+    });
+    assert_eq!(told, 1);
+    assert!(member_ids(&h, p1).len() >= 2, "registered again");
+    let (p0, p2) = (proc(&h, 0), proc(&h, 2));
+    let to_2 = sent_by(&h, p0, |a| matches!(a, Address::MemberId(_)));
+    assert_exactly_once(&h, &to_2, &[p2]);
+    let all = sent_by(&h, p0, |a| matches!(a, Address::Broadcast));
+    assert_exactly_once(&h, &all, &[p1, p2]);
+}
+
+/// Past the subscription and group quotas a crafted `Subscribe` or `Join`
+/// is refused `OverQuota`: the NACK answers the sequence it took.
+#[test]
+fn subscriptions_and_joins_past_the_quota_are_refused() {
+    let s = Scenario::new(3, 1)
+        .at(
+            T0,
+            Action::Hostile {
+                slot: 0,
+                kind: HostileKind::SubscribeOver,
+            },
+        )
+        .at(
+            T0 + 500,
+            Action::Hostile {
+                slot: 0,
+                kind: HostileKind::JoinOver,
+            },
+        )
+        .at(T0 + 1_000, send(1, Target::Id(0), true, 32));
+    let (run, h) = run_clean(s, 22);
+    let p0 = proc(&h, 0);
+    let frames = hostile_frames(&h, p0);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    assert_eq!(run.coverage.hostile_subscribe_over, 1);
+    assert_eq!(run.coverage.hostile_join_over, 1);
+    for (_, f) in &frames {
+        let seq = f.taken_seq().unwrap();
+        let nacks = h.count(|a| {
+            matches!(a, Act::Nacked { proc, seq: s, reason: NackReason::OverQuota } if *proc == p0 && *s == seq)
+        });
+        assert_eq!(nacks, 1, "{f:?}");
+    }
+    let ids = sent_by(&h, proc(&h, 1), |_| true);
+    assert_exactly_once(&h, &ids, &[p0]);
+}
+
+/// A `DeliveryAck` beyond the stream, read while the member's own message
+/// is still untransmitted, releases only what was transmitted: the message
+/// still reaches the member, which is the one delivery its outcome counts.
+/// Without the capability, or at or below its mark, `Taken` changes
+/// nothing.
+#[test]
+fn an_acknowledgement_ahead_of_the_stream_releases_only_what_was_sent() {
+    let s = Scenario::new(3, 1)
+        .at(T0, send(1, Target::Id(0), true, 32))
+        .at(T0 + 10, send(2, Target::Id(0), true, 32))
+        .at(
+            T0 + 500,
+            Action::Hostile {
+                slot: 0,
+                kind: HostileKind::AckAhead,
+            },
+        )
+        .at(
+            T0 + 600,
+            Action::Hostile {
+                slot: 0,
+                kind: HostileKind::Taken,
+            },
+        )
+        .at(
+            T0 + 700,
+            Action::Hostile {
+                slot: 1,
+                kind: HostileKind::Taken,
+            },
+        )
+        .at(T0 + 800, send(2, Target::Id(1), true, 32))
+        .at(T0 + 900, send(2, Target::Id(0), true, 32));
+    let (run, h) = run_clean(s, 23);
+    assert_eq!(run.coverage.hostile_ack_ahead, 1);
+    assert_eq!(run.coverage.hostile_taken, 2);
+    let p0 = proc(&h, 0);
+    let own = sent_by(&h, p0, |_| true);
+    assert_eq!(own.len(), 1);
+    assert_exactly_once(&h, &own, &[p0]);
+    let outcome = h.iter().find_map(|e| match &e.act {
+        Act::Outcome {
+            proc,
+            seq,
+            delivered,
+            ..
+        } if *proc == p0 && *seq == own[0].seq => Some(*delivered),
+        _ => None,
+    });
+    assert_eq!(outcome, Some(1));
+    for slot in [1, 2] {
+        let ids = sent_by(&h, proc(&h, slot), |_| true);
+        for id in ids {
+            assert_eq!(deliveries(&h, id).values().sum::<usize>(), 1, "{id:?}");
+        }
+    }
 }

@@ -38,6 +38,18 @@
 //!   process had subscribed fewer than `SUBSCRIPTIONS_MAX` times before it:
 //!   the server refuses a new subscription only when the member already
 //!   holds that many.
+//! - A hostile `Subscribe` of a fresh subscription id (`Act::Hostile`,
+//!   `HostileFrame::Subscribe`) written while the process held
+//!   `SUBSCRIPTIONS_MAX` subscriptions (its `Subscribed` minus its
+//!   `Unsubscribed` before it: the client holds at most that many and the
+//!   server applied them all in order before the crafted frame), or a
+//!   hostile `Join` of a group it does not hold while it held
+//!   `GROUPS_PER_MEMBER_MAX` groups (its `GroupOp`s before it), is refused
+//!   `OverQuota`: the NACK of its sequence reaches the process before any
+//!   `Acked` of that sequence from the same server run (an ack never passes
+//!   a NACK not yet transmitted). A NACK with another reason is wrong too.
+//!   A hostile `Subscribe` written while the process held fewer is not
+//!   NACKed `OverQuota`.
 //! - A `Nacked` with `TooLarge` is wrong for a message within the server's
 //!   `message_bytes_max`, and for a published event whose payload fits one
 //!   frame; a `Nacked` with `Invalid` is wrong for a well-formed published
@@ -45,11 +57,11 @@
 
 use super::fast::{HashMap, HashSet};
 
-use switchboard_core::frame::{NackReason, SUBSCRIPTIONS_MAX};
+use switchboard_core::frame::{NackReason, GROUPS_PER_MEMBER_MAX, SUBSCRIPTIONS_MAX};
 
 use super::server_log::{self, Query};
 use super::sessions::{fm, fp, Facts, Report, Sessions};
-use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
+use crate::history::{Act, Bounds, History, HostileFrame, MsgId, Proc, Violation};
 
 /// Name of the guarantee.
 pub const NAME: &str = "G8 outcomes";
@@ -463,7 +475,112 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             ));
         }
     }
+    hostile_quota_frames_are_refused(h, &mut r);
     r.finish()
+}
+
+/// A hostile `Subscribe` or `Join` past the quota is NACKed `OverQuota`
+/// (see the module doc).
+fn hostile_quota_frames_are_refused(h: &History, r: &mut Report) {
+    let mut subs: HashMap<Proc, usize> = HashMap::default();
+    let mut groups: HashMap<Proc, HashSet<&str>> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        let (proc, server, over, what) = match &e.act {
+            Act::Subscribed { proc, .. } => {
+                *subs.entry(*proc).or_default() += 1;
+                continue;
+            }
+            Act::Unsubscribed { proc, .. } => {
+                let n = subs.entry(*proc).or_default();
+                *n = n.saturating_sub(1);
+                continue;
+            }
+            Act::GroupOp {
+                proc, group, join, ..
+            } => {
+                let set = groups.entry(*proc).or_default();
+                if *join {
+                    set.insert(group.as_str());
+                } else {
+                    set.remove(group.as_str());
+                }
+                continue;
+            }
+            Act::Hostile {
+                proc,
+                server,
+                frame: HostileFrame::Subscribe { .. },
+                ..
+            } => {
+                let held = subs.get(proc).copied().unwrap_or(0);
+                (
+                    *proc,
+                    *server,
+                    Some(held >= SUBSCRIPTIONS_MAX),
+                    format!("subscription while it held {held}"),
+                )
+            }
+            Act::Hostile {
+                proc,
+                server,
+                frame: HostileFrame::Join { group, .. },
+                ..
+            } => {
+                let set = groups.get(proc);
+                let held = set.map_or(0, |s| s.len());
+                let new = set.is_none_or(|s| !s.contains(group.as_str()));
+                // Fewer groups: not judged (the cluster-wide `groups_max`
+                // could refuse it too).
+                let over = (new && held >= GROUPS_PER_MEMBER_MAX).then_some(true);
+                (
+                    *proc,
+                    *server,
+                    over,
+                    format!("join of group {group:?} while it held {held} groups"),
+                )
+            }
+            _ => continue,
+        };
+        let Some(over) = over else {
+            continue;
+        };
+        let Some(seq) = (match &e.act {
+            Act::Hostile { frame, .. } => frame.taken_seq(),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // The first answer to its sequence, unless that server run ended
+        // before it (the client then resends the command it took the
+        // sequence from).
+        let answer = h.entries[idx + 1..].iter().find_map(|x| match &x.act {
+            Act::Nacked {
+                proc: p,
+                seq: s,
+                reason,
+            } if *p == proc && *s == seq => Some(Some((x.at, Some(*reason)))),
+            Act::Acked { proc: p, seq: s } if *p == proc && *s == seq => Some(Some((x.at, None))),
+            Act::ServerCrashed { server: k } if *k == server => Some(None),
+            _ => None,
+        });
+        let Some(Some((at, answer))) = answer else {
+            continue;
+        };
+        let wrong = match (over, answer) {
+            (true, Some(NackReason::OverQuota)) => None,
+            (true, Some(other)) => Some(format!("Nacked {other:?} at t={at}, not OverQuota")),
+            (true, None) => Some(format!("Acked at t={at} without the OverQuota NACK")),
+            (false, Some(NackReason::OverQuota)) => Some(format!("Nacked OverQuota at t={at}")),
+            (false, _) => None,
+        };
+        if let Some(wrong) = wrong {
+            r.add(format!(
+                "{} wrote a hostile {what} (seq {seq}) to server {server} at t={}: {wrong}",
+                fp(proc),
+                e.at
+            ));
+        }
+    }
 }
 
 /// The protocol's rule for a member, group or service name: non-empty,
@@ -480,7 +597,97 @@ mod tests {
 
     use super::check;
     use crate::checkers::testkit::*;
-    use crate::history::{Act, History, ViewChange};
+    use crate::history::{Act, History, HostileFrame, ViewChange};
+
+    /// B (member 2 of server 1) subscribed `n` times (sequences 10..)
+    /// and then wrote a hostile subscription taking the sequence of its
+    /// load publish 100.
+    fn hostile_subscription(n: usize) -> crate::checkers::testkit::Hb {
+        let mut hb = happy_run();
+        for i in 0..n {
+            hb = hb.subscribe(B, 10 + i as u64, i as u32 + 1, every_event());
+        }
+        hb.publish(B, 100, 7)
+            .hostile(B, 1, 2, HostileFrame::Subscribe { seq: 100 })
+    }
+
+    /// B joined `n` groups (sequences 10..) and then wrote a hostile join
+    /// of "over" taking the sequence of its publish 100.
+    fn hostile_join(n: usize) -> crate::checkers::testkit::Hb {
+        // B already holds "g" (happy run).
+        let mut hb = happy_run();
+        for i in 0..n.saturating_sub(1) {
+            hb = hb.join(B, &format!("pad-{i}"), 10 + i as u64);
+        }
+        hb.publish(B, 100, 7).hostile(
+            B,
+            1,
+            2,
+            HostileFrame::Join {
+                seq: 100,
+                group: "over".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_hostile_subscription_past_the_quota_must_be_refused_over_quota() {
+        use switchboard_core::frame::SUBSCRIPTIONS_MAX as MAX;
+        // Refused: fine.
+        let h = hostile_subscription(MAX)
+            .nack(B, 100, NackReason::OverQuota)
+            .final_ok(A)
+            .final_ok(B)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // Acked without the NACK: the server took a 65th subscription.
+        let h = hostile_subscription(MAX).ack(B, 100).build();
+        assert_flags(&check(&h, &bounds()), "Acked at t=");
+        assert_flags(&check(&h, &bounds()), "without the OverQuota NACK");
+        // Refused for another reason.
+        let h = hostile_subscription(MAX)
+            .nack(B, 100, NackReason::Invalid)
+            .build();
+        assert_flags(&check(&h, &bounds()), "Nacked Invalid at t=");
+        // One dropped before: under the quota, so an OverQuota NACK is
+        // wrong and an ack is right.
+        let under = || hostile_subscription(MAX - 1);
+        let h = under().nack(B, 100, NackReason::OverQuota).build();
+        assert_flags(&check(&h, &bounds()), "while it held 63");
+        let h = under().ack(B, 100).build();
+        assert!(!check(&h, &bounds())
+            .iter()
+            .any(|v| v.detail.contains("hostile")));
+        // The server run ended first: the ack comes from the next run.
+        let h = hostile_subscription(MAX)
+            .server_crash(1)
+            .ack(B, 100)
+            .build();
+        assert!(!check(&h, &bounds())
+            .iter()
+            .any(|v| v.detail.contains("hostile")));
+    }
+
+    #[test]
+    fn a_hostile_join_past_the_quota_must_be_refused_over_quota() {
+        use switchboard_core::frame::GROUPS_PER_MEMBER_MAX as MAX;
+        let h = hostile_join(MAX)
+            .nack(B, 100, NackReason::OverQuota)
+            .build();
+        assert!(!check(&h, &bounds())
+            .iter()
+            .any(|v| v.detail.contains("hostile")));
+        let h = hostile_join(MAX).ack(B, 100).build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "hostile join of group \"over\" while it held 64 groups",
+        );
+        // Under the quota: not judged.
+        let h = hostile_join(MAX - 1).ack(B, 100).build();
+        assert!(!check(&h, &bounds())
+            .iter()
+            .any(|v| v.detail.contains("hostile")));
+    }
 
     #[test]
     fn an_incomplete_nack_is_wrong_only_for_a_message_that_fit_one_frame() {

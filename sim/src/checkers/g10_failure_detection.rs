@@ -8,16 +8,30 @@
 //!   server/network (`slot: None`) overlaps `[t - heartbeat_timeout -
 //!   resume_window - 2 s, t]`, or the process crashed in that window.
 //! - `SlowConsumer`: a `Fault` on its slot overlaps `[t - 60 s, t]`.
-//! - `ProtocolViolation`: never justified (the simulator sends no garbage).
+//! - `ProtocolViolation`: justified exactly by a hostile frame the
+//!   protocol calls a violation (`Act::Hostile` with a
+//!   [`HostileFrame::Seq`] for which [`HostileFrame::is_seq_violation`]
+//!   holds, its `acked` backed by an `Acked` of the process in that
+//!   session and its `last` at least every sequence the process used
+//!   before) written in that session (`K`, `x`) at the same instant `t`:
+//!   the simulator writes crafted frames only onto a quiet connection the
+//!   server holds attached to an unthrottled member, and the server
+//!   processes them at once. Anything else is unjustified.
 //! - `Superseded`: a later incarnation of the same slot started at or
 //!   before `t`.
+//!
+//! Conversely, every such violating hostile frame is answered at the same
+//! instant by `ServerRemoved` of its session with `ProtocolViolation`
+//! (the server refuses the frame, sends `Error{UnexpectedFrame}` and
+//! removes the member; its connection was up and the server run lasted
+//! through the step, by the simulator's choice of the moment).
 
 use super::fast::HashMap;
 
 use switchboard_core::frame::FailReason;
 
 use super::sessions::{fp, Report, Sessions};
-use crate::history::{Act, Bounds, History, Ms, Proc, Violation};
+use crate::history::{Act, Bounds, History, HostileFrame, Ms, Proc, Violation};
 
 /// Name of the guarantee.
 pub const NAME: &str = "G10 failure detection";
@@ -49,6 +63,30 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             _ => {}
         }
     }
+    let violations = hostile_violations(h);
+    for v in &violations {
+        let answered = h.entries[v.idx + 1..]
+            .iter()
+            .take_while(|e| e.at == v.at)
+            .any(|e| {
+                matches!(&e.act, Act::ServerRemoved {
+                    server,
+                    member_id,
+                    reason: Some(FailReason::ProtocolViolation),
+                } if *server == v.server && *member_id == v.member_id)
+            });
+        if !answered {
+            r.add(format!(
+                "{} wrote a frame the protocol calls a violation ({:?}) as member {} of server {} at t={}, \
+                 and the server did not remove it for a protocol violation then",
+                fp(v.proc),
+                v.frame,
+                v.member_id,
+                v.server,
+                v.at
+            ));
+        }
+    }
     let fault_in = |slot: usize, any_slot_ok: bool, from: Ms, t: Ms| {
         faults.iter().any(|&(s, f, u)| {
             (s == Some(slot) || (any_slot_ok && s.is_none())) && f <= t && u >= from
@@ -70,10 +108,19 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
             .filter(|s| s.start_idx < idx)
             .last()
             .map(|s| s.proc);
-        let Some(p) = proc else {
-            if *reason == FailReason::ProtocolViolation {
-                r.add(format!("{what}: the simulator never breaks the protocol"));
+        if *reason == FailReason::ProtocolViolation {
+            let justified = violations.iter().any(|v| {
+                v.server == *server && v.member_id == *member_id && v.idx < idx && v.at == t
+            });
+            if !justified {
+                let who = proc.map_or_else(|| "unknown process".to_owned(), fp);
+                r.add(format!(
+                    "{what}: no frame the protocol calls a violation was written in that session then ({who})"
+                ));
             }
+            continue;
+        }
+        let Some(p) = proc else {
             continue;
         };
         match reason {
@@ -98,12 +145,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
                     ));
                 }
             }
-            FailReason::ProtocolViolation => {
-                r.add(format!(
-                    "{what}: the simulator never breaks the protocol ({})",
-                    fp(p)
-                ));
-            }
+            FailReason::ProtocolViolation => {}
             FailReason::Superseded => {
                 let list = starts.get(&p.slot).map(Vec::as_slice).unwrap_or(&[]);
                 let own = list
@@ -126,13 +168,82 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     r.finish()
 }
 
+/// A hostile frame the protocol calls a violation.
+struct HostileViolation<'a> {
+    idx: usize,
+    at: Ms,
+    proc: Proc,
+    server: u64,
+    member_id: u64,
+    frame: &'a HostileFrame,
+}
+
+/// The hostile `Seq` frames of the history that the protocol calls a
+/// violation, with their recorded bounds checked against the history: the
+/// process had an `Acked` of `acked` since its latest `Registered` (when
+/// `acked > 0`), and used no sequence above `last` before.
+fn hostile_violations(h: &History) -> Vec<HostileViolation<'_>> {
+    let mut out = Vec::new();
+    // Per process: highest sequence used so far, and highest acked since
+    // its latest registration.
+    let mut used: HashMap<Proc, u64> = HashMap::default();
+    let mut acked: HashMap<Proc, Vec<u64>> = HashMap::default();
+    for (idx, e) in h.entries.iter().enumerate() {
+        match &e.act {
+            Act::Sent { proc, id, .. } | Act::Published { proc, id, .. } => {
+                let u = used.entry(*proc).or_default();
+                *u = (*u).max(id.seq);
+            }
+            Act::GroupOp { proc, seq, .. }
+            | Act::Subscribed { proc, seq, .. }
+            | Act::Unsubscribed { proc, seq, .. } => {
+                let u = used.entry(*proc).or_default();
+                *u = (*u).max(*seq);
+            }
+            Act::Registered { proc, .. } => {
+                acked.insert(*proc, Vec::new());
+            }
+            Act::Acked { proc, seq } => acked.entry(*proc).or_default().push(*seq),
+            Act::Hostile {
+                proc,
+                server,
+                member_id,
+                frame,
+            } => {
+                let HostileFrame::Seq {
+                    acked: base, last, ..
+                } = frame
+                else {
+                    continue;
+                };
+                let base_seen = *base == 0 || acked.get(proc).is_some_and(|v| v.contains(base));
+                let last_ok = used.get(proc).is_none_or(|&u| u <= *last);
+                if frame.is_seq_violation() && base_seen && last_ok {
+                    out.push(HostileViolation {
+                        idx,
+                        at: e.at,
+                        proc: *proc,
+                        server: *server,
+                        member_id: *member_id,
+                        frame,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use switchboard_core::frame::FailReason::*;
 
+    use switchboard_core::frame::{Address, SEQ_WINDOW};
+
     use super::check;
     use crate::checkers::testkit::*;
-    use crate::history::Proc;
+    use crate::history::{HostileFrame, Proc};
 
     // Window for bounds(): 3000 + 5000 + 2000 = 10 s.
 
@@ -221,12 +332,179 @@ mod tests {
         assert_clean(&check(&h, &bounds()));
     }
 
+    /// A `Send` by B (member 2 of server 1) `SEQ_WINDOW + 10` past its
+    /// newest sequence, 2, which the server acked.
+    fn jump() -> HostileFrame {
+        HostileFrame::Seq {
+            seq: 2 + SEQ_WINDOW + 10,
+            acked: 2,
+            last: 2,
+        }
+    }
+
     #[test]
-    fn protocol_violation_is_always_flagged() {
+    fn protocol_violation_without_a_hostile_frame_is_flagged() {
         let h = happy().removed(1, 2, Some(ProtocolViolation)).build();
-        assert_flags(&check(&h, &bounds()), "never breaks the protocol");
+        assert_flags(
+            &check(&h, &bounds()),
+            "no frame the protocol calls a violation",
+        );
         let h = happy().removed(1, 42, Some(ProtocolViolation)).build();
-        assert_flags(&check(&h, &bounds()), "never breaks the protocol");
+        assert_flags(
+            &check(&h, &bounds()),
+            "no frame the protocol calls a violation",
+        );
+    }
+
+    #[test]
+    fn protocol_violation_answering_a_hostile_frame_passes() {
+        let h = happy()
+            .at(60_000)
+            .hostile(B, 1, 2, jump())
+            .at(60_000)
+            .removed(1, 2, Some(ProtocolViolation))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // Far behind what the server acked.
+        let behind = HostileFrame::Seq {
+            seq: 5,
+            acked: SEQ_WINDOW + 6,
+            last: SEQ_WINDOW + 6,
+        };
+        let h = happy()
+            .send(B, SEQ_WINDOW + 6, Address::Broadcast)
+            .ack(B, SEQ_WINDOW + 6)
+            .at(60_000)
+            .hostile(B, 1, 2, behind)
+            .at(60_000)
+            .removed(1, 2, Some(ProtocolViolation))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_frame_inside_the_window_justifies_nothing() {
+        for frame in [
+            // Within the window ahead, and exactly at its edge behind.
+            HostileFrame::Seq {
+                seq: 2 + SEQ_WINDOW,
+                acked: 2,
+                last: 2,
+            },
+            HostileFrame::Seq {
+                seq: 1,
+                acked: 1 + SEQ_WINDOW,
+                last: 1 + SEQ_WINDOW,
+            },
+            // No sequence processed yet: a jump is no violation.
+            HostileFrame::Seq {
+                seq: 2 + SEQ_WINDOW + 10,
+                acked: 0,
+                last: 2,
+            },
+        ] {
+            let h = happy()
+                .at(60_000)
+                .hostile(B, 1, 2, frame)
+                .at(60_000)
+                .removed(1, 2, Some(ProtocolViolation))
+                .build();
+            assert_flags(
+                &check(&h, &bounds()),
+                "no frame the protocol calls a violation",
+            );
+        }
+    }
+
+    #[test]
+    fn a_hostile_frame_with_unbacked_bounds_justifies_nothing() {
+        // `acked` 7 was never acked to B.
+        let frame = HostileFrame::Seq {
+            seq: 7 + SEQ_WINDOW + 10,
+            acked: 7,
+            last: 7,
+        };
+        let h = happy()
+            .at(60_000)
+            .hostile(B, 1, 2, frame)
+            .at(60_000)
+            .removed(1, 2, Some(ProtocolViolation))
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "no frame the protocol calls a violation",
+        );
+        // `last` 2 while B had used sequence 3.
+        let h = happy()
+            .send(B, 3, Address::Broadcast)
+            .at(60_000)
+            .hostile(B, 1, 2, jump())
+            .at(60_000)
+            .removed(1, 2, Some(ProtocolViolation))
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "no frame the protocol calls a violation",
+        );
+    }
+
+    #[test]
+    fn a_removal_of_another_member_or_at_another_time_justifies_nothing() {
+        let h = happy()
+            .at(60_000)
+            .hostile(B, 1, 2, jump())
+            .at(60_000)
+            .removed(1, 1, Some(ProtocolViolation))
+            .build();
+        let v = check(&h, &bounds());
+        assert_flags(
+            &v,
+            "server 1 removed member 1 at t=60000 as ProtocolViolation: no frame",
+        );
+        assert_flags(
+            &v,
+            "the server did not remove it for a protocol violation then",
+        );
+        let h = happy()
+            .at(60_000)
+            .hostile(B, 1, 2, jump())
+            .at(60_005)
+            .removed(1, 2, Some(ProtocolViolation))
+            .build();
+        let v = check(&h, &bounds());
+        assert_flags(&v, "no frame the protocol calls a violation");
+        assert_flags(
+            &v,
+            "the server did not remove it for a protocol violation then",
+        );
+    }
+
+    #[test]
+    fn a_violating_frame_must_lead_to_the_removal() {
+        let h = happy().at(60_000).hostile(B, 1, 2, jump()).build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "the server did not remove it for a protocol violation then",
+        );
+        // Removed, but for another reason.
+        let h = happy()
+            .at(60_000)
+            .hostile(B, 1, 2, jump())
+            .at(60_000)
+            .removed(1, 2, Some(HeartbeatTimeout))
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "the server did not remove it for a protocol violation then",
+        );
+        // A frame inside the window needs no removal.
+        let inside = HostileFrame::Seq {
+            seq: 3,
+            acked: 2,
+            last: 2,
+        };
+        let h = happy().at(60_000).hostile(B, 1, 2, inside).build();
+        assert_clean(&check(&h, &bounds()));
     }
 
     #[test]

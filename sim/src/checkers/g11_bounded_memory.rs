@@ -16,12 +16,15 @@
 //! the history is judged up to the last act.
 //!
 //! The evicted member itself is told why: a member declared failed
-//! (`ServerRemoved` with a reason other than `ProtocolViolation`) while
+//! (`ServerRemoved` with a failure reason) while
 //! its process's connection was up (its latest `Registered` or `Resumed`
 //! before the removal had no `Disconnected` after it, and that session is
 //! the one removed) sees, at its next `Disconnected`, the server's `Error`
-//! code `LimitExceeded` for an eviction as a slow consumer and
-//! `DeclaredFailed` for any other failure. Judged only when the history
+//! code `LimitExceeded` for an eviction as a slow consumer,
+//! `UnexpectedFrame` for a protocol violation (the only ones a history
+//! holds are hostile frames that decode but break the sequence rules, see
+//! G10; an undecodable frame would be `Malformed`) and `DeclaredFailed`
+//! for any other failure. Judged only when the history
 //! can tell the bytes reached the client: that disconnect carries a code
 //! or came from the connection's close reaching the client (not the
 //! client's own timeout), and no reset of the member's slot or crash of
@@ -120,7 +123,7 @@ fn removed_members_are_told_why(h: &History, r: &mut Report) {
             continue;
         };
         let expected = match reason {
-            FailReason::ProtocolViolation => continue,
+            FailReason::ProtocolViolation => ErrorCode::UnexpectedFrame,
             FailReason::SlowConsumer => ErrorCode::LimitExceeded,
             _ => ErrorCode::DeclaredFailed,
         };
@@ -285,6 +288,24 @@ mod tests {
             .disconnected(B, None, false)
             .removed(1, 2, Some(FailReason::SlowConsumer))
             .disconnected(B, None, true)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_member_removed_for_a_protocol_violation_is_told_so() {
+        let removed = || happy().removed(1, 2, Some(FailReason::ProtocolViolation));
+        let h = removed()
+            .disconnected(B, Some(ErrorCode::DeclaredFailed), false)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "saw error code DeclaredFailed at t=42, not UnexpectedFrame",
+        );
+        let h = removed().disconnected(B, None, true).build();
+        assert_flags(&check(&h, &bounds()), "not UnexpectedFrame");
+        let h = removed()
+            .disconnected(B, Some(ErrorCode::UnexpectedFrame), false)
             .build();
         assert_clean(&check(&h, &bounds()));
     }

@@ -200,6 +200,21 @@ pub(crate) mod testkit {
                 view: view.to_vec(),
             })
         }
+        /// A hostile write by `p` in server `k` as member `member_id`.
+        pub(crate) fn hostile(
+            self,
+            p: Proc,
+            k: u64,
+            member_id: u64,
+            frame: crate::history::HostileFrame,
+        ) -> Self {
+            self.act(Act::Hostile {
+                proc: p,
+                server: k,
+                member_id,
+                frame,
+            })
+        }
         pub(crate) fn resumed(self, p: Proc) -> Self {
             self.act(Act::Resumed { proc: p })
         }

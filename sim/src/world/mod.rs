@@ -11,7 +11,8 @@
 //!   outputs, what they report into the history);
 //! * [`workload`](self::workload): the application's operations and their
 //!   payloads;
-//! * [`faults`](self::faults): injected faults.
+//! * [`faults`](self::faults): injected faults;
+//! * [`hostile`](self::hostile): the hostile member's crafted frames.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -30,6 +31,7 @@ use crate::plan::{Action, Plan};
 use crate::rng::{stream, Fnv, Stream};
 
 mod faults;
+mod hostile;
 mod network;
 mod nodes;
 mod observe;
@@ -140,6 +142,10 @@ struct Slot {
     /// When the application takes the rest of what it was handed, if it
     /// has messages not taken yet.
     take_at: Option<Tick>,
+    /// Highest sequence the server acknowledged (`ClientEvent::Acked`)
+    /// since the client's latest registration: the server has processed
+    /// at least this far in the current session.
+    session_acked: u64,
 }
 
 /// How long after it was handed a message the simulated application takes
@@ -205,6 +211,12 @@ pub struct World {
     throttled: BTreeSet<u64>,
     /// Server-side observations carried between server steps.
     observed: observe::Observed,
+    /// While a hostile member writes: the slot whose client's transmits
+    /// are kept here instead of being sent over the network.
+    capture: Option<(usize, Vec<Bytes>)>,
+    /// Tries of each hostile plan step so far (it waits for a quiet
+    /// connection).
+    hostile_tries: BTreeMap<usize, u32>,
 }
 
 fn ms(t: Tick) -> Ms {
@@ -248,6 +260,8 @@ impl World {
             queue_bytes_max: cfg.server_config().member_queue_bytes_max,
             throttled: BTreeSet::new(),
             observed: observe::Observed::default(),
+            capture: None,
+            hostile_tries: BTreeMap::new(),
             cfg,
         };
         w.start_server();
@@ -279,6 +293,7 @@ impl World {
                 closing_by_peer: false,
                 handed: 0,
                 take_at: None,
+                session_acked: 0,
             });
             w.start_proc(slot);
         }
@@ -369,6 +384,9 @@ impl World {
             if slot >= self.slots.len() {
                 return;
             }
+        }
+        if let Action::Hostile { slot, kind } = action {
+            return self.hostile(i, slot, kind);
         }
         self.apply(action);
     }

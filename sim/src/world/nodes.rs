@@ -59,6 +59,7 @@ impl World {
         s.subs.clear();
         s.session_member = None;
         s.stable = 0;
+        s.session_acked = 0;
         let (proc, instance, process) = (s.proc, s.instance.clone(), s.process.clone());
         self.record(Act::Started {
             proc,
@@ -261,7 +262,7 @@ impl World {
                             FailReason::Superseded => self.coverage.superseded += 1,
                             FailReason::HeartbeatTimeout => self.coverage.heartbeat_failures += 1,
                             FailReason::ConnectionLost => self.coverage.session_expiries += 1,
-                            FailReason::ProtocolViolation => {}
+                            FailReason::ProtocolViolation => self.coverage.protocol_violations += 1,
                         }
                         self.record(Act::ServerRemoved {
                             server: inc,
@@ -412,6 +413,14 @@ impl World {
                     self.push(at, Ev::Connected { conn });
                 }
                 ClientOutput::Transmit(data) => {
+                    // A hostile member's write is kept back (`hostile.rs`).
+                    let data = match self.capture.as_mut() {
+                        Some((s, out)) if *s == slot => {
+                            out.push(data);
+                            continue;
+                        }
+                        _ => data,
+                    };
                     if let Some(conn) = self.slots[slot].conn {
                         self.send_up(slot, conn, Ev::ToServer { conn, data });
                     }
@@ -496,6 +505,7 @@ impl World {
                 if session_lost {
                     self.coverage.reregistrations += 1;
                 }
+                self.slots[slot].session_acked = 0;
                 self.record(Act::Registered {
                     proc,
                     server,
@@ -613,7 +623,11 @@ impl World {
                     });
                 }
             }
-            ClientEvent::Acked { seq } => self.record(Act::Acked { proc, seq }),
+            ClientEvent::Acked { seq } => {
+                let s = &mut self.slots[slot];
+                s.session_acked = s.session_acked.max(seq);
+                self.record(Act::Acked { proc, seq })
+            }
             ClientEvent::Nacked { seq, reason } => {
                 self.coverage.nacks += 1;
                 self.slots[slot].pending_confirms.remove(&seq);

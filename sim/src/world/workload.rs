@@ -394,6 +394,8 @@ impl World {
                 self.record(Act::Goodbye { proc });
                 self.drain_client(slot);
             }
+            // Carried out by `World::hostile` (it needs the plan step).
+            Action::Hostile { .. } => {}
             _ => debug_assert!(action.is_fault(), "not a workload action"),
         }
     }
