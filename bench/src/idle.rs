@@ -85,8 +85,10 @@ pub async fn connect(idle: Arc<Idle>, process: String) -> Result<JoinHandle<()>,
     };
     conn.write(&hello).await.map_err(err)?;
     let registered = tokio::time::timeout(REGISTER_TIMEOUT, async {
-        let Frame::Challenge(c) = conn.next_handshake_frame().await? else {
-            return Err("expected a Challenge".to_owned());
+        let c = match conn.next_handshake_frame().await? {
+            Frame::Challenge(c) => c,
+            Frame::Reject(r) => return Err(format!("rejected: {:?} {}", r.reason, r.text)),
+            other => return Err(format!("expected a Challenge, got {}", other.name())),
         };
         let expected = idle.secret.server_proof(&nonce, &c.server_nonce);
         let proved = std::iter::once(&c.server_proof)
