@@ -870,6 +870,10 @@ impl<C: Connector> Driver<C> {
     /// false if `seq` is not a posted message still open. Usually the
     /// oldest, so this is a look at the front.
     fn take_posted(&mut self, seq: u64) -> bool {
+        if self.posted.front() == Some(&seq) {
+            self.posted.pop_front();
+            return true;
+        }
         match self.posted.binary_search(&seq) {
             Ok(i) => {
                 self.posted.remove(i);
