@@ -25,7 +25,7 @@
 //! with that NACK, and the publish is a resend it ignores.
 
 use bytes::{Bytes, BytesMut};
-use switchboard_core::client::SendOptions;
+use switchboard_core::client::{CommandError, SendOptions};
 use switchboard_core::frame::{
     self, Address, DeliveryAck, EventBody, Filter, Frame, GroupOp, Send, Subscribe, Taken,
     SEQ_WINDOW,
@@ -34,7 +34,7 @@ use switchboard_core::server::ConnId;
 
 use super::workload::{payload, SentAs};
 use super::{Ev, World};
-use crate::history::{Act, HostileFrame, MsgId, SubFilter};
+use crate::history::{Act, HostileFrame, MsgId};
 use crate::plan::HostileKind;
 
 /// How often a hostile write waits for its connection to be quiet before
@@ -400,32 +400,12 @@ impl World {
     /// Subscribes through the client (to a topic nothing is published on)
     /// until it holds `SUBSCRIPTIONS_MAX`; true when it does.
     fn pad_subscriptions(&mut self, slot: usize) -> bool {
-        let now = self.now;
         for _ in 0..=frame::SUBSCRIPTIONS_MAX {
-            let proc = self.slots[slot].proc;
-            let Some(c) = self.slots[slot].client.as_mut() else {
-                return false;
-            };
-            let filter = Filter::topic(PAD_TOPIC);
-            match c.subscribe(now, filter.clone()) {
-                Ok(sub_id) => {
-                    let seq = c.last_seq();
-                    self.coverage.subscriptions += 1;
-                    self.slots[slot].pending_state_ops.insert(seq);
-                    self.slots[slot].subs.push_back(sub_id);
-                    self.record(Act::Subscribed {
-                        proc,
-                        seq,
-                        sub_id,
-                        filter: SubFilter {
-                            kinds: filter.kinds,
-                            topic_prefix: filter.topic_prefix,
-                        },
-                    });
-                }
+            match self.subscribe_recorded(slot, Filter::topic(PAD_TOPIC)) {
+                Some(Ok(_)) => {}
                 // Only a full quota makes a short topic invalid.
-                Err(switchboard_core::client::CommandError::Invalid(_)) => return true,
-                Err(_) => return false,
+                Some(Err(CommandError::Invalid(_))) => return true,
+                Some(Err(_)) | None => return false,
             }
         }
         false
@@ -434,29 +414,12 @@ impl World {
     /// Joins groups `pad-0`, `pad-1`, … through the client until it holds
     /// `GROUPS_PER_MEMBER_MAX`; true when it does.
     fn pad_groups(&mut self, slot: usize) -> bool {
-        let now = self.now;
         for n in 0..=2 * frame::GROUPS_PER_MEMBER_MAX {
-            let proc = self.slots[slot].proc;
-            let Some(c) = self.slots[slot].client.as_mut() else {
-                return false;
-            };
-            let group = format!("pad-{n}");
-            let before = c.outbox_len();
-            match c.join(now, &group) {
-                Ok(()) if c.outbox_len() > before => {
-                    let seq = c.last_seq();
-                    self.slots[slot].pending_state_ops.insert(seq);
-                    self.record(Act::GroupOp {
-                        proc,
-                        group,
-                        join: true,
-                        seq,
-                    });
-                }
-                Ok(()) => {}
+            match self.group_op_recorded(slot, &format!("pad-{n}"), true) {
+                Some(Ok(())) => {}
                 // Only a full quota makes a short name invalid.
-                Err(switchboard_core::client::CommandError::Invalid(_)) => return true,
-                Err(_) => return false,
+                Some(Err(CommandError::Invalid(_))) => return true,
+                Some(Err(_)) | None => return false,
             }
         }
         false

@@ -4,8 +4,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rand::Rng;
-use switchboard_core::client::SendOptions;
-use switchboard_core::frame::{Address, EventBody};
+use switchboard_core::client::{CommandError, SendOptions};
+use switchboard_core::frame::{Address, EventBody, Filter};
 
 use super::World;
 use crate::history::{Act, MsgId, SubFilter};
@@ -314,53 +314,11 @@ impl World {
             }
             Action::Join { slot, group } | Action::Leave { slot, group } => {
                 let join = matches!(action, Action::Join { .. });
-                let proc = self.slots[slot].proc;
-                let Some(c) = self.slots[slot].client.as_mut() else {
-                    return;
-                };
-                let before = c.outbox_len();
-                let r = if join {
-                    c.join(now, group)
-                } else {
-                    c.leave(now, group)
-                };
-                // The client took a sequence only if it queued a frame.
-                if r.is_ok() && c.outbox_len() > before {
-                    // The frame just queued carries the newest sequence;
-                    // the outbox holds it until acked.
-                    let seq = c.last_seq();
-                    self.slots[slot].pending_state_ops.insert(seq);
-                    self.record(Act::GroupOp {
-                        proc,
-                        group: group.to_owned(),
-                        join,
-                        seq,
-                    });
-                }
+                let _ = self.group_op_recorded(slot, group, join);
                 self.drain_client(slot);
             }
             Action::Subscribe { slot, filter } => {
-                let proc = self.slots[slot].proc;
-                let Some(c) = self.slots[slot].client.as_mut() else {
-                    return;
-                };
-                let filter = crate::plan::sub_filter(filter);
-                if let Ok(sub_id) = c.subscribe(now, filter.clone()) {
-                    // The frame just queued carries the newest sequence.
-                    let seq = c.last_seq();
-                    self.coverage.subscriptions += 1;
-                    self.slots[slot].pending_state_ops.insert(seq);
-                    self.slots[slot].subs.push_back(sub_id);
-                    self.record(Act::Subscribed {
-                        proc,
-                        seq,
-                        sub_id,
-                        filter: SubFilter {
-                            kinds: filter.kinds,
-                            topic_prefix: filter.topic_prefix,
-                        },
-                    });
-                }
+                let _ = self.subscribe_recorded(slot, crate::plan::sub_filter(filter));
                 self.drain_client(slot);
             }
             Action::Unsubscribe { slot } => {
@@ -398,6 +356,71 @@ impl World {
             Action::Hostile { .. } => {}
             _ => debug_assert!(action.is_fault(), "not a workload action"),
         }
+    }
+}
+
+impl World {
+    /// Joins or leaves `group` through slot `slot`'s client and records the
+    /// operation (`GroupOp`) when the client queued a frame for it (it takes
+    /// a sequence only then). `None` without a client.
+    pub(super) fn group_op_recorded(
+        &mut self,
+        slot: usize,
+        group: &str,
+        join: bool,
+    ) -> Option<Result<(), CommandError>> {
+        let now = self.now;
+        let proc = self.slots[slot].proc;
+        let c = self.slots[slot].client.as_mut()?;
+        let before = c.outbox_len();
+        let r = if join {
+            c.join(now, group)
+        } else {
+            c.leave(now, group)
+        };
+        if r.is_ok() && c.outbox_len() > before {
+            // The frame just queued carries the newest sequence; the outbox
+            // holds it until acked.
+            let seq = c.last_seq();
+            self.slots[slot].pending_state_ops.insert(seq);
+            self.record(Act::GroupOp {
+                proc,
+                group: group.to_owned(),
+                join,
+                seq,
+            });
+        }
+        Some(r)
+    }
+
+    /// Subscribes through slot `slot`'s client and records the subscription
+    /// (`Subscribed`). `None` without a client.
+    pub(super) fn subscribe_recorded(
+        &mut self,
+        slot: usize,
+        filter: Filter,
+    ) -> Option<Result<u32, CommandError>> {
+        let now = self.now;
+        let proc = self.slots[slot].proc;
+        let c = self.slots[slot].client.as_mut()?;
+        let r = c.subscribe(now, filter.clone());
+        if let Ok(sub_id) = r {
+            // The frame just queued carries the newest sequence.
+            let seq = c.last_seq();
+            self.coverage.subscriptions += 1;
+            self.slots[slot].pending_state_ops.insert(seq);
+            self.slots[slot].subs.push_back(sub_id);
+            self.record(Act::Subscribed {
+                proc,
+                seq,
+                sub_id,
+                filter: SubFilter {
+                    kinds: filter.kinds,
+                    topic_prefix: filter.topic_prefix,
+                },
+            });
+        }
+        Some(r)
     }
 }
 
