@@ -516,11 +516,17 @@ impl<C: Connector> Driver<C> {
         }
     }
 
+    /// True when a message of `payload_len` bytes must wait for outbox
+    /// room (a closed client takes it and refuses it at once).
+    fn must_wait(&self, payload_len: usize) -> bool {
+        !self.client.is_closed() && !self.client.has_outbox_room(payload_len)
+    }
+
     /// Sends one posted message, or hands it back untouched when the
     /// outbox has no room for it yet (moved, never copied: a name in its
     /// address is not cloned per message).
     fn post_now(&mut self, to: Address, payload: Bytes, now: Tick) -> Option<(Address, Bytes)> {
-        if !self.client.is_closed() && !self.client.has_outbox_room(payload.len()) {
+        if self.must_wait(payload.len()) {
             return Some((to, payload));
         }
         match self
@@ -570,7 +576,7 @@ impl<C: Connector> Driver<C> {
                 }
             }
             Command::Send { to, payload, wait } => {
-                if !self.client.is_closed() && !self.client.has_outbox_room(payload.len()) {
+                if self.must_wait(payload.len()) {
                     self.stalled.push_back(Command::Send { to, payload, wait });
                     return;
                 }

@@ -228,6 +228,19 @@ async fn a_wrong_cluster_name_is_refused_for_good() {
     srv.shutdown().await;
 }
 
+/// A server on loopback with no restart grace, its member address and
+/// secret (cluster "t").
+async fn server_without_grace() -> (switchboard_server::ServerHandle, String, Secret) {
+    let secret = Secret::new(vec![9u8; 32]).unwrap();
+    let mut core = ServerConfig::new("t", secret.clone());
+    core.restart_grace_ms = 0;
+    let srv = switchboard_server::run(ServerOptions::loopback_ephemeral(core))
+        .await
+        .unwrap();
+    let addr = srv.internal_addr().to_string();
+    (srv, addr, secret)
+}
+
 /// Reads messages numbered 0..n (a big-endian `u32` each) from `events`,
 /// each once and in order, within 10 s.
 async fn expect_numbered(events: &mut switchboard_client::EventStream, n: u32) {
@@ -255,13 +268,7 @@ async fn expect_numbered(events: &mut switchboard_client::EventStream, n: u32) {
 /// order.
 #[tokio::test]
 async fn posted_messages_are_tallied_and_delivered_in_order() {
-    let secret = Secret::new(vec![9u8; 32]).unwrap();
-    let mut core = ServerConfig::new("t", secret.clone());
-    core.restart_grace_ms = 0;
-    let srv = switchboard_server::run(ServerOptions::loopback_ephemeral(core))
-        .await
-        .unwrap();
-    let addr = srv.internal_addr().to_string();
+    let (srv, addr, secret) = server_without_grace().await;
     let (a, _ea) = Member::connect(MemberConfig::new(&addr, "t", secret.clone(), "i1", "a"))
         .await
         .unwrap();
@@ -293,13 +300,7 @@ async fn posted_messages_are_tallied_and_delivered_in_order() {
 /// the middle of a batch is tallied as refused and the rest go on.
 #[tokio::test]
 async fn batches_of_posted_messages_keep_their_order_through_a_full_outbox() {
-    let secret = Secret::new(vec![9u8; 32]).unwrap();
-    let mut core = ServerConfig::new("t", secret.clone());
-    core.restart_grace_ms = 0;
-    let srv = switchboard_server::run(ServerOptions::loopback_ephemeral(core))
-        .await
-        .unwrap();
-    let addr = srv.internal_addr().to_string();
+    let (srv, addr, secret) = server_without_grace().await;
     let mut config = MemberConfig::new(&addr, "t", secret.clone(), "i1", "a");
     config.core.outbox_items_max = 16;
     let (a, _ea) = Member::connect(config).await.unwrap();
