@@ -728,3 +728,23 @@ fn too_many_outcome_missed() {
         }
     );
 }
+
+#[test]
+fn bytes_missing_counts_what_completes_the_first_frame() {
+    let mut wire = BytesMut::new();
+    Frame::DeliveryAck(DeliveryAck { through: 7 })
+        .encode(&mut wire, &Limits::default())
+        .unwrap();
+    Frame::Ping(1)
+        .encode(&mut wire, &Limits::default())
+        .unwrap();
+    let first = u32::from_be_bytes(wire[..4].try_into().unwrap()) as usize + 4;
+    assert_eq!(bytes_missing(&[]), 4, "the length prefix first");
+    assert_eq!(bytes_missing(&wire[..3]), 1);
+    for cut in 4..first {
+        assert_eq!(bytes_missing(&wire[..cut]), first - cut, "cut at {cut}");
+    }
+    // A whole first frame, with or without more behind it.
+    assert_eq!(bytes_missing(&wire[..first]), 0);
+    assert_eq!(bytes_missing(&wire), 0);
+}
