@@ -55,6 +55,8 @@ pub struct Coverage {
     pub partner_gone: u64,
     /// Events published.
     pub publishes: u64,
+    /// Custom events published with the largest payload the frame allows.
+    pub full_size_publishes: u64,
     /// Subscriptions the clients accepted.
     pub subscriptions: u64,
     /// Unsubscriptions the clients accepted.
@@ -181,6 +183,7 @@ impl Coverage {
         self.request_timeouts += o.request_timeouts;
         self.partner_gone += o.partner_gone;
         self.publishes += o.publishes;
+        self.full_size_publishes += o.full_size_publishes;
         self.subscriptions += o.subscriptions;
         self.unsubscriptions += o.unsubscriptions;
         self.events_seen += o.events_seen;
@@ -226,7 +229,7 @@ impl Coverage {
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 22] {
+    pub fn paths(&self) -> [(&'static str, u64); 23] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -250,6 +253,7 @@ impl Coverage {
             ("hostile_ack_ahead", self.hostile_ack_ahead),
             ("hostile_subscribe_over", self.hostile_subscribe_over),
             ("hostile_join_over", self.hostile_join_over),
+            ("full_size_publish", self.full_size_publishes),
         ]
     }
 }
@@ -281,6 +285,7 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("hostile_ack_ahead", 0.07),
     ("hostile_subscribe_over", 0.11),
     ("hostile_join_over", 0.12),
+    ("full_size_publish", 5.0),
 ];
 
 /// The band NACKs per send must stay in (about half to twice the rate of
@@ -313,6 +318,7 @@ impl Coverage {
             "hostile_ack_ahead" => self.hostile_ack_ahead,
             "hostile_subscribe_over" => self.hostile_subscribe_over,
             "hostile_join_over" => self.hostile_join_over,
+            "full_size_publish" => self.full_size_publishes,
             _ => 0,
         }
     }
@@ -378,6 +384,7 @@ mod tests {
             hostile_ack_ahead: c(get("hostile_ack_ahead")),
             hostile_subscribe_over: c(get("hostile_subscribe_over")),
             hostile_join_over: c(get("hostile_join_over")),
+            full_size_publishes: c(get("full_size_publish")),
             sends: 1_000,
             nacks: 60,
             ..Coverage::default()
@@ -416,6 +423,7 @@ mod tests {
                 "hostile_ack_ahead" => c.hostile_ack_ahead = 0,
                 "hostile_subscribe_over" => c.hostile_subscribe_over = 0,
                 "hostile_join_over" => c.hostile_join_over = 0,
+                "full_size_publish" => c.full_size_publishes = 0,
                 other => panic!("floor {other} has no test"),
             }
             let v = c.below_floors(200);

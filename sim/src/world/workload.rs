@@ -16,6 +16,16 @@ use crate::rng::mix;
 /// repeats and downs of services never up all happen).
 const SERVICES: [&str; 4] = ["http", "grpc", "metrics", "admin"];
 
+/// Share of custom events whose payload fills the frame exactly.
+const FULL_EVENT_P: f64 = 0.1;
+
+/// The largest custom event payload the protocol accepts with the
+/// simulated frame size (one frame's chunk, `Limits::chunk_bytes_max`).
+fn full_event_bytes() -> usize {
+    switchboard_core::frame::Limits::with_frame_bytes_max(crate::config::SIM_FRAME_BYTES_MAX)
+        .chunk_bytes_max() as usize
+}
+
 /// 512 bytes counting 0..=255 twice: any 256-byte window is a filler run.
 static RAMP: [u8; 512] = {
     let mut r = [0u8; 512];
@@ -272,11 +282,24 @@ impl World {
                         }
                     }
                     1 => EventBody::Load((now.as_millis() % 100) as u32),
-                    _ => EventBody::Custom {
-                        topic: "cache/invalidate".into(),
+                    _ => {
                         // Unique content: a lost or altered event shows.
-                        payload: Bytes::copy_from_slice(&now.as_micros().to_be_bytes()),
-                    },
+                        let stamp = now.as_micros().to_be_bytes();
+                        // Some fill the frame exactly: the largest payload
+                        // the protocol accepts must be sequenced, not NACKed
+                        // `TooLarge` (G8).
+                        let payload = if self.services[slot].gen_bool(FULL_EVENT_P) {
+                            let mut p = vec![0x5a; full_event_bytes()];
+                            p[..stamp.len()].copy_from_slice(&stamp);
+                            Bytes::from(p)
+                        } else {
+                            Bytes::copy_from_slice(&stamp)
+                        };
+                        EventBody::Custom {
+                            topic: "cache/invalidate".into(),
+                            payload,
+                        }
+                    }
                 };
                 let digest = crate::history::event_digest(&body);
                 let bytes = match &body {
@@ -296,6 +319,9 @@ impl World {
                 let topic = topic.to_owned();
                 if let Ok(seq) = c.publish(now, body) {
                     self.coverage.publishes += 1;
+                    if bytes as usize == full_event_bytes() {
+                        self.coverage.full_size_publishes += 1;
+                    }
                     let proc = self.slots[slot].proc;
                     self.record(Act::Published {
                         proc,
