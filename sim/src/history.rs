@@ -498,6 +498,20 @@ pub enum Act {
         /// Process name.
         process: String,
     },
+    /// The server changed a member's groups (server-side log: a
+    /// sequenced `MemberJoined` lists the groups it registered with, one
+    /// act each; `GroupJoined` and `GroupLeft`). A removal
+    /// ([`Act::ServerRemoved`]) takes the member out of every group.
+    ServerGroup {
+        /// Server incarnation.
+        server: u64,
+        /// Member id.
+        member_id: u64,
+        /// The group.
+        group: String,
+        /// Joined (or registered in it), or left.
+        joined: bool,
+    },
     /// The client's stable watermark changed: the `stable_through` of the
     /// latest `Ack` of its current session (every `seq` at or below it is
     /// final at every addressee in that server run: received, or missed

@@ -1165,6 +1165,62 @@ mod tests {
     }
 
     #[test]
+    fn a_group_anycast_or_broadcast_nack_naming_the_wrong_reason_is_flagged() {
+        use NackReason::{DestinationGone as Gone, UnknownDestination as Unknown};
+        // By the server's log: A alone in "solo", A and B in "pair", C (now
+        // removed) the only member of "gone"; "none" never had a member.
+        let run = || {
+            logged_run()
+                .logged_group(1, 1, "solo", true)
+                .logged_group(1, 1, "pair", true)
+                .logged_group(1, 2, "pair", true)
+                .logged_group(1, 2, "left", true)
+                .logged_group(1, 2, "left", false)
+        };
+        let group = |g: &str| Address::Group(g.into());
+        let anycast = |g: &str| Address::Anycast(g.into());
+        // (address, the reasons that are right)
+        let cases = [
+            (group("solo"), vec![Gone]),
+            (anycast("solo"), vec![Gone]),
+            (group("none"), vec![Unknown]),
+            (anycast("none"), vec![Unknown]),
+            // B left: the group was forgotten.
+            (group("left"), vec![Unknown]),
+            (group("pair"), vec![]),
+            (anycast("pair"), vec![]),
+            (Address::Broadcast, vec![]),
+        ];
+        for (to, right) in cases {
+            for reason in [Gone, Unknown] {
+                let h = run().send(A, 4, to.clone()).nack(A, 4, reason).build();
+                if right.contains(&reason) {
+                    assert_clean(&check(&h, &bounds()));
+                } else {
+                    assert_flags(&check(&h, &bounds()), "by server 1's log");
+                }
+            }
+        }
+        // A removal takes the member out of its groups: B's removal leaves
+        // A alone in "pair".
+        let h = run()
+            .bye(B)
+            .removed(1, 2, None)
+            .send(A, 4, group("pair"))
+            .nack(A, 4, Unknown)
+            .build();
+        assert_flags(&check(&h, &bounds()), "could be only DestinationGone");
+        // A registration starts from the groups it lists: member 2 back
+        // without "pair" leaves A alone in it too.
+        let h = run()
+            .logged_reg(1, 2, "alpha", "b")
+            .send(A, 4, group("pair"))
+            .nack(A, 4, Gone)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
     fn justified_nacks_pass() {
         // Member 2 was removed before the nack.
         let h = happy()

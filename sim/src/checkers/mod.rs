@@ -491,6 +491,22 @@ pub(crate) mod testkit {
                 process: process.into(),
             })
         }
+        /// Server `k` logged `member_id` joining (`joined`) or leaving
+        /// `group`.
+        pub(crate) fn logged_group(
+            self,
+            k: u64,
+            member_id: u64,
+            group: &str,
+            joined: bool,
+        ) -> Self {
+            self.act(Act::ServerGroup {
+                server: k,
+                member_id,
+                group: group.into(),
+                joined,
+            })
+        }
         /// `p`'s connection dropped, closed by an `Error` with `code` or
         /// by the connection's close reaching it (`by_peer`).
         pub(crate) fn disconnected(

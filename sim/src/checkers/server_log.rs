@@ -1,8 +1,8 @@
-//! The server's own log of registrations and removals (`ServerJoined`,
-//! `ServerRemoved`), replayed: which member ids, names and instances a
-//! server run held at each point of the history, and which member ids it
-//! still remembered as removed. G8 judges the reason of a destination NACK
-//! against it.
+//! The server's own log of registrations, group changes and removals
+//! (`ServerJoined`, `ServerGroup`, `ServerRemoved`), replayed: which member
+//! ids, names, instances and groups a server run held at each point of the
+//! history, and which member ids it still remembered as removed. G8 judges
+//! the reason of a destination NACK against it.
 
 use std::collections::BTreeSet;
 
@@ -40,6 +40,9 @@ pub(crate) struct ServerState {
     /// Registered member ids per instance (an instance without members is
     /// forgotten, as in the core).
     instances: HashMap<String, BTreeSet<u64>>,
+    /// Member ids per group (a group without members is forgotten, as in
+    /// the core).
+    groups: HashMap<String, BTreeSet<u64>>,
     /// Removed member ids not registered again, with the count of
     /// removals in this run when they were removed.
     departed: HashMap<u64, u64>,
@@ -48,9 +51,11 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
-    /// Applies a logged registration.
+    /// Applies a logged registration (its groups follow as
+    /// [`ServerState::group`] changes).
     pub(crate) fn joined(&mut self, member_id: u64, instance: &str, process: &str) {
         self.departed.remove(&member_id);
+        self.leave_all(member_id);
         self.live
             .insert(member_id, (instance.to_owned(), process.to_owned()));
         self.by_name
@@ -61,9 +66,33 @@ impl ServerState {
             .insert(member_id);
     }
 
+    /// Applies a logged group change.
+    pub(crate) fn group(&mut self, member_id: u64, group: &str, joined: bool) {
+        if joined {
+            self.groups
+                .entry(group.to_owned())
+                .or_default()
+                .insert(member_id);
+        } else if let Some(set) = self.groups.get_mut(group) {
+            set.remove(&member_id);
+            if set.is_empty() {
+                self.groups.remove(group);
+            }
+        }
+    }
+
+    /// Takes a member out of every group.
+    fn leave_all(&mut self, member_id: u64) {
+        self.groups.retain(|_, set| {
+            set.remove(&member_id);
+            !set.is_empty()
+        });
+    }
+
     /// Applies a logged removal.
     pub(crate) fn removed(&mut self, member_id: u64) {
         self.removals += 1;
+        self.leave_all(member_id);
         self.departed.insert(member_id, self.removals);
         let Some(name) = self.live.remove(&member_id) else {
             return;
@@ -82,9 +111,8 @@ impl ServerState {
     /// The destination NACK reasons (`UNKNOWN`, `GONE` bits) the server
     /// could give now for a message from member `sender` to `to`, by the
     /// protocol's resolution rules (PROTOCOL, addressing): 0 when the
-    /// address resolves (no NACK is possible). Group, anycast and
-    /// broadcast addresses are not judged (both bits): group membership
-    /// is not in the server's log.
+    /// address resolves (no NACK is possible; a broadcast always
+    /// resolves, to zero addressees if need be).
     pub(crate) fn possible(&self, sender: u64, to: &Address) -> u8 {
         match to {
             Address::MemberId(x) => {
@@ -113,13 +141,22 @@ impl ServerState {
                     UNKNOWN
                 }
             }
-            Address::Instance(i) => match self.instances.get(i) {
-                None => UNKNOWN,
-                Some(set) if set.len() == 1 && set.contains(&sender) => GONE,
-                Some(_) => 0,
-            },
-            Address::Group(_) | Address::Anycast(_) | Address::Broadcast => UNKNOWN | GONE,
+            Address::Instance(i) => only_sender(self.instances.get(i), sender),
+            // An anycast picks one member of the group; it fails exactly
+            // when a group message would.
+            Address::Group(g) | Address::Anycast(g) => only_sender(self.groups.get(g), sender),
+            Address::Broadcast => 0,
         }
+    }
+}
+
+/// The reasons for an instance or group address with these members:
+/// unknown when it has none, gone when the sender is its only member.
+fn only_sender(members: Option<&BTreeSet<u64>>, sender: u64) -> u8 {
+    match members {
+        None => UNKNOWN,
+        Some(set) if set.len() == 1 && set.contains(&sender) => GONE,
+        Some(_) => 0,
     }
 }
 
@@ -191,6 +228,18 @@ pub(crate) fn possible_reasons(h: &History, queries: &[Query<'_>]) -> Vec<u8> {
                 server, member_id, ..
             } => {
                 states.entry(*server).or_default().removed(*member_id);
+                Some(*server)
+            }
+            Act::ServerGroup {
+                server,
+                member_id,
+                group,
+                joined,
+            } => {
+                states
+                    .entry(*server)
+                    .or_default()
+                    .group(*member_id, group, *joined);
                 Some(*server)
             }
             _ => None,

@@ -290,7 +290,33 @@ impl World {
                                     instance: m.instance,
                                     process: m.process,
                                 });
+                                for group in m.groups {
+                                    self.record(Act::ServerGroup {
+                                        server: inc,
+                                        member_id: m.member_id,
+                                        group,
+                                        joined: true,
+                                    });
+                                }
                                 Some((m.member_id, ServiceFact::Joined(m.services)))
+                            }
+                            ClusterEvent::GroupJoined { member_id, group } => {
+                                self.record(Act::ServerGroup {
+                                    server: inc,
+                                    member_id,
+                                    group,
+                                    joined: true,
+                                });
+                                None
+                            }
+                            ClusterEvent::GroupLeft { member_id, group } => {
+                                self.record(Act::ServerGroup {
+                                    server: inc,
+                                    member_id,
+                                    group,
+                                    joined: false,
+                                });
+                                None
                             }
                             ClusterEvent::ServiceState {
                                 member_id,
