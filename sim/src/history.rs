@@ -491,6 +491,8 @@ pub enum Act {
     ServerJoined {
         /// Server incarnation.
         server: u64,
+        /// Stream position of its `MemberJoined`.
+        gseq: u64,
         /// Member id given.
         member_id: u64,
         /// Instance name.
@@ -505,6 +507,9 @@ pub enum Act {
     ServerGroup {
         /// Server incarnation.
         server: u64,
+        /// Stream position of the event (the `MemberJoined`'s for the
+        /// groups a registration lists).
+        gseq: u64,
         /// Member id.
         member_id: u64,
         /// The group.

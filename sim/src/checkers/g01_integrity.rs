@@ -9,7 +9,10 @@
 //! `Anycast(g)`: the receiver issued a join of `g` before the delivery, is
 //! not the sender, and had not left `g` since: no leave of `g` that the
 //! server confirmed (`Acked`) strictly before the send without a join
-//! issued after it; `Broadcast`: the receiver is not the sender); and when
+//! issued after it, and, where the server's log of group changes is
+//! recorded, the delivering member was in `g` by that log when the server
+//! sequenced the message's position; `Broadcast`: the receiver is not the
+//! sender); and when
 //! the sender registered in the delivering server, `from` is one of the
 //! sender's member ids there.
 //!
@@ -27,6 +30,7 @@ use super::fast::{HashMap, HashSet};
 
 use switchboard_core::frame::Address;
 
+use super::server_log::GroupTimeline;
 use super::sessions::{fm, fp, Facts, Report, Sessions};
 use super::subscriptions::Subscriptions;
 use crate::history::{Act, Bounds, History, MsgId, Proc, Violation};
@@ -56,6 +60,7 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
         }
     }
     let subs = Subscriptions::build(h);
+    let groups = GroupTimeline::build(h);
     for (idx, e) in h.entries.iter().enumerate() {
         let Act::Notified {
             proc: recv,
@@ -165,6 +170,13 @@ pub fn check(h: &History, _b: &Bounds) -> Vec<Violation> {
                 sent.to,
                 fp(sender)
             ));
+        } else if let Address::Group(g) | Address::Anycast(g) = sent.to {
+            if groups.member_at(*server, *member_id, g, *gseq) == Some(false) {
+                r.add(format!(
+                    "{what} as member {member_id}: by server {server}'s log it was not in group {g:?} \
+                     when the server sequenced that position"
+                ));
+            }
         }
         if let Some(ids) = member_ids.get(&(sender, *server)) {
             if !ids.contains(from) {
@@ -424,6 +436,57 @@ mod tests {
             .ack(B, 3)
             .send(A, 4, group("g"))
             .join(B, "g", 4)
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .build();
+        assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_group_delivery_to_a_member_outside_the_group_by_the_server_log_is_flagged() {
+        // B issued its join of "g" before the delivery (the receiver-side
+        // rule passes), but by server 1's log (B is member 2) it joined at
+        // position 20, after the message's position 10, or had left at 8.
+        // (C, member 3, is in "g" from position 2 for `happy`'s own group
+        // deliveries.)
+        let logged = || {
+            happy()
+                .logged_reg_at(1, 2, 2, "alpha", "b")
+                .logged_group(1, 2, 3, "g", true)
+        };
+        for to in [group("g"), Address::Anycast("g".into())] {
+            let late_join = logged()
+                .logged_group(1, 20, 2, "g", true)
+                .send(A, 4, to.clone())
+                .deliver(B, 1, 2, 10, 1, id(A, 4))
+                .build();
+            assert_flags(&check(&late_join, &bounds()), "was not in group \"g\"");
+            let left = logged()
+                .logged_group(1, 3, 2, "g", true)
+                .logged_group(1, 8, 2, "g", false)
+                .send(A, 4, to.clone())
+                .deliver(B, 1, 2, 10, 1, id(A, 4))
+                .build();
+            assert_flags(&check(&left, &bounds()), "was not in group \"g\"");
+            // In the group at position 10: fine.
+            let member = logged()
+                .logged_group(1, 3, 2, "g", true)
+                .send(A, 4, to.clone())
+                .deliver(B, 1, 2, 10, 1, id(A, 4))
+                .build();
+            assert_clean(&check(&member, &bounds()));
+        }
+        // A new registration starts from the groups it lists: B registered
+        // again at position 9 without "g".
+        let h = logged()
+            .logged_group(1, 3, 2, "g", true)
+            .logged_reg_at(1, 9, 2, "alpha", "b")
+            .send(A, 4, group("g"))
+            .deliver(B, 1, 2, 10, 1, id(A, 4))
+            .build();
+        assert_flags(&check(&h, &bounds()), "was not in group \"g\"");
+        // Without the server's log nothing is judged this way.
+        let h = happy()
+            .send(A, 4, group("g"))
             .deliver(B, 1, 2, 10, 1, id(A, 4))
             .build();
         assert_clean(&check(&h, &bounds()));

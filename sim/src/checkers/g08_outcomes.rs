@@ -1171,11 +1171,11 @@ mod tests {
         // removed) the only member of "gone"; "none" never had a member.
         let run = || {
             logged_run()
-                .logged_group(1, 1, "solo", true)
-                .logged_group(1, 1, "pair", true)
-                .logged_group(1, 2, "pair", true)
-                .logged_group(1, 2, "left", true)
-                .logged_group(1, 2, "left", false)
+                .logged_group(1, 0, 1, "solo", true)
+                .logged_group(1, 0, 1, "pair", true)
+                .logged_group(1, 0, 2, "pair", true)
+                .logged_group(1, 0, 2, "left", true)
+                .logged_group(1, 0, 2, "left", false)
         };
         let group = |g: &str| Address::Group(g.into());
         let anycast = |g: &str| Address::Anycast(g.into());

@@ -484,24 +484,39 @@ pub(crate) mod testkit {
             instance: &str,
             process: &str,
         ) -> Self {
+            self.logged_reg_at(k, 0, member_id, instance, process)
+        }
+        /// Like [`Hb::logged_reg`], with the stream position of the
+        /// `MemberJoined`.
+        pub(crate) fn logged_reg_at(
+            self,
+            k: u64,
+            gseq: u64,
+            member_id: u64,
+            instance: &str,
+            process: &str,
+        ) -> Self {
             self.act(Act::ServerJoined {
                 server: k,
+                gseq,
                 member_id,
                 instance: instance.into(),
                 process: process.into(),
             })
         }
         /// Server `k` logged `member_id` joining (`joined`) or leaving
-        /// `group`.
+        /// `group` at `gseq`.
         pub(crate) fn logged_group(
             self,
             k: u64,
+            gseq: u64,
             member_id: u64,
             group: &str,
             joined: bool,
         ) -> Self {
             self.act(Act::ServerGroup {
                 server: k,
+                gseq,
                 member_id,
                 group: group.into(),
                 joined,

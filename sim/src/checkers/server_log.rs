@@ -217,6 +217,7 @@ pub(crate) fn possible_reasons(h: &History, queries: &[Query<'_>]) -> Vec<u8> {
                 member_id,
                 instance,
                 process,
+                ..
             } => {
                 states
                     .entry(*server)
@@ -235,6 +236,7 @@ pub(crate) fn possible_reasons(h: &History, queries: &[Query<'_>]) -> Vec<u8> {
                 member_id,
                 group,
                 joined,
+                ..
             } => {
                 states
                     .entry(*server)
@@ -255,4 +257,88 @@ pub(crate) fn possible_reasons(h: &History, queries: &[Query<'_>]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Group membership by stream position, per server run, from the server's
+/// log (`ServerJoined`, `ServerGroup`): whether a member was in a group
+/// when its server sequenced a given position. G1 judges group and anycast
+/// deliveries against it.
+#[derive(Debug, Default)]
+pub(crate) struct GroupTimeline {
+    /// Per (server, member id), per group: the changes in stream order,
+    /// `(gseq, member after it)`.
+    changes: HashMap<(u64, u64), HashMap<String, Vec<(u64, bool)>>>,
+    /// Servers whose registrations are logged.
+    logged: BTreeSet<u64>,
+}
+
+impl GroupTimeline {
+    /// Replays the log.
+    pub(crate) fn build(h: &History) -> Self {
+        let mut t = GroupTimeline::default();
+        for e in h.iter() {
+            match &e.act {
+                Act::ServerJoined {
+                    server,
+                    gseq,
+                    member_id,
+                    ..
+                } => {
+                    t.logged.insert(*server);
+                    // A registration starts from the groups it lists (its
+                    // `ServerGroup` acts follow at the same position).
+                    if let Some(groups) = t.changes.get_mut(&(*server, *member_id)) {
+                        for list in groups.values_mut() {
+                            if list.last().is_some_and(|&(_, member)| member) {
+                                list.push((*gseq, false));
+                            }
+                        }
+                    }
+                }
+                Act::ServerGroup {
+                    server,
+                    gseq,
+                    member_id,
+                    group,
+                    joined,
+                } => {
+                    let list = t
+                        .changes
+                        .entry((*server, *member_id))
+                        .or_default()
+                        .entry(group.clone())
+                        .or_default();
+                    debug_assert!(list.last().is_none_or(|&(at, _)| at <= *gseq));
+                    list.push((*gseq, *joined));
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+
+    /// Whether `member_id` was in `group` when `server` sequenced position
+    /// `gseq` (the last change before it); `None` when that server's log is
+    /// not recorded.
+    pub(crate) fn member_at(
+        &self,
+        server: u64,
+        member_id: u64,
+        group: &str,
+        gseq: u64,
+    ) -> Option<bool> {
+        if !self.logged.contains(&server) {
+            return None;
+        }
+        let list = self
+            .changes
+            .get(&(server, member_id))
+            .and_then(|groups| groups.get(group));
+        Some(list.is_some_and(|list| {
+            list.iter()
+                .rev()
+                .find(|&&(at, _)| at < gseq)
+                .is_some_and(|&(_, member)| member)
+        }))
+    }
 }

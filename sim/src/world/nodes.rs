@@ -286,6 +286,7 @@ impl World {
                             ClusterEvent::MemberJoined(m) => {
                                 self.record(Act::ServerJoined {
                                     server: inc,
+                                    gseq,
                                     member_id: m.member_id,
                                     instance: m.instance,
                                     process: m.process,
@@ -293,6 +294,7 @@ impl World {
                                 for group in m.groups {
                                     self.record(Act::ServerGroup {
                                         server: inc,
+                                        gseq,
                                         member_id: m.member_id,
                                         group,
                                         joined: true,
@@ -303,6 +305,7 @@ impl World {
                             ClusterEvent::GroupJoined { member_id, group } => {
                                 self.record(Act::ServerGroup {
                                     server: inc,
+                                    gseq,
                                     member_id,
                                     group,
                                     joined: true,
@@ -312,6 +315,7 @@ impl World {
                             ClusterEvent::GroupLeft { member_id, group } => {
                                 self.record(Act::ServerGroup {
                                     server: inc,
+                                    gseq,
                                     member_id,
                                     group,
                                     joined: false,
