@@ -259,15 +259,18 @@ pub(crate) fn possible_reasons(h: &History, queries: &[Query<'_>]) -> Vec<u8> {
     out
 }
 
+/// One member's changes in one group, in stream order: `(gseq, member
+/// after it)`.
+type Changes = Vec<(u64, bool)>;
+
 /// Group membership by stream position, per server run, from the server's
 /// log (`ServerJoined`, `ServerGroup`): whether a member was in a group
 /// when its server sequenced a given position. G1 judges group and anycast
 /// deliveries against it.
 #[derive(Debug, Default)]
 pub(crate) struct GroupTimeline {
-    /// Per (server, member id), per group: the changes in stream order,
-    /// `(gseq, member after it)`.
-    changes: HashMap<(u64, u64), HashMap<String, Vec<(u64, bool)>>>,
+    /// Per (server, member id), per group: its changes.
+    changes: HashMap<(u64, u64), HashMap<String, Changes>>,
     /// Servers whose registrations are logged.
     logged: BTreeSet<u64>,
 }
