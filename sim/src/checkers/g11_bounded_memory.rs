@@ -88,6 +88,10 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     r.finish()
 }
 
+/// A hostile write: entry index, time, and whether it was undecodable
+/// bytes.
+type HostileWrite = (usize, Ms, bool);
+
 /// A member declared failed on a connection that was up sees the error
 /// code that names why (see the module doc).
 fn removed_members_are_told_why(h: &History, r: &mut Report) {
@@ -97,9 +101,8 @@ fn removed_members_are_told_why(h: &History, r: &mut Report) {
     let mut downs: HashMap<Proc, Vec<usize>> = HashMap::default();
     let mut resets: HashMap<usize, Vec<Ms>> = HashMap::default();
     let mut crashes: HashMap<u64, usize> = HashMap::default();
-    // Per session (server, member id): its hostile writes (entry index,
-    // time, undecodable bytes).
-    let mut hostile: HashMap<(u64, u64), Vec<(usize, Ms, bool)>> = HashMap::default();
+    // Per session (server, member id): its hostile writes.
+    let mut hostile: HashMap<(u64, u64), Vec<HostileWrite>> = HashMap::default();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::Registered { proc, .. } | Act::Resumed { proc } => {
