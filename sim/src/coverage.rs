@@ -153,6 +153,10 @@ pub struct Coverage {
     pub hostile_subscribe_over: u64,
     /// Hostile group joins past the quota.
     pub hostile_join_over: u64,
+    /// Hostile writes of bytes whose frame header the decoder refuses.
+    pub hostile_undecodable: u64,
+    /// Hostile chunked `Send` heads followed by the client's next command.
+    pub hostile_chunk_interleaved: u64,
 }
 
 impl Coverage {
@@ -226,10 +230,12 @@ impl Coverage {
         self.hostile_taken += o.hostile_taken;
         self.hostile_subscribe_over += o.hostile_subscribe_over;
         self.hostile_join_over += o.hostile_join_over;
+        self.hostile_undecodable += o.hostile_undecodable;
+        self.hostile_chunk_interleaved += o.hostile_chunk_interleaved;
     }
 
     /// The protocol paths every sweep must reach, with their counts.
-    pub fn paths(&self) -> [(&'static str, u64); 23] {
+    pub fn paths(&self) -> [(&'static str, u64); 25] {
         [
             ("resume", self.resumes),
             ("reregistration", self.reregistrations),
@@ -253,6 +259,8 @@ impl Coverage {
             ("hostile_ack_ahead", self.hostile_ack_ahead),
             ("hostile_subscribe_over", self.hostile_subscribe_over),
             ("hostile_join_over", self.hostile_join_over),
+            ("hostile_undecodable", self.hostile_undecodable),
+            ("hostile_chunk_interleaved", self.hostile_chunk_interleaved),
             ("full_size_publish", self.full_size_publishes),
         ]
     }
@@ -282,9 +290,11 @@ pub const FLOORS: &[(&str, f64)] = &[
     ("protocol_violation", 0.08),
     ("hostile_seq_behind", 0.009),
     ("hostile_seq_edge", 0.005),
-    ("hostile_ack_ahead", 0.07),
-    ("hostile_subscribe_over", 0.11),
-    ("hostile_join_over", 0.12),
+    ("hostile_ack_ahead", 0.05),
+    ("hostile_subscribe_over", 0.09),
+    ("hostile_join_over", 0.09),
+    ("hostile_undecodable", 0.09),
+    ("hostile_chunk_interleaved", 0.09),
     ("full_size_publish", 5.0),
 ];
 
@@ -318,6 +328,8 @@ impl Coverage {
             "hostile_ack_ahead" => self.hostile_ack_ahead,
             "hostile_subscribe_over" => self.hostile_subscribe_over,
             "hostile_join_over" => self.hostile_join_over,
+            "hostile_undecodable" => self.hostile_undecodable,
+            "hostile_chunk_interleaved" => self.hostile_chunk_interleaved,
             "full_size_publish" => self.full_size_publishes,
             _ => 0,
         }
@@ -384,6 +396,8 @@ mod tests {
             hostile_ack_ahead: c(get("hostile_ack_ahead")),
             hostile_subscribe_over: c(get("hostile_subscribe_over")),
             hostile_join_over: c(get("hostile_join_over")),
+            hostile_undecodable: c(get("hostile_undecodable")),
+            hostile_chunk_interleaved: c(get("hostile_chunk_interleaved")),
             full_size_publishes: c(get("full_size_publish")),
             sends: 1_000,
             nacks: 60,
@@ -423,6 +437,8 @@ mod tests {
                 "hostile_ack_ahead" => c.hostile_ack_ahead = 0,
                 "hostile_subscribe_over" => c.hostile_subscribe_over = 0,
                 "hostile_join_over" => c.hostile_join_over = 0,
+                "hostile_undecodable" => c.hostile_undecodable = 0,
+                "hostile_chunk_interleaved" => c.hostile_chunk_interleaved = 0,
                 "full_size_publish" => c.full_size_publishes = 0,
                 other => panic!("floor {other} has no test"),
             }

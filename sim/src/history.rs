@@ -659,6 +659,35 @@ pub enum HostileFrame {
         /// The group.
         group: String,
     },
+    /// Bytes that start with a frame header the decoder refuses (a length
+    /// under 2 or over every server's frame limit, a version other than
+    /// `PROTOCOL_VERSION`, a kind that names no frame); the server reads
+    /// nothing after them. Written alone, or right before or right after
+    /// the client's own frames of a load `Publish` (recorded as
+    /// `Published`), in the same write; [`HostileFrame::is_undecodable`]
+    /// tells whether the header is one the protocol refuses.
+    Undecodable {
+        /// The six header bytes (`len`, `version`, `kind`).
+        header: [u8; 6],
+        /// The sequence of the client's `Publish` written right after the
+        /// bytes (never read by the server), if any.
+        ahead_of: Option<u64>,
+    },
+    /// The head of a chunked `Send` to the member itself (`MORE` set,
+    /// `piece` payload bytes of `total_len`), taking sequence `seq` from
+    /// the client's next command, a load `Publish` (recorded as
+    /// `Published`) written right after it in the same write: a sequenced
+    /// frame between the pieces of a chunked message.
+    /// [`HostileFrame::is_chunk_interleaved`] tells whether the head is a
+    /// valid one that leaves its message incomplete.
+    ChunkInterleaved {
+        /// The head's sequence, also the `Publish`'s.
+        seq: u64,
+        /// The head's declared whole length.
+        total_len: u32,
+        /// Payload bytes in the head.
+        piece: u32,
+    },
 }
 
 impl HostileFrame {
@@ -684,7 +713,55 @@ impl HostileFrame {
             _ => None,
         }
     }
+
+    /// For a [`HostileFrame::Undecodable`]: its header fails one of the
+    /// decoder's early header checks (`docs/PROTOCOL.md`, section 1): a
+    /// length under 2, a whole frame larger than `FRAME_BYTES_MAX_CEILING`
+    /// (over every server's limit), a version byte other than
+    /// `PROTOCOL_VERSION`, or a kind byte that names no frame (section 3).
+    pub fn is_undecodable(&self) -> bool {
+        use switchboard_core::frame::{FRAME_BYTES_MAX_CEILING, PROTOCOL_VERSION};
+        let HostileFrame::Undecodable { header, .. } = self else {
+            return false;
+        };
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        len < 2
+            || u64::from(len) + 4 > u64::from(FRAME_BYTES_MAX_CEILING)
+            || header[4] != PROTOCOL_VERSION
+            || !FRAME_KINDS.contains(&header[5])
+    }
+
+    /// For a [`HostileFrame::ChunkInterleaved`]: the head is a valid
+    /// chunked `Send` (a non-empty first piece shorter than the whole
+    /// message, within `MESSAGE_BYTES_MAX`), so the message is still
+    /// incomplete when the `Publish` after it arrives.
+    pub fn is_chunk_interleaved(&self) -> bool {
+        match *self {
+            HostileFrame::ChunkInterleaved {
+                total_len, piece, ..
+            } => {
+                piece > 0
+                    && piece < total_len
+                    && total_len <= switchboard_core::frame::MESSAGE_BYTES_MAX
+            }
+            _ => false,
+        }
+    }
+
+    /// The protocol calls the write a violation for which the server must
+    /// remove the member (`ProtocolViolation`): a sequence outside the
+    /// window, undecodable bytes, or a sequenced frame between the pieces
+    /// of a chunked message.
+    pub fn is_violation(&self) -> bool {
+        self.is_seq_violation() || self.is_undecodable() || self.is_chunk_interleaved()
+    }
 }
+
+/// The frame kinds of `docs/PROTOCOL.md`, section 3.
+const FRAME_KINDS: [u8; 27] = [
+    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+    0x17, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x30, 0x31, 0x32, 0x33,
+];
 
 /// A timestamped act.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

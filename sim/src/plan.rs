@@ -197,17 +197,25 @@ pub enum HostileKind {
     SubscribeOver,
     /// Group joins up to `GROUPS_PER_MEMBER_MAX`, then one more.
     JoinOver,
+    /// Bytes whose frame header the decoder refuses, alone or right before
+    /// or after the client's next command in the same write.
+    Undecodable,
+    /// The head of a chunked `Send` and, before any `Chunk`, the client's
+    /// next command (a sequenced frame) in the same write.
+    ChunkInterleaved,
 }
 
 impl HostileKind {
     /// Every kind.
-    pub const ALL: [HostileKind; 6] = [
+    pub const ALL: [HostileKind; 8] = [
         HostileKind::SeqAhead,
         HostileKind::SeqBehind,
         HostileKind::AckAhead,
         HostileKind::Taken,
         HostileKind::SubscribeOver,
         HostileKind::JoinOver,
+        HostileKind::Undecodable,
+        HostileKind::ChunkInterleaved,
     ];
 }
 

@@ -8,23 +8,31 @@
 //!   server/network (`slot: None`) overlaps `[t - heartbeat_timeout -
 //!   resume_window - 2 s, t]`, or the process crashed in that window.
 //! - `SlowConsumer`: a `Fault` on its slot overlaps `[t - 60 s, t]`.
-//! - `ProtocolViolation`: justified exactly by a hostile frame the
-//!   protocol calls a violation (`Act::Hostile` with a
-//!   [`HostileFrame::Seq`] for which [`HostileFrame::is_seq_violation`]
-//!   holds, its `acked` backed by an `Acked` of the process in that
-//!   session and its `last` at least every sequence the process used
-//!   before) written in that session (`K`, `x`) at the same instant `t`:
-//!   the simulator writes crafted frames only onto a quiet connection the
-//!   server holds attached to an unthrottled member, and the server
-//!   processes them at once. Anything else is unjustified.
+//! - `ProtocolViolation`: justified exactly by a hostile write the
+//!   protocol calls a violation ([`HostileFrame::is_violation`]) in that
+//!   session (`K`, `x`) at the same instant `t`: an `Act::Hostile` with a
+//!   [`HostileFrame::Seq`] outside the window
+//!   ([`HostileFrame::is_seq_violation`], its `acked` backed by an `Acked`
+//!   of the process in that session and its `last` at least every
+//!   sequence the process used before), a [`HostileFrame::Undecodable`]
+//!   whose header the decoder refuses ([`HostileFrame::is_undecodable`]:
+//!   `Error{Malformed}`, the member declared failed), or a
+//!   [`HostileFrame::ChunkInterleaved`], the head of a chunked `Send` left
+//!   incomplete and the client's `Publish` right after it
+//!   ([`HostileFrame::is_chunk_interleaved`]: a sequenced frame between
+//!   the pieces of a message). The simulator writes crafted frames only
+//!   onto a quiet connection the server holds attached to an unthrottled
+//!   member, and the server processes them at once. Anything else is
+//!   unjustified.
 //! - `Superseded`: a later incarnation of the same slot started at or
 //!   before `t`.
 //!
-//! Conversely, every such violating hostile frame is answered at the same
+//! Conversely, every such violating hostile write is answered at the same
 //! instant by `ServerRemoved` of its session with `ProtocolViolation`
-//! (the server refuses the frame, sends `Error{UnexpectedFrame}` and
-//! removes the member; its connection was up and the server run lasted
-//! through the step, by the simulator's choice of the moment).
+//! (the server refuses the frame, sends `Error{UnexpectedFrame}`, or
+//! `Error{Malformed}` for undecodable bytes, and removes the member; its
+//! connection was up and the server run lasted through the step, by the
+//! simulator's choice of the moment).
 
 use super::fast::HashMap;
 
@@ -168,7 +176,7 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     r.finish()
 }
 
-/// A hostile frame the protocol calls a violation.
+/// A hostile write the protocol calls a violation.
 struct HostileViolation<'a> {
     idx: usize,
     at: Ms,
@@ -178,8 +186,8 @@ struct HostileViolation<'a> {
     frame: &'a HostileFrame,
 }
 
-/// The hostile `Seq` frames of the history that the protocol calls a
-/// violation, with their recorded bounds checked against the history: the
+/// The hostile writes of the history that the protocol calls a violation;
+/// a `Seq` frame's recorded bounds are checked against the history: the
 /// process had an `Acked` of `acked` since its latest `Registered` (when
 /// `acked > 0`), and used no sequence above `last` before.
 fn hostile_violations(h: &History) -> Vec<HostileViolation<'_>> {
@@ -210,15 +218,20 @@ fn hostile_violations(h: &History) -> Vec<HostileViolation<'_>> {
                 member_id,
                 frame,
             } => {
-                let HostileFrame::Seq {
-                    acked: base, last, ..
-                } = frame
-                else {
-                    continue;
+                // A sequence's bounds must be backed by the history; the
+                // other violations are the written bytes themselves.
+                let backed = match frame {
+                    HostileFrame::Seq {
+                        acked: base, last, ..
+                    } => {
+                        let base_seen =
+                            *base == 0 || acked.get(proc).is_some_and(|v| v.contains(base));
+                        let last_ok = used.get(proc).is_none_or(|&u| u <= *last);
+                        base_seen && last_ok
+                    }
+                    _ => true,
                 };
-                let base_seen = *base == 0 || acked.get(proc).is_some_and(|v| v.contains(base));
-                let last_ok = used.get(proc).is_none_or(|&u| u <= *last);
-                if frame.is_seq_violation() && base_seen && last_ok {
+                if frame.is_violation() && backed {
                     out.push(HostileViolation {
                         idx,
                         at: e.at,
@@ -239,7 +252,7 @@ fn hostile_violations(h: &History) -> Vec<HostileViolation<'_>> {
 mod tests {
     use switchboard_core::frame::FailReason::*;
 
-    use switchboard_core::frame::{Address, SEQ_WINDOW};
+    use switchboard_core::frame::{Address, FRAME_BYTES_MAX_CEILING, SEQ_WINDOW};
 
     use super::check;
     use crate::checkers::testkit::*;
@@ -505,6 +518,101 @@ mod tests {
         };
         let h = happy().at(60_000).hostile(B, 1, 2, inside).build();
         assert_clean(&check(&h, &bounds()));
+    }
+
+    /// Six header bytes: `len`, `version`, `kind`.
+    fn header(len: u32, version: u8, kind: u8) -> [u8; 6] {
+        let l = len.to_be_bytes();
+        [l[0], l[1], l[2], l[3], version, kind]
+    }
+
+    /// Headers the decoder refuses: an unknown kind, a wrong version, a
+    /// frame over every server's limit, a length under 2.
+    fn undecodable() -> Vec<HostileFrame> {
+        [
+            header(2, 2, 0x7E),
+            header(2, 1, 0x30),
+            header(FRAME_BYTES_MAX_CEILING - 3, 2, 0x10),
+            header(1, 2, 0x30),
+        ]
+        .into_iter()
+        .map(|header| HostileFrame::Undecodable {
+            header,
+            ahead_of: None,
+        })
+        .collect()
+    }
+
+    /// A chunked `Send` head of 16 bytes of 64, then B's `Publish` 3.
+    fn interleaved() -> HostileFrame {
+        HostileFrame::ChunkInterleaved {
+            seq: 3,
+            total_len: 64,
+            piece: 16,
+        }
+    }
+
+    #[test]
+    fn undecodable_bytes_or_a_frame_between_chunks_justify_the_removal() {
+        for frame in undecodable().into_iter().chain([interleaved()]) {
+            let h = happy()
+                .at(60_000)
+                .hostile(B, 1, 2, frame.clone())
+                .at(60_000)
+                .removed(1, 2, Some(ProtocolViolation))
+                .build();
+            assert_clean(&check(&h, &bounds()));
+        }
+    }
+
+    #[test]
+    fn undecodable_bytes_or_a_frame_between_chunks_must_lead_to_the_removal() {
+        for frame in undecodable().into_iter().chain([interleaved()]) {
+            let h = happy().at(60_000).hostile(B, 1, 2, frame.clone()).build();
+            assert_flags(
+                &check(&h, &bounds()),
+                "the server did not remove it for a protocol violation then",
+            );
+        }
+    }
+
+    #[test]
+    fn a_decodable_header_or_a_complete_head_justifies_nothing() {
+        for frame in [
+            // A `Ping` header, and the largest frame any server may accept.
+            HostileFrame::Undecodable {
+                header: header(10, 2, 0x30),
+                ahead_of: None,
+            },
+            HostileFrame::Undecodable {
+                header: header(FRAME_BYTES_MAX_CEILING - 4, 2, 0x10),
+                ahead_of: Some(3),
+            },
+            // The head holds the whole message, or nothing of it.
+            HostileFrame::ChunkInterleaved {
+                seq: 3,
+                total_len: 16,
+                piece: 16,
+            },
+            HostileFrame::ChunkInterleaved {
+                seq: 3,
+                total_len: 64,
+                piece: 0,
+            },
+        ] {
+            let h = happy()
+                .at(60_000)
+                .hostile(B, 1, 2, frame.clone())
+                .at(60_000)
+                .removed(1, 2, Some(ProtocolViolation))
+                .build();
+            assert_flags(
+                &check(&h, &bounds()),
+                "no frame the protocol calls a violation",
+            );
+            let h = happy().at(60_000).hostile(B, 1, 2, frame).build();
+            assert_clean(&check(&h, &bounds()));
+        }
     }
 
     #[test]

@@ -21,10 +21,12 @@
 //! before the removal had no `Disconnected` after it, and that session is
 //! the one removed) sees, at its next `Disconnected`, the server's `Error`
 //! code `LimitExceeded` for an eviction as a slow consumer,
-//! `UnexpectedFrame` for a protocol violation (the only ones a history
-//! holds are hostile frames that decode but break the sequence rules, see
-//! G10; an undecodable frame would be `Malformed`) and `DeclaredFailed`
-//! for any other failure. Judged only when the history
+//! `Malformed` for a protocol violation answering undecodable bytes (the
+//! session's latest hostile write at that instant is a
+//! `HostileFrame::Undecodable` whose header the decoder refuses, see G10),
+//! `UnexpectedFrame` for any other protocol violation (a frame that
+//! decodes but breaks the rules) and `DeclaredFailed` for any other
+//! failure. Judged only when the history
 //! can tell the bytes reached the client: that disconnect carries a code
 //! or came from the connection's close reaching the client (not the
 //! client's own timeout), and no reset of the member's slot or crash of
@@ -86,6 +88,10 @@ pub fn check(h: &History, b: &Bounds) -> Vec<Violation> {
     r.finish()
 }
 
+/// A hostile write: entry index, time, and whether it was undecodable
+/// bytes.
+type HostileWrite = (usize, Ms, bool);
+
 /// A member declared failed on a connection that was up sees the error
 /// code that names why (see the module doc).
 fn removed_members_are_told_why(h: &History, r: &mut Report) {
@@ -95,6 +101,8 @@ fn removed_members_are_told_why(h: &History, r: &mut Report) {
     let mut downs: HashMap<Proc, Vec<usize>> = HashMap::default();
     let mut resets: HashMap<usize, Vec<Ms>> = HashMap::default();
     let mut crashes: HashMap<u64, usize> = HashMap::default();
+    // Per session (server, member id): its hostile writes.
+    let mut hostile: HashMap<(u64, u64), Vec<HostileWrite>> = HashMap::default();
     for (idx, e) in h.entries.iter().enumerate() {
         match &e.act {
             Act::Registered { proc, .. } | Act::Resumed { proc } => {
@@ -110,6 +118,16 @@ fn removed_members_are_told_why(h: &History, r: &mut Report) {
             Act::ServerCrashed { server } => {
                 crashes.entry(*server).or_insert(idx);
             }
+            Act::Hostile {
+                server,
+                member_id,
+                frame,
+                ..
+            } => hostile.entry((*server, *member_id)).or_default().push((
+                idx,
+                e.at,
+                frame.is_undecodable(),
+            )),
             _ => {}
         }
     }
@@ -122,7 +140,14 @@ fn removed_members_are_told_why(h: &History, r: &mut Report) {
         else {
             continue;
         };
+        // The session's latest hostile write at this instant: undecodable
+        // bytes are `Malformed`.
+        let undecodable = hostile
+            .get(&(*server, *member_id))
+            .and_then(|v| v.iter().rev().find(|&&(i, at, _)| i < idx && at == e.at))
+            .is_some_and(|&(_, _, u)| u);
         let expected = match reason {
+            FailReason::ProtocolViolation if undecodable => ErrorCode::Malformed,
             FailReason::ProtocolViolation => ErrorCode::UnexpectedFrame,
             FailReason::SlowConsumer => ErrorCode::LimitExceeded,
             _ => ErrorCode::DeclaredFailed,
@@ -242,7 +267,7 @@ mod tests {
 
     use super::check;
     use crate::checkers::testkit::*;
-    use crate::history::Act;
+    use crate::history::{Act, HostileFrame};
 
     #[test]
     fn an_evicted_member_not_told_it_was_a_slow_consumer_is_flagged() {
@@ -308,6 +333,52 @@ mod tests {
             .disconnected(B, Some(ErrorCode::UnexpectedFrame), false)
             .build();
         assert_clean(&check(&h, &bounds()));
+    }
+
+    #[test]
+    fn a_member_removed_for_undecodable_bytes_is_told_malformed() {
+        // An unknown kind byte, answered by the removal at that instant.
+        let bytes = HostileFrame::Undecodable {
+            header: [0, 0, 0, 2, 2, 0x7E],
+            ahead_of: None,
+        };
+        let removed = |frame: HostileFrame| {
+            happy().at(60).hostile(B, 1, 2, frame).at(60).removed(
+                1,
+                2,
+                Some(FailReason::ProtocolViolation),
+            )
+        };
+        let h = removed(bytes.clone())
+            .disconnected(B, Some(ErrorCode::UnexpectedFrame), false)
+            .build();
+        assert_flags(
+            &check(&h, &bounds()),
+            "saw error code UnexpectedFrame at t=61, not Malformed",
+        );
+        let h = removed(bytes.clone())
+            .disconnected(B, Some(ErrorCode::Malformed), false)
+            .build();
+        assert_clean(&check(&h, &bounds()));
+        // A frame between chunks decodes: `UnexpectedFrame`.
+        let between = HostileFrame::ChunkInterleaved {
+            seq: 3,
+            total_len: 64,
+            piece: 16,
+        };
+        let h = removed(between)
+            .disconnected(B, Some(ErrorCode::Malformed), false)
+            .build();
+        assert_flags(&check(&h, &bounds()), "not UnexpectedFrame");
+        // Undecodable bytes written earlier explain nothing now.
+        let h = happy()
+            .at(60)
+            .hostile(B, 1, 2, bytes)
+            .at(70)
+            .removed(1, 2, Some(FailReason::ProtocolViolation))
+            .disconnected(B, Some(ErrorCode::Malformed), false)
+            .build();
+        assert_flags(&check(&h, &bounds()), "not UnexpectedFrame");
     }
 
     #[test]

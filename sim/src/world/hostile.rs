@@ -1,8 +1,9 @@
 //! The hostile member: a member process that now and then writes a frame
 //! its client would never send (a sequence outside the window, a
 //! `DeliveryAck` beyond its stream, a `Taken` the server must ignore, a
-//! subscription or group join past the quota), so that the server's
-//! protective paths run under the checkers.
+//! subscription or group join past the quota, bytes the decoder refuses,
+//! a sequenced frame between the pieces of a chunked `Send`), so that the
+//! server's protective paths run under the checkers.
 //!
 //! Every crafted frame is written only onto a connection in a state where
 //! the simulator knows exactly what the server will see: the client is
@@ -23,6 +24,15 @@
 //! recorded as any publish, written right after it in the same write: the
 //! server refuses the crafted frame and answers the publish's sequence
 //! with that NACK, and the publish is a resend it ignores.
+//!
+//! Undecodable bytes (a frame header the decoder refuses) go alone, or
+//! right before the client's next command (a load `Publish`, which the
+//! server then never reads: it stops at the bytes), or after everything
+//! the client wrote then. The head of a chunked `Send` (`MORE` set, a
+//! quarter of its declared length) takes the sequence of the client's next
+//! command, a load `Publish` written right after it: a sequenced frame
+//! between the pieces of a message. Either way the server must remove the
+//! member for a protocol violation at once.
 
 use bytes::{Bytes, BytesMut};
 use switchboard_core::client::{CommandError, SendOptions};
@@ -50,6 +60,8 @@ const PAD_TOPIC: &str = "pad/";
 const HOSTILE_SUB_ID: u32 = 0xF000_0000;
 /// The group a crafted `Join` names (nobody joins it).
 const HOSTILE_GROUP: &str = "over-quota";
+/// A kind byte that names no frame (section 3 of `docs/PROTOCOL.md`).
+const UNKNOWN_KIND: u8 = 0x7E;
 
 impl World {
     /// Carries out a hostile write of plan step `i`, or tries again shortly
@@ -75,6 +87,8 @@ impl World {
             HostileKind::SubscribeOver | HostileKind::JoinOver => {
                 self.hostile_over_quota(slot, conn, member_id, kind)
             }
+            HostileKind::Undecodable => self.hostile_undecodable(slot, conn, member_id),
+            HostileKind::ChunkInterleaved => self.hostile_chunk_interleaved(slot, conn, member_id),
         }
     }
 
@@ -303,7 +317,6 @@ impl World {
     /// quota, then a crafted one more, taking the sequence of a load
     /// `Publish` written right after it.
     fn hostile_over_quota(&mut self, slot: usize, conn: u64, member_id: u64, kind: HostileKind) {
-        let now = self.now;
         let subscribe = matches!(kind, HostileKind::SubscribeOver);
         let mut carrier = None;
         let out = self.captured(slot, |w| {
@@ -315,30 +328,7 @@ impl World {
             if !full {
                 return;
             }
-            let Some(c) = w.slots[slot].client.as_mut() else {
-                return;
-            };
-            let body = EventBody::Load((now.as_millis() % 100) as u32);
-            let digest = crate::history::event_digest(&body);
-            let (kind, topic) = crate::history::event_kind_topic(&body);
-            let topic = topic.to_owned();
-            if let Ok(seq) = c.publish(now, body) {
-                w.coverage.publishes += 1;
-                carrier = Some(seq);
-                let proc = w.slots[slot].proc;
-                w.record(Act::Published {
-                    proc,
-                    id: MsgId {
-                        sender: proc.incarnation,
-                        seq,
-                    },
-                    digest,
-                    bytes: 0,
-                    valid: true,
-                    kind,
-                    topic,
-                });
-            }
+            carrier = w.publish_load(slot);
         });
         let mut data = BytesMut::new();
         for b in &out {
@@ -397,6 +387,164 @@ impl World {
         self.write_now(slot, conn, bytes.freeze());
     }
 
+    /// A load `Publish` through the client, recorded as `Published`: its
+    /// sequence, or `None` when the client refused it.
+    fn publish_load(&mut self, slot: usize) -> Option<u64> {
+        let now = self.now;
+        let c = self.slots[slot].client.as_mut()?;
+        let body = EventBody::Load((now.as_millis() % 100) as u32);
+        let digest = crate::history::event_digest(&body);
+        let (kind, topic) = crate::history::event_kind_topic(&body);
+        let topic = topic.to_owned();
+        let seq = c.publish(now, body).ok()?;
+        self.coverage.publishes += 1;
+        let proc = self.slots[slot].proc;
+        self.record(Act::Published {
+            proc,
+            id: MsgId {
+                sender: proc.incarnation,
+                seq,
+            },
+            digest,
+            bytes: 0,
+            valid: true,
+            kind,
+            topic,
+        });
+        Some(seq)
+    }
+
+    /// The client's next command, a load `Publish`, captured: the frames it
+    /// wrote, decoded, the `Publish`'s sequence and its place among them
+    /// (`None` when the client wrote no `Publish` now), and the bytes.
+    fn captured_publish(&mut self, slot: usize) -> (Vec<Frame>, Option<(u64, usize)>, BytesMut) {
+        let mut carrier = None;
+        let out = self.captured(slot, |w| carrier = w.publish_load(slot));
+        let mut data = BytesMut::new();
+        for b in &out {
+            data.extend_from_slice(b);
+        }
+        let list = frames(&data, slot, self);
+        let at = carrier.and_then(|s| {
+            list.iter()
+                .position(|f| seq_of(f) == Some(s))
+                .map(|at| (s, at))
+        });
+        (list, at, data)
+    }
+
+    /// The frames of `list` encoded, with `extra` spliced in before frame
+    /// `at` (after all of them when `at` is the length); `None` when one
+    /// does not encode (cannot happen: they were just decoded).
+    fn spliced(&self, slot: usize, list: &[Frame], at: usize, extra: &[u8]) -> Option<BytesMut> {
+        let mut bytes = BytesMut::new();
+        for (n, f) in list.iter().enumerate() {
+            if n == at {
+                bytes.extend_from_slice(extra);
+            }
+            if !self.encode_into(slot, f, &mut bytes) {
+                return None;
+            }
+        }
+        if at >= list.len() {
+            bytes.extend_from_slice(extra);
+        }
+        Some(bytes)
+    }
+
+    /// (e) Bytes whose frame header the decoder refuses: an unknown kind,
+    /// a wrong version, a length over every server's frame limit or under
+    /// 2. Written alone, or right before the client's next command (which
+    /// the server then never reads), or after the client's frames, in one
+    /// write.
+    fn hostile_undecodable(&mut self, slot: usize, conn: u64, member_id: u64) {
+        let spread = self.now.as_millis() % 997;
+        let header = match spread % 4 {
+            0 => header_bytes(2, frame::PROTOCOL_VERSION, UNKNOWN_KIND),
+            1 => header_bytes(2, frame::PROTOCOL_VERSION - 1, frame::kind::PING),
+            2 => header_bytes(
+                frame::FRAME_BYTES_MAX_CEILING - 3,
+                frame::PROTOCOL_VERSION,
+                frame::kind::SEND,
+            ),
+            _ => header_bytes(1, frame::PROTOCOL_VERSION, frame::kind::PING),
+        };
+        let (bytes, ahead_of) = match (spread / 4) % 3 {
+            0 => (BytesMut::from(&header[..]), None),
+            place => {
+                let (list, carrier, data) = self.captured_publish(slot);
+                let before = place == 1;
+                let (at, ahead_of) = match carrier {
+                    Some((seq, at)) if before => (at, Some(seq)),
+                    _ => (list.len(), None),
+                };
+                match self.spliced(slot, &list, at, &header) {
+                    Some(b) => (b, ahead_of),
+                    None => {
+                        self.write_now(slot, conn, data.freeze());
+                        return;
+                    }
+                }
+            }
+        };
+        self.coverage.hostile_undecodable += 1;
+        self.record_hostile(
+            slot,
+            member_id,
+            HostileFrame::Undecodable { header, ahead_of },
+        );
+        self.write_now(slot, conn, bytes.freeze());
+    }
+
+    /// (f) The head of a chunked `Send` to itself (`MORE` set), taking the
+    /// sequence of the client's next command, a load `Publish` written
+    /// right after it: a sequenced frame between the pieces of a chunked
+    /// message.
+    fn hostile_chunk_interleaved(&mut self, slot: usize, conn: u64, member_id: u64) {
+        let (list, carrier, data) = self.captured_publish(slot);
+        let Some((seq, at)) = carrier else {
+            // The client did not write its command now: what it wrote goes
+            // to the server unchanged.
+            self.coverage.hostile_dropped += 1;
+            if !data.is_empty() {
+                self.write_now(slot, conn, data.freeze());
+            }
+            return;
+        };
+        let tag = self.take_tag();
+        let piece = 16;
+        let total_len = 4 * piece;
+        let head = Frame::Send(Send {
+            seq,
+            flags: frame::flags::MORE,
+            to: Address::MemberId(member_id),
+            correlation: 0,
+            timeout_ms: 0,
+            total_len,
+            payload: payload(tag, piece as usize),
+        });
+        let spliced = self
+            .encode(slot, &head)
+            .and_then(|h| self.spliced(slot, &list, at, &h));
+        let Some(bytes) = spliced else {
+            // Cannot happen (a small valid head, frames just decoded); the
+            // client's own bytes go out unchanged.
+            self.write_now(slot, conn, data.freeze());
+            return;
+        };
+        self.coverage.hostile_chunk_interleaved += 1;
+        self.record_hostile(
+            slot,
+            member_id,
+            HostileFrame::ChunkInterleaved {
+                seq,
+                total_len,
+                piece,
+            },
+        );
+        self.write_now(slot, conn, bytes.freeze());
+    }
+
     /// Subscribes through the client (to a topic nothing is published on)
     /// until it holds `SUBSCRIPTIONS_MAX`; true when it does.
     fn pad_subscriptions(&mut self, slot: usize) -> bool {
@@ -424,6 +572,12 @@ impl World {
         }
         false
     }
+}
+
+/// A frame header: `len`, `version`, `kind`.
+fn header_bytes(len: u32, version: u8, kind: u8) -> [u8; 6] {
+    let l = len.to_be_bytes();
+    [l[0], l[1], l[2], l[3], version, kind]
 }
 
 /// The frames of a client's write, decoded.
