@@ -9,7 +9,7 @@ mod harness;
 
 use bytes::Bytes;
 use harness::Cluster;
-use switchboard_core::client::{ClientConfig, ClientEvent, SendOptions};
+use switchboard_core::client::{ClientConfig, SendOptions};
 use switchboard_core::frame::{
     Address, Limits, MissReason, NackReason, FRAME_BYTES_MAX_FLOOR, OUTCOME_MISSED_MAX,
 };
@@ -17,16 +17,6 @@ use switchboard_core::frame::{
 /// Largest number of parked items (the server's `PARKED_MAX`, PROTOCOL
 /// 11.7).
 const PARKED_MAX: usize = 4_096;
-
-fn nacks(c: &mut Cluster, i: usize) -> Vec<(u64, NackReason)> {
-    c.take_events(i)
-        .into_iter()
-        .filter_map(|e| match e {
-            ClientEvent::Nacked { seq, reason } => Some((seq, reason)),
-            _ => None,
-        })
-        .collect()
-}
 
 fn send(c: &mut Cluster, i: usize, to: Address, payload: &[u8], confirm: bool) -> u64 {
     let now = c.now;
@@ -73,7 +63,7 @@ fn a_full_parked_list_in_the_grace_sequences_multicasts_and_refuses_the_unresolv
     assert!(c.server.in_restart_grace(c.now));
     for i in 0..c.nodes.len() {
         assert!(c.messages(i).is_empty(), "every broadcast is parked");
-        assert!(nacks(&mut c, i).is_empty(), "nothing is refused");
+        assert!(c.take_nacks(i).is_empty(), "nothing is refused");
     }
     // The list is full: the next multicast is sequenced at once.
     send(&mut c, caster, Address::Broadcast, b"at once", false);
@@ -85,7 +75,7 @@ fn a_full_parked_list_in_the_grace_sequences_multicasts_and_refuses_the_unresolv
     }
     assert!(c.messages(caster).is_empty());
     assert_eq!(
-        nacks(&mut c, stray),
+        c.take_nacks(stray),
         vec![(unknown, NackReason::UnknownDestination)],
         "refused at once, not parked"
     );
@@ -137,7 +127,7 @@ fn parked_items_of_a_member_held_by_its_notices_go_once_it_reads_them() {
     // The sender reads and acknowledges its notices: nothing else happens.
     c.nodes[sender].paused = false;
     c.run_for(200, 10);
-    let got: Vec<u64> = nacks(&mut c, sender).into_iter().map(|(s, _)| s).collect();
+    let got: Vec<u64> = c.take_nacks(sender).into_iter().map(|(s, _)| s).collect();
     assert_eq!(got, refused);
     assert_eq!(c.server.notices_len(id), Some(0));
     assert_eq!(c.messages(receiver), parked, "released by the ack alone");
@@ -180,18 +170,7 @@ fn an_outcome_lists_as_many_missed_members_as_the_smallest_frame_holds() {
         c.crash(i);
     }
     c.run_for(300, 50);
-    let outcomes: Vec<_> = c
-        .take_events(sender)
-        .into_iter()
-        .filter_map(|e| match e {
-            ClientEvent::Outcome {
-                seq,
-                delivered,
-                missed,
-            } => Some((seq, delivered, missed)),
-            _ => None,
-        })
-        .collect();
+    let outcomes = c.take_outcomes(sender);
     assert_eq!(outcomes.len(), 1, "one outcome");
     let (got_seq, delivered, missed) = &outcomes[0];
     assert_eq!((*got_seq, *delivered), (seq, 0));
@@ -217,7 +196,7 @@ fn at_the_group_limit_an_existing_group_may_be_joined_but_no_new_one() {
     c.nodes[founder].client.join(now, "g2").unwrap();
     c.settle();
     assert!(
-        nacks(&mut c, founder).is_empty(),
+        c.take_nacks(founder).is_empty(),
         "the cluster is at its limit"
     );
     c.take_events(joiner);
@@ -227,7 +206,7 @@ fn at_the_group_limit_an_existing_group_may_be_joined_but_no_new_one() {
     let new_group = c.nodes[joiner].client.last_seq();
     c.settle();
     assert_eq!(
-        nacks(&mut c, joiner),
+        c.take_nacks(joiner),
         vec![(new_group, NackReason::OverQuota)],
         "only the new group is refused"
     );

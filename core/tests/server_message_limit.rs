@@ -10,7 +10,7 @@ mod harness;
 
 use bytes::Bytes;
 use harness::Cluster;
-use switchboard_core::client::{ClientConfig, ClientEvent, SendOptions};
+use switchboard_core::client::{ClientConfig, SendOptions};
 use switchboard_core::frame::{Address, NackReason};
 
 /// The server's limit, well below one frame.
@@ -29,16 +29,6 @@ fn cluster() -> Cluster {
     c
 }
 
-fn nacks(c: &mut Cluster, i: usize) -> Vec<(u64, NackReason)> {
-    c.take_events(i)
-        .into_iter()
-        .filter_map(|e| match e {
-            ClientEvent::Nacked { seq, reason } => Some((seq, reason)),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_single_frame_message_over_the_limit_is_refused_and_one_at_it_delivered() {
     let mut c = cluster();
@@ -55,7 +45,7 @@ fn a_single_frame_message_over_the_limit_is_refused_and_one_at_it_delivered() {
         .send(now, to, over, SendOptions::default())
         .unwrap();
     c.settle();
-    assert_eq!(nacks(&mut c, 0), vec![(refused, NackReason::TooLarge)]);
+    assert_eq!(c.take_nacks(0), vec![(refused, NackReason::TooLarge)]);
     assert_ne!(ok, refused);
     assert_eq!(
         c.messages(1),
@@ -101,7 +91,7 @@ fn a_sender_over_its_in_flight_quota_is_refused() {
         .iter()
         .map(|s| (*s, NackReason::OverQuota))
         .collect();
-    assert_eq!(nacks(&mut c, 0), refused);
+    assert_eq!(c.take_nacks(0), refused);
 }
 
 /// A member holding `sender_inflight_max` unread notices (NACKs, outcomes)
@@ -135,9 +125,9 @@ fn frames_held_back_by_unread_notices_go_on_once_they_are_read() {
         })
         .collect();
     c.run_for(500, 10);
-    assert!(nacks(&mut c, 0).is_empty(), "nothing read while paused");
+    assert!(c.take_nacks(0).is_empty(), "nothing read while paused");
     c.nodes[0].paused = false;
     c.run_for(2_000, 10);
-    let got: Vec<u64> = nacks(&mut c, 0).into_iter().map(|(s, _)| s).collect();
+    let got: Vec<u64> = c.take_nacks(0).into_iter().map(|(s, _)| s).collect();
     assert_eq!(got, seqs, "every message is refused, the held ones too");
 }

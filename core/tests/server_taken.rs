@@ -10,7 +10,7 @@ mod harness;
 
 use bytes::Bytes;
 use harness::Cluster;
-use switchboard_core::client::{ClientConfig, ClientEvent, SendOptions};
+use switchboard_core::client::{ClientConfig, SendOptions};
 use switchboard_core::frame::{Address, MissReason};
 
 const CONFIRM: SendOptions = SendOptions { confirm: true };
@@ -28,16 +28,9 @@ fn pair(seed: u64) -> Cluster {
 }
 
 fn outcomes(c: &mut Cluster, i: usize) -> Vec<(u64, u32, Vec<MissReason>)> {
-    c.take_events(i)
+    c.take_outcomes(i)
         .into_iter()
-        .filter_map(|e| match e {
-            ClientEvent::Outcome {
-                seq,
-                delivered,
-                missed,
-            } => Some((seq, delivered, missed.iter().map(|m| m.reason).collect())),
-            _ => None,
-        })
+        .map(|(seq, delivered, missed)| (seq, delivered, missed.iter().map(|m| m.reason).collect()))
         .collect()
 }
 

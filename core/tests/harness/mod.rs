@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use switchboard_core::auth::Secret;
 use switchboard_core::client::{Client, ClientConfig, ClientEvent, ClientOutput};
+use switchboard_core::frame::{Missed, NackReason};
 use switchboard_core::server::{ConnId, Output, Server, ServerConfig};
 use switchboard_core::time::Tick;
 
@@ -321,5 +322,32 @@ impl Cluster {
 
     pub fn take_events(&mut self, i: usize) -> Vec<ClientEvent> {
         std::mem::take(&mut self.nodes[i].events)
+    }
+
+    /// Takes client `i`'s events and returns its outcomes, `(seq,
+    /// delivered, missed)`.
+    pub fn take_outcomes(&mut self, i: usize) -> Vec<(u64, u32, Vec<Missed>)> {
+        self.take_events(i)
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Outcome {
+                    seq,
+                    delivered,
+                    missed,
+                } => Some((seq, delivered, missed)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Takes client `i`'s events and returns its NACKs, `(seq, reason)`.
+    pub fn take_nacks(&mut self, i: usize) -> Vec<(u64, NackReason)> {
+        self.take_events(i)
+            .into_iter()
+            .filter_map(|e| match e {
+                ClientEvent::Nacked { seq, reason } => Some((seq, reason)),
+                _ => None,
+            })
+            .collect()
     }
 }

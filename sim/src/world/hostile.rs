@@ -390,28 +390,8 @@ impl World {
     /// A load `Publish` through the client, recorded as `Published`: its
     /// sequence, or `None` when the client refused it.
     fn publish_load(&mut self, slot: usize) -> Option<u64> {
-        let now = self.now;
-        let c = self.slots[slot].client.as_mut()?;
-        let body = EventBody::Load((now.as_millis() % 100) as u32);
-        let digest = crate::history::event_digest(&body);
-        let (kind, topic) = crate::history::event_kind_topic(&body);
-        let topic = topic.to_owned();
-        let seq = c.publish(now, body).ok()?;
-        self.coverage.publishes += 1;
-        let proc = self.slots[slot].proc;
-        self.record(Act::Published {
-            proc,
-            id: MsgId {
-                sender: proc.incarnation,
-                seq,
-            },
-            digest,
-            bytes: 0,
-            valid: true,
-            kind,
-            topic,
-        });
-        Some(seq)
+        let body = EventBody::Load((self.now.as_millis() % 100) as u32);
+        self.publish_recorded(slot, body)
     }
 
     /// The client's next command, a load `Publish`, captured: the frames it

@@ -270,9 +270,9 @@ impl World {
                 self.drain_client(slot);
             }
             Action::Publish { slot, kind } => {
-                let Some(c) = self.slots[slot].client.as_mut() else {
+                if self.slots[slot].client.is_none() {
                     return;
-                };
+                }
                 let body = match kind {
                     0 => {
                         let r = &mut self.services[slot];
@@ -301,41 +301,7 @@ impl World {
                         }
                     }
                 };
-                let digest = crate::history::event_digest(&body);
-                let bytes = match &body {
-                    EventBody::Custom { payload, .. } => payload.len() as u32,
-                    _ => 0,
-                };
-                // The protocol's rule for a service name (PROTOCOL.md).
-                let valid = match &body {
-                    EventBody::ServiceState { service, .. } => {
-                        !service.is_empty()
-                            && service.len() <= switchboard_core::frame::NAME_BYTES_MAX
-                            && !service.chars().any(char::is_control)
-                    }
-                    _ => true,
-                };
-                let (kind, topic) = crate::history::event_kind_topic(&body);
-                let topic = topic.to_owned();
-                if let Ok(seq) = c.publish(now, body) {
-                    self.coverage.publishes += 1;
-                    if bytes as usize == full_event_bytes() {
-                        self.coverage.full_size_publishes += 1;
-                    }
-                    let proc = self.slots[slot].proc;
-                    self.record(Act::Published {
-                        proc,
-                        id: MsgId {
-                            sender: proc.incarnation,
-                            seq,
-                        },
-                        digest,
-                        bytes,
-                        valid,
-                        kind,
-                        topic,
-                    });
-                }
+                let _ = self.publish_recorded(slot, body);
                 self.drain_client(slot);
             }
             Action::Join { slot, group } | Action::Leave { slot, group } => {
@@ -386,6 +352,49 @@ impl World {
 }
 
 impl World {
+    /// Publishes `body` through slot `slot`'s client and records it
+    /// (`Published`) when the client accepted it: its sequence, or `None`
+    /// without a client or when the client refused it.
+    pub(super) fn publish_recorded(&mut self, slot: usize, body: EventBody) -> Option<u64> {
+        let now = self.now;
+        let c = self.slots[slot].client.as_mut()?;
+        let digest = crate::history::event_digest(&body);
+        let bytes = match &body {
+            EventBody::Custom { payload, .. } => payload.len() as u32,
+            _ => 0,
+        };
+        // The protocol's rule for a service name (PROTOCOL.md).
+        let valid = match &body {
+            EventBody::ServiceState { service, .. } => {
+                !service.is_empty()
+                    && service.len() <= switchboard_core::frame::NAME_BYTES_MAX
+                    && !service.chars().any(char::is_control)
+            }
+            _ => true,
+        };
+        let (kind, topic) = crate::history::event_kind_topic(&body);
+        let topic = topic.to_owned();
+        let seq = c.publish(now, body).ok()?;
+        self.coverage.publishes += 1;
+        if bytes as usize == full_event_bytes() {
+            self.coverage.full_size_publishes += 1;
+        }
+        let proc = self.slots[slot].proc;
+        self.record(Act::Published {
+            proc,
+            id: MsgId {
+                sender: proc.incarnation,
+                seq,
+            },
+            digest,
+            bytes,
+            valid,
+            kind,
+            topic,
+        });
+        Some(seq)
+    }
+
     /// Joins or leaves `group` through slot `slot`'s client and records the
     /// operation (`GroupOp`) when the client queued a frame for it (it takes
     /// a sequence only then). `None` without a client.
