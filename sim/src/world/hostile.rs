@@ -318,25 +318,14 @@ impl World {
     /// `Publish` written right after it.
     fn hostile_over_quota(&mut self, slot: usize, conn: u64, member_id: u64, kind: HostileKind) {
         let subscribe = matches!(kind, HostileKind::SubscribeOver);
-        let mut carrier = None;
-        let out = self.captured(slot, |w| {
-            let full = if subscribe {
+        let (list, carrier, data) = self.captured_publish(slot, |w| {
+            if subscribe {
                 w.pad_subscriptions(slot)
             } else {
                 w.pad_groups(slot)
-            };
-            if !full {
-                return;
             }
-            carrier = w.publish_load(slot);
         });
-        let mut data = BytesMut::new();
-        for b in &out {
-            data.extend_from_slice(b);
-        }
-        let list = frames(&data, slot, self);
-        let at = carrier.and_then(|s| list.iter().position(|f| seq_of(f) == Some(s)));
-        let (Some(seq), Some(at)) = (carrier, at) else {
+        let Some((seq, at)) = carrier else {
             // Not full, or the client did not write its command now: what
             // it wrote goes to the server unchanged.
             self.coverage.hostile_dropped += 1;
@@ -369,20 +358,15 @@ impl World {
                 },
             )
         };
-        let mut bytes = BytesMut::new();
-        let mut whole = true;
-        for (n, f) in list.iter().enumerate() {
-            if n == at {
-                whole &= self.encode_into(slot, &crafted, &mut bytes);
-            }
-            whole &= self.encode_into(slot, f, &mut bytes);
-        }
-        if !whole {
+        let spliced = self
+            .encode(slot, &crafted)
+            .and_then(|c| self.spliced(slot, &list, at, &c));
+        let Some(bytes) = spliced else {
             // Cannot happen (the frames were just decoded); the client's
             // own bytes go out unchanged.
             self.write_now(slot, conn, data.freeze());
             return;
-        }
+        };
         self.record_hostile(slot, member_id, frame);
         self.write_now(slot, conn, bytes.freeze());
     }
@@ -394,12 +378,22 @@ impl World {
         self.publish_recorded(slot, body)
     }
 
-    /// The client's next command, a load `Publish`, captured: the frames it
+    /// The client's next commands captured: `first` (which says whether
+    /// to go on), then a load `Publish`. Returns the frames the client
     /// wrote, decoded, the `Publish`'s sequence and its place among them
-    /// (`None` when the client wrote no `Publish` now), and the bytes.
-    fn captured_publish(&mut self, slot: usize) -> (Vec<Frame>, Option<(u64, usize)>, BytesMut) {
+    /// (`None` when `first` said no or the client wrote no `Publish` now),
+    /// and the bytes.
+    fn captured_publish(
+        &mut self,
+        slot: usize,
+        first: impl FnOnce(&mut World) -> bool,
+    ) -> (Vec<Frame>, Option<(u64, usize)>, BytesMut) {
         let mut carrier = None;
-        let out = self.captured(slot, |w| carrier = w.publish_load(slot));
+        let out = self.captured(slot, |w| {
+            if first(w) {
+                carrier = w.publish_load(slot);
+            }
+        });
         let mut data = BytesMut::new();
         for b in &out {
             data.extend_from_slice(b);
@@ -452,7 +446,7 @@ impl World {
         let (bytes, ahead_of) = match (spread / 4) % 3 {
             0 => (BytesMut::from(&header[..]), None),
             place => {
-                let (list, carrier, data) = self.captured_publish(slot);
+                let (list, carrier, data) = self.captured_publish(slot, |_| true);
                 let before = place == 1;
                 let (at, ahead_of) = match carrier {
                     Some((seq, at)) if before => (at, Some(seq)),
@@ -481,7 +475,7 @@ impl World {
     /// right after it: a sequenced frame between the pieces of a chunked
     /// message.
     fn hostile_chunk_interleaved(&mut self, slot: usize, conn: u64, member_id: u64) {
-        let (list, carrier, data) = self.captured_publish(slot);
+        let (list, carrier, data) = self.captured_publish(slot, |_| true);
         let Some((seq, at)) = carrier else {
             // The client did not write its command now: what it wrote goes
             // to the server unchanged.
